@@ -1,0 +1,102 @@
+"""The aiohttp application: govbot's one HTTP server and the start-up and clean-up of everything in it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.keys import CONVERSATION, ENGINE, KNOWLEDGE, METRICS, SESSIONS, SETTINGS
+from bot.metrics import Metrics
+from handlers.dialogue import Dialogue
+from knowledge.formats import load_paths
+from storage import db
+from storage.knowledge import KnowledgeRepository
+from storage.knowledge_sync import LiveKnowledge
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The application with its routes; the database and knowledge base come up in ``cleanup_ctx``."""
+    app = web.Application(client_max_size=1024**2)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_knowledge)
+    app.cleanup_ctx.append(_dialogue)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", app[METRICS].handler)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The database answers and the knowledge base is loaded."""
+    checks: dict[str, str] = {}
+    try:
+        await db.check(request.app[ENGINE])
+        checks["database"] = "ok"
+    except db.DatabaseUnavailable as exc:
+        log.warning("readiness: %s", exc)
+        checks["database"] = "unavailable"
+    knowledge = request.app[KNOWLEDGE]
+    checks["knowledge"] = "ok" if knowledge.loaded else "loading"
+    ready = all(value == "ok" for value in checks.values())
+    return web.json_response(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
+
+
+async def seed_knowledge(sessions: async_sessionmaker[AsyncSession], paths: list[Path]) -> int:
+    """Import the configured knowledge base into an empty database; returns the entries written."""
+    async with sessions.begin() as session:
+        repo = KnowledgeRepository(session)
+        if not await repo.is_empty():
+            return 0
+        kb = load_paths(paths)
+        await repo.apply_import(kb, source="seed:" + ",".join(str(p) for p in paths))
+    log.info("seeded the empty knowledge base with %d entries", len(kb.entries))
+    return len(kb.entries)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    engine = db.create_engine(settings.database_url)
+    try:
+        await db.check(engine)
+        await db.ensure_schema(engine)
+        app[ENGINE] = engine
+        app[SESSIONS] = db.sessionmaker(engine)
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def _knowledge(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    await seed_knowledge(app[SESSIONS], settings.kb_paths)
+    knowledge = LiveKnowledge(app[SESSIONS])
+    await knowledge.load()
+    app[KNOWLEDGE] = knowledge
+    follower = asyncio.create_task(knowledge.follow(settings.kb_refresh_seconds), name="knowledge-follow")
+    yield
+    follower.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await follower
+
+
+async def _dialogue(app: web.Application) -> AsyncIterator[None]:
+    app[CONVERSATION] = Dialogue(app[SESSIONS], app[KNOWLEDGE])
+    yield

@@ -1,0 +1,72 @@
+"""`govbot chat`: the dialogue in a terminal, buttons shown as numbered choices."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import TextIO
+
+from handlers.types import Button, Conversation, Incoming, Reply
+
+CHAT_ID = "console"
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain(text: str) -> str:
+    """Reply HTML as terminal text."""
+    return html.unescape(_TAG.sub("", text))
+
+
+def render(replies: Sequence[Reply], out: TextIO) -> list[Button]:
+    """Print the replies; return the buttons in the order they were numbered."""
+    numbered: list[Button] = []
+    for reply in replies:
+        if reply.text:
+            out.write(plain(reply.text) + "\n")
+        elif reply.notice:
+            out.write(f"({plain(reply.notice)})\n")
+        if reply.document is not None:
+            out.write(f"[document {reply.document.filename}, {len(reply.document.content)} bytes]\n")
+        for button in reply.buttons_flat:
+            numbered.append(button)
+            target = f" → {button.url}" if button.url else ""
+            out.write(f"  [{len(numbered)}] {plain(button.label)}{target}\n")
+    return numbered
+
+
+def to_incoming(line: str, buttons: Sequence[Button], *, language: str | None) -> Incoming:
+    """A typed line: a number presses that button, anything else is a message."""
+    text = line.strip()
+    if text.isdigit() and 1 <= int(text) <= len(buttons) and buttons[int(text) - 1].payload is not None:
+        return Incoming(
+            channel="console",
+            chat_id=CHAT_ID,
+            user_id=CHAT_ID,
+            payload=buttons[int(text) - 1].payload,
+            language=language,
+        )
+    return Incoming(channel="console", chat_id=CHAT_ID, user_id=CHAT_ID, text=text, language=language)
+
+
+async def chat(
+    conversation: Conversation, lines: AsyncIterator[str], out: TextIO, *, language: str | None = None
+) -> None:
+    """Talk until the input ends (Ctrl-D) or the citizen types /quit."""
+    buttons = render(
+        await conversation.handle(Incoming("console", CHAT_ID, CHAT_ID, text="/start", language=language)),
+        out,
+    )
+    out.write("> ")
+    out.flush()
+    async for line in lines:
+        if line.strip() in {"/quit", "/exit"}:
+            break
+        if line.strip():
+            buttons = (
+                render(await conversation.handle(to_incoming(line, buttons, language=language)), out)
+                or buttons
+            )
+        out.write("> ")
+        out.flush()
+    out.write("\n")

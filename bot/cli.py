@@ -1,0 +1,67 @@
+"""The `govbot` command: run the bot and manage its database, knowledge base and departments."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.commands import db as db_commands
+from bot.commands import kb as kb_commands
+from bot.commands import run as run_commands
+from bot.config import ConfigError, Settings, load_settings
+from knowledge.formats import KnowledgeLoadError
+from storage.db import DatabaseUnavailable
+
+Handler = Callable[[argparse.Namespace, Callable[[], Settings]], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree; each command module adds its own sub-commands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="YAML settings file (environment variables GOVBOT_* override it)",
+    )
+    parser = argparse.ArgumentParser(prog="govbot", description=__doc__, parents=[common])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (run_commands, db_commands, kb_commands):
+        module.register(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `govbot` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Handler = args.handler
+
+    def settings() -> Settings:
+        return load_settings(getattr(args, "config", None))
+
+    try:
+        return handler(args, settings)
+    except ConfigError as exc:
+        print(f"govbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseUnavailable as exc:
+        print(f"govbot: database error: {exc}", file=sys.stderr)
+        return 1
+    except KnowledgeLoadError as exc:
+        print(
+            f"govbot: {len(exc.errors)} problem(s) in the knowledge-base files, nothing was changed:",
+            file=sys.stderr,
+        )
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

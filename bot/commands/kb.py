@@ -1,0 +1,164 @@
+"""`govbot kb …`: import, export, lint, ask and evaluate the knowledge base."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, cast
+
+from knowledge.evaluate import evaluate, load_cases, render_table
+
+from bot.config import Settings
+from knowledge.entry import KnowledgeBase
+from knowledge.formats import dump, load_paths
+from knowledge.lint import lint
+from knowledge.matcher import Match, Matcher
+from storage import db
+from storage.knowledge import ImportPlan, KnowledgeRepository
+
+Format = Literal["yaml", "csv", "jsonl"]
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    parser = commands.add_parser("kb", help="the knowledge base", parents=[common])
+    sub = parser.add_subparsers(dest="kb_command", required=True, metavar="ACTION")
+
+    p = sub.add_parser(
+        "import", help="validate files and write them to the database, all or nothing", parents=[common]
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="YAML, CSV or JSON Lines files, or folders")
+    p.add_argument("--dry-run", action="store_true", help="show what would change and write nothing")
+    p.set_defaults(handler=import_command)
+
+    p = sub.add_parser("export", help="write the database's knowledge base to a file", parents=[common])
+    p.add_argument("out", metavar="OUT")
+    p.add_argument(
+        "--format", choices=["yaml", "csv", "jsonl"], default=None, help="default: from OUT's extension"
+    )
+    p.set_defaults(handler=export_command)
+
+    p = sub.add_parser("lint", help="check knowledge-base files", parents=[common])
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(handler=lint_command)
+
+    p = sub.add_parser("ask", help="show how the matcher decides on a question", parents=[common])
+    p.add_argument("question")
+    p.add_argument("--lang", default=None, help="the asker's language, e.g. en or zh")
+    p.add_argument("--kb", nargs="+", metavar="PATH", help="files to load instead of the database")
+    p.add_argument("--json", action="store_true", help="print the match as JSON")
+    p.set_defaults(handler=ask_command)
+
+    p = sub.add_parser("eval", help="measure the matcher on labelled questions", parents=[common])
+    p.add_argument("--kb", nargs="+", metavar="PATH", required=True)
+    p.add_argument("--cases", metavar="FILE.jsonl", required=True)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=eval_command)
+
+
+def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Validate every file first, then write all changes in one transaction (or none with --dry-run)."""
+    kb = load_paths(args.paths)
+    source = "import:" + ",".join(args.paths)
+
+    async def go() -> ImportPlan:
+        async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
+            repo = KnowledgeRepository(session)
+            if args.dry_run:
+                return await repo.plan_import(kb)
+            async with session.begin():
+                return await repo.apply_import(kb, source)
+
+    plan = asyncio.run(go())
+    print(format_plan(plan, dry_run=args.dry_run))
+    return 0
+
+
+def format_plan(plan: ImportPlan, *, dry_run: bool) -> str:
+    """One line per change and a summary line."""
+    lines = []
+    for change in plan.entries:
+        if change.kind == "created":
+            lines.append(f"+ {change.entry_id}")
+        elif change.kind == "updated":
+            lines.append(f"~ {change.entry_id} ({', '.join(change.fields)})")
+    lines.extend(f"~ {item}" for item in plan.meta)
+    summary = (
+        f"{plan.count('created')} created, {plan.count('updated')} updated, "
+        f"{plan.count('unchanged')} unchanged"
+    )
+    if not plan.has_changes:
+        summary = f"no changes ({plan.count('unchanged')} entries unchanged)"
+    lines.append(("dry run, nothing written: " if dry_run else "") + summary)
+    return "\n".join(lines)
+
+
+def export_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Write the current knowledge base in one of the file formats."""
+    fmt = args.format or _format_from_suffix(Path(args.out))
+    if fmt is None:
+        print("govbot: cannot tell the format from the file name; give --format yaml|csv|jsonl")
+        return 2
+
+    kb = asyncio.run(_kb_from_database(settings()))
+    dump(kb, args.out, cast(Format, fmt))
+    print(f"wrote {len(kb.entries)} entries to {args.out} ({fmt})")
+    return 0
+
+
+def lint_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Print every finding; exit 1 when any is an error."""
+    kb = load_paths(args.paths)
+    findings = lint(kb)
+    for finding in findings:
+        where = f"{finding.path}:{finding.line}: " if finding.path else ""
+        subject = ": ".join(part for part in (finding.entry_id, finding.field) if part)
+        print(f"{where}{finding.severity}: {subject + ': ' if subject else ''}{finding.message}")
+    errors = sum(1 for f in findings if f.severity == "error")
+    print(f"{len(kb.entries)} entries: {errors} error(s), {len(findings) - errors} warning(s)")
+    return 1 if errors else 0
+
+
+def ask_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Print the decision for one question, with the top candidates and their scores."""
+    kb = load_paths(args.kb) if args.kb else asyncio.run(_kb_from_database(settings()))
+    matcher = Matcher(kb)
+    match = matcher.match(args.question, args.lang)
+    if args.json:
+        print(json.dumps(match.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_match(match, matcher))
+    return 0
+
+
+def format_match(match: Match, matcher: Matcher) -> str:
+    """The decision, its reason and signals, then one line per candidate."""
+    signals = ", ".join(f"{key}={value:.3g}" for key, value in match.signals.items())
+    lines = [f"decision: {match.decision.value} ({match.reason})", f"signals: {signals}", "candidates:"]
+    for rank, candidate in enumerate(match.candidates[:5], start=1):
+        entry = matcher.entry(candidate.entry_id)
+        question = next(iter(entry.question.values()), "") if entry else ""
+        lines.append(f"  {rank}. {candidate.score:6.3f}  {candidate.entry_id}  {question}")
+    return "\n".join(lines)
+
+
+def eval_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Run every case against the given files and print the quality and latency figures."""
+    kb = load_paths(args.kb)
+    report = evaluate(Matcher(kb), load_cases(args.cases))
+    print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else render_table(report))
+    return 0
+
+
+async def _kb_from_database(settings: Settings) -> KnowledgeBase:
+    async with db.connected(settings.database_url) as engine, db.sessionmaker(engine)() as session:
+        kb, _ = await KnowledgeRepository(session).load()
+        return kb
+
+
+def _format_from_suffix(path: Path) -> str | None:
+    return {".yaml": "yaml", ".yml": "yaml", ".csv": "csv", ".jsonl": "jsonl"}.get(path.suffix.lower())

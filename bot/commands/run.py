@@ -1,0 +1,69 @@
+"""`govbot run`: the bot's process, serving HTTP and the channels until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from bot.app import create_app, seed_knowledge
+from bot.channels.console import chat
+from bot.config import Settings
+from handlers.dialogue import Dialogue
+from storage import db
+from storage.knowledge_sync import LiveKnowledge
+
+log = logging.getLogger(__name__)
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    parser = commands.add_parser("run", help="run the bot: HTTP server, web chat, Telegram", parents=[common])
+    parser.set_defaults(handler=run_command)
+    parser = commands.add_parser("chat", help="talk to the bot in this terminal", parents=[common])
+    parser.add_argument("--lang", default=None, help="your language (en or zh); default: from what you type")
+    parser.set_defaults(handler=chat_command)
+
+
+def run_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Serve until a signal arrives; aiohttp turns SIGINT/SIGTERM into a graceful shutdown."""
+    config = settings()
+    logging.getLogger().setLevel(config.log_level)
+    app = create_app(config)
+    log.info("govbot listening on http://%s:%d", config.http_host, config.http_port)
+    web.run_app(
+        app,
+        host=config.http_host,
+        port=config.http_port,
+        print=None,
+        shutdown_timeout=10,
+        handle_signals=True,
+    )
+    log.info("govbot stopped")
+    return 0
+
+
+def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """The dialogue in the terminal, on the configured database and knowledge base."""
+    config = settings()
+
+    async def go() -> None:
+        async with db.connected(config.database_url) as engine:
+            sessions = db.sessionmaker(engine)
+            await seed_knowledge(sessions, config.kb_paths)
+            knowledge = LiveKnowledge(sessions)
+            await knowledge.load()
+            await chat(Dialogue(sessions, knowledge), _stdin_lines(), sys.stdout, language=args.lang)
+
+    asyncio.run(go())
+    return 0
+
+
+async def _stdin_lines() -> AsyncIterator[str]:
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        yield line

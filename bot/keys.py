@@ -1,0 +1,18 @@
+"""Typed keys for what the aiohttp application shares between start-up, routes and channels."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.metrics import Metrics
+from handlers.types import Conversation
+from storage.knowledge_sync import LiveKnowledge
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+KNOWLEDGE = web.AppKey("knowledge", LiveKnowledge)
+CONVERSATION = web.AppKey("conversation", Conversation)
+METRICS = web.AppKey("metrics", Metrics)

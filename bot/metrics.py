@@ -1,0 +1,50 @@
+"""Prometheus metrics of one process, served at /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from handlers.types import Reply
+
+OUTCOMES = {"answer", "clarify", "fallback"}
+
+
+class Metrics:
+    """The counters and histograms govbot exports; one registry per application, so tests stay apart."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.updates = Counter(
+            "govbot_updates_handled",
+            "Incoming updates handled",
+            ["channel", "result"],
+            registry=self.registry,
+        )
+        self.outcomes = Counter(
+            "govbot_match_outcomes", "Outcomes of free-text questions", ["outcome"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "govbot_update_latency_seconds",
+            "Time from receiving an update to having its replies",
+            ["channel"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+
+    def observe(
+        self, channel: str, replies: Iterable[Reply], seconds: float, *, failed: bool = False
+    ) -> None:
+        """Count one handled update, the matcher outcome its replies show, and how long it took."""
+        self.updates.labels(channel, "error" if failed else "ok").inc()
+        for reply in replies:
+            if reply.kind in OUTCOMES:
+                self.outcomes.labels(reply.kind).inc()
+        self.latency.labels(channel).observe(seconds)
+
+    async def handler(self, request: web.Request) -> web.Response:
+        """GET /metrics in the Prometheus text format."""
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,132 @@
+"""Free-text questions: the matcher's three outcomes, "did you mean" choices, and ratings."""
+
+from __future__ import annotations
+
+import logging
+
+from handlers.answers import answer_reply, button_label
+from handlers.router import Router, Turn
+from handlers.types import Button, Reply
+from knowledge.matcher import Decision, Match
+from storage.questions import RateResult, Rating
+
+log = logging.getLogger(__name__)
+router = Router()
+
+DEPARTMENT_PAYLOAD = "human"
+
+
+@router.on_text
+async def ask(turn: Turn) -> list[Reply]:
+    """Answer, ask "did you mean", or admit there is no answer and offer a department."""
+    text = turn.incoming.text or ""
+    match = turn.knowledge.matcher.match(text, turn.lang, today=turn.now.date())
+    question_id = await _record(turn, text, match)
+    log.info("question %d: %s (%s)", question_id, match.decision.value, match.reason)
+    if match.decision is Decision.ANSWER and match.best is not None:
+        entry = turn.entry(match.best.entry_id)
+        if entry is not None:
+            answer_id = await turn.questions.record_answer(
+                turn.citizen.id,
+                entry.id,
+                how="matched",
+                score=match.best.score,
+                question_id=question_id,
+                now=turn.now,
+            )
+            return [answer_reply(turn, entry, answer_id)]
+    if match.decision is not Decision.NONE:
+        choices = _clarify_buttons(turn, match, question_id)
+        if choices:
+            return [Reply(turn.t("clarify"), buttons=choices, kind="clarify")]
+    return fallback(turn, question_id)
+
+
+def fallback(turn: Turn, question_id: int | None = None) -> list[Reply]:
+    """Say plainly that there is no answer, and offer a department."""
+    payload = DEPARTMENT_PAYLOAD if question_id is None else f"{DEPARTMENT_PAYLOAD}:q{question_id}"
+    buttons = (
+        (Button(turn.t("btn_talk_department"), payload=payload),),
+        (Button(turn.t("btn_menu"), payload="menu:1"),),
+    )
+    return [Reply(turn.t("fallback"), buttons=buttons, kind="fallback")]
+
+
+@router.button("pick")
+async def pick(turn: Turn) -> list[Reply]:
+    """The citizen chose an entry from "did you mean" (or none of them)."""
+    question_id, _, choice = turn.args.partition(":")
+    asked = await turn.questions.question(int(question_id)) if question_id.isdigit() else None
+    if asked is None or asked.citizen_id != turn.citizen.id:
+        return turn.say("button_expired", kind="expired")
+    if choice == "none" or not choice.isdigit() or int(choice) >= len(asked.candidates):
+        await turn.questions.choose(asked.id, None)
+        return fallback(turn, asked.id)
+    entry_id = str(asked.candidates[int(choice)]["entry_id"])
+    entry = turn.entry(entry_id)
+    if entry is None:
+        return turn.say("entry_gone", kind="expired")
+    await turn.questions.choose(asked.id, entry.id)
+    answer_id = await turn.questions.record_answer(
+        turn.citizen.id, entry.id, how="picked", question_id=asked.id, now=turn.now
+    )
+    return [answer_reply(turn, entry, answer_id)]
+
+
+@router.button("rate")
+async def rate(turn: Turn) -> list[Reply]:
+    """Helpful / not helpful on an answer; pressing again changes the rating, never adds one."""
+    answer_id, _, value = turn.args.partition(":")
+    if not answer_id.isdigit() or value not in ("0", "1"):
+        return turn.say("button_expired", kind="expired")
+    rating = Rating.HELPFUL if value == "1" else Rating.NOT_HELPFUL
+    result = await turn.questions.rate(int(answer_id), turn.citizen.id, rating, now=turn.now)
+    key = {
+        RateResult.RECORDED: "rating_thanks",
+        RateResult.CHANGED: "rating_changed",
+        RateResult.UNCHANGED: "rating_unchanged",
+        RateResult.NOT_YOURS: "rating_not_yours",
+        RateResult.NOT_FOUND: "button_expired",
+    }[result]
+    notice = turn.t(key)
+    if result is RateResult.NOT_YOURS:
+        return [Reply("", notice=notice, kind="rating")]
+    return [Reply(notice, notice=notice, kind="rating")]
+
+
+@router.command("human")
+@router.button(DEPARTMENT_PAYLOAD)
+async def contact(turn: Turn) -> list[Reply]:
+    """How to reach a person (the escalation flow replaces this once departments take cases)."""
+    return turn.say("contact_department", kind="contact")
+
+
+def _clarify_buttons(turn: Turn, match: Match, question_id: int) -> tuple[tuple[Button, ...], ...]:
+    rows: list[tuple[Button, ...]] = []
+    for index, candidate in enumerate(match.clarify_candidates()):
+        entry = turn.entry(candidate.entry_id)
+        if entry is not None:
+            rows.append(
+                (Button(button_label(turn.localized(entry.question)), payload=f"pick:{question_id}:{index}"),)
+            )
+    if rows:
+        rows.append((Button(turn.t("btn_none_of_these"), payload=f"pick:{question_id}:none"),))
+    return tuple(rows)
+
+
+async def _record(turn: Turn, text: str, match: Match) -> int:
+    # "Did you mean" buttons refer to candidates by position: the offered ones come first.
+    offered = match.clarify_candidates()
+    ranked = list(offered) + [c for c in match.candidates[:5] if c not in offered]
+    candidates = [{"entry_id": c.entry_id, "score": round(c.score, 4)} for c in ranked]
+    return await turn.questions.record_question(
+        turn.citizen.id,
+        text,
+        normalised=match.normalised,
+        language=turn.lang,
+        decision=match.decision.value,
+        reason=match.reason,
+        candidates=candidates,
+        signals={k: round(v, 4) for k, v in match.signals.items()},
+        now=turn.now,
+    )

@@ -1,0 +1,98 @@
+"""Browsing the knowledge base: topics, the questions in a topic, an entry's answer."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+from handlers.answers import answer_reply, button_label
+from handlers.router import Router, Turn
+from handlers.types import MAX_PAYLOAD_BYTES, Button, Reply
+from knowledge.entry import Entry
+
+log = logging.getLogger(__name__)
+router = Router()
+
+TOPICS_PER_PAGE = 8
+QUESTIONS_PER_PAGE = 6
+
+
+@router.command("menu")
+async def menu(turn: Turn) -> list[Reply]:
+    """The first page of topics, as a new message."""
+    return [_topics(turn, 1, replace=False)]
+
+
+@router.button("menu")
+async def menu_page(turn: Turn) -> list[Reply]:
+    """A page of topics, replacing the message the button was on."""
+    return [_topics(turn, _page(turn.args), replace=True)]
+
+
+@router.button("cat")
+async def category(turn: Turn) -> list[Reply]:
+    """A page of the questions in one topic."""
+    code, _, page = turn.args.rpartition(":")
+    found = turn.knowledge.category(code)
+    entries = [e for e in turn.knowledge.entries_in(code) if e.is_valid_on(turn.now.date()) and _fits(e)]
+    if found is None or not entries:
+        return [_topics(turn, 1, replace=True)]
+    pages = max(1, math.ceil(len(entries) / QUESTIONS_PER_PAGE))
+    current = min(_page(page), pages)
+    shown = entries[(current - 1) * QUESTIONS_PER_PAGE : current * QUESTIONS_PER_PAGE]
+    rows = [(Button(button_label(turn.localized(e.question)), payload=f"show:{e.id}"),) for e in shown]
+    rows.append(_pager(turn, lambda p: f"cat:{code}:{p}", current, pages))
+    rows.append((Button(turn.t("btn_back"), payload="menu:1"),))
+    text = turn.t("category_title", category=turn.localized(found.name) or code)
+    if pages > 1:
+        text += "\n" + turn.t("page", page=current, pages=pages)
+    return [Reply(text, buttons=tuple(row for row in rows if row), replace=True, kind="menu")]
+
+
+@router.button("show")
+async def show(turn: Turn) -> list[Reply]:
+    """An entry's answer, chosen from the menu."""
+    entry = turn.entry(turn.args)
+    if entry is None:
+        return turn.say("entry_gone", kind="expired")
+    answer_id = await turn.questions.record_answer(turn.citizen.id, entry.id, how="browsed", now=turn.now)
+    return [answer_reply(turn, entry, answer_id)]
+
+
+def _topics(turn: Turn, page: int, *, replace: bool) -> Reply:
+    categories = [c for c in turn.knowledge.kb.categories if turn.knowledge.entries_in(c.code)]
+    if not categories:
+        return Reply(turn.t("menu_empty"), kind="menu")
+    pages = max(1, math.ceil(len(categories) / TOPICS_PER_PAGE))
+    current = min(page, pages)
+    shown = categories[(current - 1) * TOPICS_PER_PAGE : current * TOPICS_PER_PAGE]
+    buttons = [
+        Button(button_label(turn.localized(c.name) or c.code), payload=f"cat:{c.code}:1") for c in shown
+    ]
+    rows = [tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2)]
+    rows.append(_pager(turn, lambda p: f"menu:{p}", current, pages))
+    text = turn.t("menu_title")
+    if pages > 1:
+        text += "\n" + turn.t("page", page=current, pages=pages)
+    return Reply(text, buttons=tuple(row for row in rows if row), replace=replace, kind="menu")
+
+
+def _pager(turn: Turn, make: Callable[[int], str], current: int, pages: int) -> tuple[Button, ...]:
+    row = []
+    if current > 1:
+        row.append(Button(turn.t("btn_previous"), payload=make(current - 1)))
+    if current < pages:
+        row.append(Button(turn.t("btn_next"), payload=make(current + 1)))
+    return tuple(row)
+
+
+def _page(text: str) -> int:
+    return int(text) if text.isdigit() and 0 < int(text) < 10_000 else 1
+
+
+def _fits(entry: Entry) -> bool:
+    if len(f"show:{entry.id}".encode()) <= MAX_PAYLOAD_BYTES:
+        return True
+    log.warning("entry id %r is too long for a button; it cannot be browsed", entry.id)
+    return False

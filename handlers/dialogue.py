@@ -1,0 +1,141 @@
+"""The dialogue: one Incoming in, the Replies out, with the conversation kept in the database."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers import ask, browse, start
+from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
+from handlers.router import Router, Turn
+from handlers.types import Incoming, Reply
+from knowledge.normalise import guess_language
+from storage.citizens import Citizen, CitizenRepository
+from storage.knowledge_sync import LiveKnowledge
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4000
+"""Longer messages are cut before anything else reads them; the citizen is told."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def default_routers() -> list[Router]:
+    """The features every deployment has."""
+    return [start.router, browse.router, ask.router]
+
+
+class Dialogue:
+    """Platform-neutral conversation handling; channels call :meth:`handle` for every event."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        knowledge: LiveKnowledge,
+        *,
+        routers: Sequence[Router] | None = None,
+        extras: dict[str, Any] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.knowledge = knowledge
+        self.router = Router()
+        self.router.include(*(routers if routers is not None else default_routers()))
+        self.extras = extras or {}
+        self.clock = clock
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        """Every reply for one event; a failure is logged and answered with an apology, never raised."""
+        incoming, cut = sanitise(incoming)
+        try:
+            replies = await self._handle(incoming)
+        except Exception:
+            log.exception(
+                "dialogue failed on %s event from chat %s", incoming.channel, _masked(incoming.chat_id)
+            )
+            return [Reply(t(language_of(incoming.language) or DEFAULT_LANGUAGE, "error"), kind="error")]
+        if cut:
+            replies.insert(0, Reply(t(_language_guess(incoming), "too_long")))
+        return replies
+
+    async def _handle(self, incoming: Incoming) -> list[Reply]:
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            citizens = CitizenRepository(session)
+            citizen = await citizens.get_or_create(incoming.channel, incoming.user_id, now=now)
+            turn = Turn(
+                incoming=incoming,
+                session=session,
+                citizen=citizen,
+                lang=self._language(citizen, incoming),
+                state=await citizens.state(citizen.id),
+                knowledge=self.knowledge,
+                now=now,
+                extras=self.extras,
+            )
+            if incoming.text and not incoming.payload:
+                await citizens.record_message(citizen.id, "in", incoming.text, now=now)
+            replies = await self._route(turn)
+            for reply in replies:
+                if reply.text and not reply.replace:
+                    await citizens.record_message(citizen.id, "out", reply.text, now=now)
+            await citizens.save_state(citizen.id, turn.state)
+        return replies
+
+    async def _route(self, turn: Turn) -> list[Reply]:
+        incoming, router = turn.incoming, self.router
+        if incoming.payload is not None:
+            prefix, _, turn.args = incoming.payload.partition(":")
+            flow = router.buttons.get(prefix)
+            if flow is None:
+                log.warning("unknown button payload prefix %r", prefix[:20])
+                return [Reply(turn.t("button_expired"), notice=turn.t("button_expired"), kind="expired")]
+            return await flow(turn)
+        if incoming.unsupported:
+            return turn.say("text_only", kind="text_only")
+        command = incoming.command
+        if command is not None:
+            name, turn.args = command
+            flow = router.commands.get(name)
+            if flow is None:
+                return turn.say("unknown_command", command=name[:32], kind="unknown_command")
+            turn.state.clear()  # a command abandons whatever was pending
+            return await flow(turn)
+        if not (incoming.text or "").strip():
+            return turn.say("empty_text", kind="empty")
+        state_flow = router.states.get(turn.state.state or "")
+        if state_flow is not None:
+            return await state_flow(turn)
+        if router.text is None:
+            return turn.say("unknown_command", command="", kind="unknown_command")
+        return await router.text(turn)
+
+    def _language(self, citizen: Citizen, incoming: Incoming) -> str:
+        return citizen.language or language_of(incoming.language) or _language_guess(incoming)
+
+
+def sanitise(incoming: Incoming) -> tuple[Incoming, bool]:
+    """Text every store and platform accepts: no lone surrogates or control characters, bounded length."""
+    text = incoming.text
+    if text is None:
+        return incoming, False
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = _CONTROL.sub(" ", text).strip()
+    cut = len(text) > MAX_TEXT
+    return replace(incoming, text=text[:MAX_TEXT]), cut
+
+
+def _language_guess(incoming: Incoming) -> str:
+    return guess_language(incoming.text) if incoming.text else DEFAULT_LANGUAGE
+
+
+def _masked(identifier: str) -> str:
+    """Enough of a chat id to correlate log lines, not enough to identify the citizen."""
+    return f"…{identifier[-3:]}" if len(identifier) > 3 else "…"

@@ -1,0 +1,110 @@
+"""Routers group the dialogue's flows by feature; a Turn is everything one flow needs for one event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.i18n import Html, t
+from handlers.types import Button, Incoming, Reply
+from knowledge.entry import Entry
+from storage.citizens import Citizen, CitizenRepository, DialogueState
+from storage.knowledge_sync import LiveKnowledge
+from storage.questions import QuestionRepository
+
+
+@dataclass
+class Turn:
+    """One incoming event being handled, inside one unit of work."""
+
+    incoming: Incoming
+    session: AsyncSession
+    citizen: Citizen
+    lang: str
+    state: DialogueState
+    knowledge: LiveKnowledge
+    now: datetime
+    args: str = ""
+    """What follows the command name (``/status TR-1`` → ``TR-1``) or the payload prefix."""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Services a feature router needs (e.g. the escalation settings), set up by the Dialogue."""
+
+    def t(self, key: str, **values: Any) -> Html:
+        return t(self.lang, key, **values)
+
+    @property
+    def citizens(self) -> CitizenRepository:
+        return CitizenRepository(self.session)
+
+    @property
+    def questions(self) -> QuestionRepository:
+        return QuestionRepository(self.session)
+
+    def localized(self, texts: dict[str, str]) -> str:
+        """The text in the citizen's language, else any language it has."""
+        return texts.get(self.lang) or next((v for v in texts.values() if v), "")
+
+    def entry(self, entry_id: str) -> Entry | None:
+        """A knowledge-base entry that exists and is in force today."""
+        entry = self.knowledge.entry(entry_id)
+        return entry if entry is not None and entry.is_valid_on(self.now.date()) else None
+
+    def say(
+        self, key: str, *, kind: str = "message", buttons: tuple[tuple[Button, ...], ...] = (), **values: Any
+    ) -> list[Reply]:
+        """A single reply with a catalogue message."""
+        return [Reply(self.t(key, **values), buttons=buttons, kind=kind)]
+
+
+Flow = Callable[[Turn], Awaitable[list[Reply]]]
+
+
+class Router:
+    """Flows of one feature, found by command name, button payload prefix, or pending state."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, Flow] = {}
+        self.buttons: dict[str, Flow] = {}
+        self.states: dict[str, Flow] = {}
+        self.text: Flow | None = None
+
+    def command(self, *names: str) -> Callable[[Flow], Flow]:
+        return self._register(self.commands, names)
+
+    def button(self, *prefixes: str) -> Callable[[Flow], Flow]:
+        """Flows for payloads ``prefix`` or ``prefix:args``."""
+        return self._register(self.buttons, prefixes)
+
+    def state(self, *names: str) -> Callable[[Flow], Flow]:
+        """Flows for free text while the citizen's conversation is in one of these states."""
+        return self._register(self.states, names)
+
+    def on_text(self, flow: Flow) -> Flow:
+        """The flow for free text when nothing is pending."""
+        self.text = flow
+        return flow
+
+    def include(self, *routers: Router) -> None:
+        for router in routers:
+            for own, other in (
+                (self.commands, router.commands),
+                (self.buttons, router.buttons),
+                (self.states, router.states),
+            ):
+                clash = own.keys() & other.keys()
+                if clash:
+                    raise ValueError(f"routes defined twice: {sorted(clash)}")
+                own.update(other)
+            self.text = router.text or self.text
+
+    def _register(self, table: dict[str, Flow], names: tuple[str, ...]) -> Callable[[Flow], Flow]:
+        def decorate(flow: Flow) -> Flow:
+            for name in names:
+                table[name] = flow
+            return flow
+
+        return decorate

@@ -1,0 +1,124 @@
+"""Citizens, where they are in the dialogue, and what they said and were told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Conversation, Message, User, utcnow
+
+MAX_STORED_TEXT = 4000
+"""Longer messages are stored cut to this many characters (the matcher reads far less)."""
+
+
+def for_storage(text: str) -> str:
+    """The form in which a citizen's free text is kept: the one place where stored text is shaped."""
+    return text[:MAX_STORED_TEXT]
+
+
+@dataclass
+class Citizen:
+    """A citizen as one channel knows them."""
+
+    id: int
+    channel: str
+    external_id: str
+    language: str | None
+    created_at: datetime
+
+
+@dataclass
+class DialogueState:
+    """Where a citizen is in the dialogue; ``state`` None means "nothing pending"."""
+
+    state: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, state: str | None, **data: Any) -> None:
+        self.state = state
+        self.data = dict(data)
+
+    def clear(self) -> None:
+        self.set(None)
+
+
+class CitizenRepository:
+    """Citizens and their conversations within one unit of work."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_or_create(self, channel: str, external_id: str, *, now: datetime | None = None) -> Citizen:
+        """The citizen for a channel identity, created on first contact."""
+        now = now or utcnow()
+        row = await self._find(channel, external_id)
+        if row is None:
+            row = await self._insert(channel, external_id, now)
+        row.last_seen_at = now
+        return _citizen(row)
+
+    async def get(self, citizen_id: int) -> Citizen | None:
+        row = await self.session.get(User, citizen_id)
+        return _citizen(row) if row else None
+
+    async def set_language(self, citizen_id: int, language: str) -> None:
+        row = await self.session.get(User, citizen_id)
+        if row is not None:
+            row.language = language
+
+    async def state(self, citizen_id: int) -> DialogueState:
+        row = await self.session.get(Conversation, citizen_id)
+        return DialogueState(row.state, dict(row.data)) if row else DialogueState()
+
+    async def save_state(self, citizen_id: int, state: DialogueState) -> None:
+        row = await self.session.get(Conversation, citizen_id)
+        if row is None:
+            self.session.add(Conversation(user_id=citizen_id, state=state.state, data=state.data))
+        else:
+            row.state, row.data = state.state, dict(state.data)
+
+    async def record_message(
+        self, citizen_id: int, direction: str, text: str, *, now: datetime | None = None
+    ) -> None:
+        """Keep a message of the conversation, in its stored form."""
+        self.session.add(
+            Message(
+                user_id=citizen_id, direction=direction, text=for_storage(text), created_at=now or utcnow()
+            )
+        )
+
+    async def recent_messages(self, citizen_id: int, limit: int = 20) -> list[tuple[str, str, datetime]]:
+        """The last ``limit`` messages, oldest first, as (direction, text, time)."""
+        rows = await self.session.execute(
+            select(Message.direction, Message.text, Message.created_at)
+            .where(Message.user_id == citizen_id)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+        return [(d, t, c) for d, t, c in reversed(rows.all())]
+
+    async def _find(self, channel: str, external_id: str) -> User | None:
+        return await self.session.scalar(
+            select(User).where(User.channel == channel, User.external_id == external_id)
+        )
+
+    async def _insert(self, channel: str, external_id: str, now: datetime) -> User:
+        # Two processes may see a new citizen at once; the unique constraint decides, the loser reads.
+        try:
+            async with self.session.begin_nested():
+                row = User(channel=channel, external_id=external_id, created_at=now, last_seen_at=now)
+                self.session.add(row)
+            return row
+        except IntegrityError:
+            found = await self._find(channel, external_id)
+            assert found is not None
+            return found
+
+
+def _citizen(row: User) -> Citizen:
+    return Citizen(row.id, row.channel, row.external_id, row.language, row.created_at)

@@ -1,0 +1,142 @@
+"""Engines, sessions and migrations for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or used; the message says which and why, without credentials."""
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseUnavailable(f"invalid database URL: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        _ensure_sqlite_folder(parsed.database)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    return create_async_engine(url, **kwargs)
+
+
+@asynccontextmanager
+async def reachable(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine that has answered a query; disposed on exit."""
+    engine = create_engine(url)
+    try:
+        await check(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def connected(url: str) -> AsyncIterator[AsyncEngine]:
+    """A reachable engine whose schema is current (SQLite is migrated by itself)."""
+    async with reachable(url) as engine:
+        await ensure_schema(engine)
+        yield engine
+
+
+async def ensure_schema(engine: AsyncEngine) -> None:
+    """Migrate a SQLite database by itself; insist that PostgreSQL was migrated by `govbot db upgrade`."""
+    if engine.url.get_backend_name() == "sqlite":
+        await upgrade(engine)
+        return
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise DatabaseUnavailable(
+            f"database {describe(engine)} is at revision {current or 'none'}, this govbot needs {head}: "
+            "run `govbot db upgrade`"
+        )
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """The one session factory of a process: a unit of work per incoming update."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def describe(engine: AsyncEngine) -> str:
+    """The engine's URL with any password hidden, for messages and logs."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` (Alembic, sharing this engine's connection)."""
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_run_upgrade, revision)
+    except (OSError, OperationalError, DBAPIError) as exc:
+        raise DatabaseUnavailable(f"cannot migrate {describe(engine)}: {_reason(exc)}") from None
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def check(engine: AsyncEngine) -> None:
+    """Raise DatabaseUnavailable unless a trivial query succeeds."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (OSError, OperationalError, DBAPIError) as exc:
+        raise DatabaseUnavailable(f"cannot reach {describe(engine)}: {_reason(exc)}") from None
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _run_upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _ensure_sqlite_folder(database: str | None) -> None:
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _reason(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return f"{type(original).__name__}: {original}".splitlines()[0]

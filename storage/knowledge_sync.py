@@ -1,0 +1,86 @@
+"""Keep a process's matcher in step with the knowledge base in the database, without restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from knowledge.entry import Category, Entry, KnowledgeBase
+from knowledge.matcher import Matcher, MatcherConfig
+from storage.knowledge import KnowledgeRepository
+
+log = logging.getLogger(__name__)
+
+
+class LiveKnowledge:
+    """The knowledge base a process answers from: loaded once, then updated entry by entry."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], config: MatcherConfig | None = None
+    ) -> None:
+        self._sessions = sessions
+        self._config = config
+        self.kb = KnowledgeBase()
+        self.matcher = Matcher(self.kb, config)
+        self.seq = -1
+        self.loaded = False
+
+    async def load(self) -> None:
+        """Read the whole knowledge base and build the index."""
+        async with self._sessions() as session:
+            kb, seq = await KnowledgeRepository(session).load()
+        self.kb = kb
+        self.matcher = Matcher(kb, self._config)
+        self.seq = seq
+        self.loaded = True
+        log.info("knowledge base loaded: %d entries at change %d", len(kb.entries), seq)
+
+    async def refresh(self) -> bool:
+        """Apply changes made since the last look (by any process); True when something changed."""
+        async with self._sessions() as session:
+            changes = await KnowledgeRepository(session).changes_since(self.seq)
+        if changes.empty:
+            self.seq = max(self.seq, changes.seq)
+            return False
+        if changes.meta_changed:
+            # Synonyms and category policies affect every entry's index: rebuild once.
+            await self.load()
+            return True
+        for entry in changes.entries:
+            self.matcher.upsert(entry)
+        for entry_id in changes.deleted:
+            self.matcher.remove(entry_id)
+        self._update_entries(changes.entries, changes.deleted)
+        self.seq = changes.seq
+        log.info(
+            "knowledge base updated to change %d: %d changed, %d deleted",
+            changes.seq,
+            len(changes.entries),
+            len(changes.deleted),
+        )
+        return True
+
+    async def follow(self, interval: float) -> None:
+        """Refresh every ``interval`` seconds until cancelled; a failed look is logged and retried."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("knowledge base refresh failed; keeping the current index")
+
+    def entry(self, entry_id: str) -> Entry | None:
+        return self.matcher.entry(entry_id)
+
+    def category(self, code: str) -> Category | None:
+        return next((c for c in self.kb.categories if c.code == code), None)
+
+    def entries_in(self, category: str) -> list[Entry]:
+        """Entries of a category, in a stable order for browsing."""
+        return sorted((e for e in self.kb.entries if e.category == category), key=lambda e: e.id)
+
+    def _update_entries(self, changed: list[Entry], deleted: list[str]) -> None:
+        gone = set(deleted) | {entry.id for entry in changed}
+        self.kb.entries = [e for e in self.kb.entries if e.id not in gone] + changed

@@ -1,0 +1,92 @@
+"""The HTTP server: health, readiness, metrics, first start, and `govbot run` as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import create_app
+from bot.config import load_settings
+from bot.keys import KNOWLEDGE
+from tests.conftest import REPO
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[Client]:
+    settings = load_settings(database_url=database_url, kb_refresh_seconds=0.05)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client
+
+
+async def test_healthz_answers_while_the_process_is_up(client: Client) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_first_start_migrates_and_loads_the_sample_knowledge_base(client: Client) -> None:
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert (await response.json())["checks"] == {"database": "ok", "knowledge": "ok"}
+    assert len(client.app[KNOWLEDGE].matcher) >= 60
+
+
+async def test_metrics_are_served_in_prometheus_format(client: Client) -> None:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert "govbot_updates_handled" in await response.text()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_govbot_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVBOT_")}
+    env |= {
+        "GOVBOT_HTTP_PORT": str(port),
+        "GOVBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/var/govbot.db",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "run",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):  # start-up takes a moment: poll the port, bounded
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("govbot run did not become ready")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (tmp_path / "var" / "govbot.db").exists()

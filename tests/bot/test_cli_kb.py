@@ -1,0 +1,200 @@
+"""`govbot db …` and `govbot kb …` as an operator runs them, on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.conftest import SAMPLE_KB, SHARED_EVAL
+
+ENTRY = """\
+entries:
+  - id: {id}
+    category: tax
+    department: TAX
+    question: {{en: How do I pay property tax?, zh: 房产税怎么交？}}
+    alternatives:
+      en: [pay property tax, property tax payment, house tax]
+      zh: [交房产税, 房产税缴纳, 房屋税]
+    answer: {{en: {answer}, zh: 在税务网站缴纳。}}
+"""
+DEPARTMENTS = """\
+departments:
+  - code: TAX
+    name: {en: Tax Bureau, zh: 税务局}
+categories:
+  - code: tax
+    name: {en: Tax, zh: 税务}
+"""
+
+
+@pytest.fixture(autouse=True)
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("GOVBOT_"):
+            monkeypatch.delenv(name)
+    path = tmp_path / "var" / "govbot.db"
+    monkeypatch.setenv("GOVBOT_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def write_kb(folder: Path, answer: str = "Pay online.", entry_id: str = "tax-pay") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "departments.yaml").write_text(DEPARTMENTS, encoding="utf-8")
+    (folder / "tax.yaml").write_text(ENTRY.format(id=entry_id, answer=answer), encoding="utf-8")
+    return folder
+
+
+def test_db_upgrade_creates_the_sqlite_database(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert database.exists()
+    assert main(["db", "current"]) == 0
+    out = capsys.readouterr().out
+    assert "database at revision" in out
+
+
+def test_sample_import_export_import_reports_no_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["kb", "import", str(SAMPLE_KB)]) == 0
+    first = capsys.readouterr().out.splitlines()[-1]
+    assert " created, 0 updated, 0 unchanged" in first
+    for fmt in ("yaml", "csv", "jsonl"):
+        out = tmp_path / f"export.{fmt}"
+        assert main(["kb", "export", "--format", fmt, str(out)]) == 0
+        # CSV carries entries only; the sample's departments and categories come from its YAML.
+        paths = [str(out), str(SAMPLE_KB / "departments.yaml")] if fmt == "csv" else [str(out)]
+        capsys.readouterr()
+        assert main(["kb", "import", *paths]) == 0
+        assert capsys.readouterr().out.splitlines()[-1].startswith("no changes"), fmt
+
+
+def test_import_dry_run_shows_changes_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kb = write_kb(tmp_path / "kb")
+    assert main(["kb", "import", str(kb)]) == 0
+    write_kb(kb, answer="Pay at the bank.")
+    assert main(["kb", "import", "--dry-run", str(kb)]) == 0
+    out = capsys.readouterr().out
+    assert "~ tax-pay (answer)" in out
+    assert "dry run, nothing written: 0 created, 1 updated" in out
+    export = tmp_path / "out.jsonl"
+    main(["kb", "export", str(export)])
+    lines = [json.loads(line) for line in export.read_text(encoding="utf-8").splitlines()]
+    assert [line["answer"]["en"] for line in lines if line.get("id") == "tax-pay"] == ["Pay online."]
+
+
+def test_malformed_yaml_names_the_file_and_line_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kb = write_kb(tmp_path / "kb")
+    assert main(["kb", "import", str(kb)]) == 0
+    (kb / "broken.yaml").write_text("entries:\n  - id: x\n    question: {en: [unclosed\n", encoding="utf-8")
+    write_kb(kb, answer="Changed answer.")
+    capsys.readouterr()
+    assert main(["kb", "import", str(kb)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was changed" in err
+    assert "broken.yaml:" in err
+    assert main(["kb", "import", "--dry-run", str(kb / "tax.yaml"), str(kb / "departments.yaml")]) == 0
+    assert "~ tax-pay (answer)" in capsys.readouterr().out
+
+
+def test_duplicate_ids_across_files_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kb = write_kb(tmp_path / "kb")
+    (kb / "copy.yaml").write_text(ENTRY.format(id="tax-pay", answer="Other."), encoding="utf-8")
+    assert main(["kb", "import", str(kb)]) == 1
+    err = capsys.readouterr().err
+    assert "tax-pay" in err
+    assert "copy.yaml" in err
+    assert "tax.yaml" in err
+
+
+def test_gbk_csv_is_refused_with_an_encoding_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "kb.csv"
+    csv.write_bytes(
+        "id,category,department,question_en,question_zh,answer_en,answer_zh\n"
+        "a,tax,TAX,Pay tax?,怎么交税,Online.,网上缴纳。\n".encode("gbk")
+    )
+    assert main(["kb", "import", str(csv)]) == 1
+    err = capsys.readouterr().err
+    assert "kb.csv" in err
+    assert "UTF-8" in err
+
+
+def test_unreachable_database_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOVBOT_DATABASE_URL", "postgresql+asyncpg://govbot:hunter2@127.0.0.1:1/govbot")
+    assert main(["kb", "import", str(write_kb(tmp_path / "kb"))]) == 1
+    err = capsys.readouterr().err
+    assert "database error: cannot reach postgresql+asyncpg://govbot:***@127.0.0.1:1/govbot" in err
+    assert "hunter2" not in err
+
+
+def test_lint_passes_on_the_sample_and_fails_on_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["kb", "lint", str(SAMPLE_KB)]) == 0
+    kb = write_kb(tmp_path / "kb", answer="x" * 5000)
+    assert main(["kb", "lint", str(kb)]) == 1
+    assert "4096" in capsys.readouterr().out
+
+
+def test_ask_prints_the_decision_and_candidates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kb", "ask", "身份证丢了怎么办", "--lang", "zh", "--kb", str(SAMPLE_KB)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("decision: ")
+    assert "candidates:" in out
+    assert main(["kb", "ask", "how do I renew my identity card", "--kb", str(SAMPLE_KB), "--json"]) == 0
+    match = json.loads(capsys.readouterr().out)
+    assert match["decision"] in {"answer", "clarify", "none"}
+
+
+def test_eval_prints_the_json_report_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "kb",
+                "eval",
+                "--kb",
+                str(SHARED_EVAL / "zh" / "kb.jsonl"),
+                "--cases",
+                str(SHARED_EVAL / "zh" / "dev.jsonl"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    for key in (
+        "top1",
+        "recall_at_3",
+        "mrr_at_10",
+        "answerable",
+        "no_answer",
+        "latency_ms",
+        "n_cases",
+        "n_entries",
+    ):
+        assert key in report
+    assert report["n_cases"] == 158
+    assert report["n_entries"] == 90
+    for share in ("answered_correct", "clarify_relevant", "wrong_answer", "refused"):
+        assert share in report["answerable"]
+        assert share in report["no_answer"]
+
+
+def test_invalid_setting_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOVBOT_HTTP_PORT", "eighty")
+    assert main(["db", "upgrade"]) == 2
+    assert "GOVBOT_HTTP_PORT" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""Settings: defaults that make a working local bot, one clear message for every bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import SAMPLE_KB, ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("GOVBOT_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_make_a_local_bot_on_sqlite_with_the_sample_knowledge_base() -> None:
+    settings = load_settings()
+    assert settings.database_url == "sqlite+aiosqlite:///var/govbot.db"
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8080)
+    assert settings.kb_paths == [SAMPLE_KB]
+    assert settings.telegram_token is None
+
+
+def test_environment_variables_are_read_with_the_govbot_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOVBOT_HTTP_PORT", "9090")
+    monkeypatch.setenv("GOVBOT_TELEGRAM_TOKEN", "123:secret")
+    settings = load_settings()
+    assert settings.http_port == 9090
+    assert settings.telegram_token is not None
+    assert settings.telegram_token.get_secret_value() == "123:secret"
+    assert "secret" not in repr(settings)
+
+
+def test_config_file_is_read_and_the_environment_overrides_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "govbot.yaml"
+    config.write_text("http_port: 9000\nlog_level: debug\n", encoding="utf-8")
+    assert load_settings(config).http_port == 9000
+    assert load_settings(config).log_level == "DEBUG"
+    monkeypatch.setenv("GOVBOT_HTTP_PORT", "9001")
+    assert load_settings(config).http_port == 9001
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("GOVBOT_HTTP_PORT", "eighty", "invalid setting GOVBOT_HTTP_PORT"),
+        ("GOVBOT_HTTP_PORT", "70000", "invalid setting GOVBOT_HTTP_PORT"),
+        ("GOVBOT_DATABASE_URL", "mysql://root:hunter2@db/x", "invalid setting GOVBOT_DATABASE_URL"),
+        ("GOVBOT_LOG_LEVEL", "LOUD", "invalid setting GOVBOT_LOG_LEVEL"),
+        ("GOVBOT_PUBLIC_URL", "ftp://x", "invalid setting GOVBOT_PUBLIC_URL"),
+    ],
+)
+def test_invalid_value_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_settings()
+    assert "hunter2" not in str(raised.value)
+
+
+def test_unknown_key_or_missing_or_malformed_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("http_prot: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown setting 'http_prot'"):
+        load_settings(unknown)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("http_port: [1,\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken\.yaml"):
+        load_settings(broken)

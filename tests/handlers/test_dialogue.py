@@ -1,0 +1,181 @@
+"""The platform-neutral dialogue, on a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.dialogue import Dialogue
+from handlers.router import Router, Turn
+from handlers.types import Reply
+from storage.knowledge import KnowledgeRepository
+from storage.knowledge_sync import LiveKnowledge
+from storage.models import Answer, Message, Question
+from tests.handlers.conftest import NOW, payloads, said
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def test_start_greets_with_privacy_notice_and_language_choice(dialogue: Dialogue) -> None:
+    replies = await dialogue.handle(said("/start"))
+    assert "Harbourside" in replies[0].text
+    assert "Privacy" in replies[0].text
+    assert payloads(replies) == ["menu:1", "lang:en", "lang:zh"]
+
+
+async def test_chosen_language_is_remembered_across_a_restart(
+    dialogue: Dialogue, sessions: Sessions, knowledge: LiveKnowledge
+) -> None:
+    replies = await dialogue.handle(said(payload="lang:zh"))
+    assert replies[0].text == "已切换为简体中文。"
+    restarted = Dialogue(sessions, knowledge, clock=lambda: NOW)
+    assert "使用说明" in (await restarted.handle(said("/help")))[0].text
+
+
+async def test_language_follows_telegram_code_then_the_script_of_the_text(dialogue: Dialogue) -> None:
+    assert "使用说明" in (await dialogue.handle(said("/help", user="1", language="zh-hans")))[0].text
+    assert "How to use" in (await dialogue.handle(said("/help", user="2", language="de")))[0].text
+    reply = (await dialogue.handle(said("身份证丢了怎么补办", user="3", language=None)))[0]
+    assert reply.text == "先挂失，再到户籍窗口申请补领。"
+
+
+async def test_confident_question_gets_the_answer_with_links_and_rating_buttons(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    replies = await dialogue.handle(said("how do I renew my identity card"))
+    assert [r.kind for r in replies] == ["answer"]
+    assert replies[0].text.startswith("Bring your old card")
+    assert replies[0].buttons_flat[0].url == "https://registry.example.gov/id"
+    async with sessions() as session:
+        answer = (await session.scalars(select(Answer))).one()
+        question = (await session.scalars(select(Question))).one()
+    assert payloads(replies) == [f"rate:{answer.id}:1", f"rate:{answer.id}:0"]
+    assert (answer.entry_id, answer.how, question.decision) == ("id-card-renew", "matched", "answer")
+
+
+async def test_unknown_question_is_admitted_recorded_and_offers_a_department(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    replies = await dialogue.handle(said("What time does the moon festival fireworks show start?"))
+    assert [r.kind for r in replies] == ["fallback"]
+    async with sessions() as session:
+        question = (await session.scalars(select(Question))).one()
+    assert question.decision == "none"
+    assert payloads(replies) == [f"human:q{question.id}", "menu:1"]
+
+
+async def test_did_you_mean_pick_answers_and_records_the_choice(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    replies = await dialogue.handle(said("identity card"))
+    assert replies[0].kind == "clarify"
+    options = payloads(replies)
+    assert 2 <= len(options) <= 4
+    assert options[-1].endswith(":none")
+    picked = await dialogue.handle(said(payload=options[0]))
+    assert picked[0].kind == "answer"
+    async with sessions() as session:
+        question = (await session.scalars(select(Question))).one()
+        answer = (await session.scalars(select(Answer))).one()
+    assert question.chosen_entry_id == answer.entry_id
+    assert answer.how == "picked"
+
+
+async def test_none_of_these_falls_back_to_a_department(dialogue: Dialogue) -> None:
+    options = payloads(await dialogue.handle(said("identity card")))
+    assert (await dialogue.handle(said(payload=options[-1])))[0].kind == "fallback"
+
+
+async def test_rating_twice_changes_the_rating_and_another_user_cannot_rate(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    helpful, unhelpful = payloads(await dialogue.handle(said("pay property tax")))
+    assert (await dialogue.handle(said(payload=helpful)))[0].notice == "Thank you for your feedback!"
+    assert (await dialogue.handle(said(payload=helpful)))[0].notice == "You have already rated this answer."
+    assert (await dialogue.handle(said(payload=unhelpful)))[0].notice == "Your rating has been updated."
+    stranger = await dialogue.handle(said(payload=helpful, user="99"))
+    assert stranger[0].notice == "Only the person who asked can rate this answer."
+    async with sessions() as session:
+        ratings = (await session.scalars(select(Answer.rating))).all()
+    assert ratings == ["not_helpful"]
+
+
+async def test_forged_and_stale_buttons_get_a_clear_reply(dialogue: Dialogue) -> None:
+    for payload in (
+        "zzz:1",
+        "pick:999:0",
+        "pick:abc",
+        "rate:abc:1",
+        "rate:1:7",
+        "show:no-such-entry",
+        "lang:fr",
+        "cat:nope:1",
+        "",
+    ):
+        replies = await dialogue.handle(said(payload=payload))
+        assert replies, payload
+        assert all(r.kind in {"expired", "menu"} for r in replies), payload
+
+
+async def test_button_of_an_entry_deleted_since_says_it_is_gone(
+    dialogue: Dialogue, sessions: Sessions, knowledge: LiveKnowledge
+) -> None:
+    async with sessions.begin() as session:
+        await KnowledgeRepository(session).delete_entry("tax-property-pay", "test")
+    await knowledge.refresh()
+    replies = await dialogue.handle(said(payload="show:tax-property-pay"))
+    assert replies[0].text == "That answer is no longer available. Please ask again or use /menu."
+
+
+async def test_menu_browses_topics_then_questions_then_an_answer(dialogue: Dialogue) -> None:
+    topics = await dialogue.handle(said("/menu"))
+    assert payloads(topics) == ["cat:civil-registry:1", "cat:tax:1"]
+    questions = await dialogue.handle(said(payload="cat:tax:1"))
+    assert questions[0].replace
+    # The expired rebate is not offered.
+    assert payloads(questions) == ["show:tax-property-pay", "menu:1"]
+    answer = await dialogue.handle(said(payload="show:tax-property-pay"))
+    assert answer[0].text.startswith("Pay property tax online")
+
+
+async def test_expired_entry_is_never_answered(dialogue: Dialogue) -> None:
+    replies = await dialogue.handle(said("How do I claim the 2025 energy rebate?"))
+    assert all(r.kind != "answer" for r in replies)
+
+
+async def test_bad_input_gets_a_clear_reply(dialogue: Dialogue) -> None:
+    assert (await dialogue.handle(said(unsupported="sticker")))[0].kind == "text_only"
+    assert (await dialogue.handle(said("   ")))[0].kind == "empty"
+    assert (await dialogue.handle(said("\x00\x07")))[0].kind == "empty"
+    assert (await dialogue.handle(said("/frobnicate")))[0].text.startswith(
+        "I don't know the command /frobnicate"
+    )
+    assert (await dialogue.handle(said("🙂🙂🙂")))[0].kind in {"fallback", "clarify"}
+    surrogate = await dialogue.handle(said("renew identity card \ud800"))
+    assert surrogate[0].kind == "answer"
+    huge = await dialogue.handle(said("identity card " * 1000))
+    assert huge[0].text.startswith("Your message is very long")
+    assert huge[1].kind in {"answer", "clarify", "fallback"}
+
+
+async def test_conversation_is_stored_in_and_out(dialogue: Dialogue, sessions: Sessions) -> None:
+    await dialogue.handle(said("pay property tax"))
+    async with sessions() as session:
+        messages = (await session.execute(select(Message.direction, Message.text).order_by(Message.id))).all()
+    assert messages[0] == ("in", "pay property tax")
+    assert messages[1][0] == "out"
+
+
+async def test_a_failing_flow_is_answered_with_an_apology(
+    sessions: Sessions, knowledge: LiveKnowledge
+) -> None:
+    broken = Router()
+
+    @broken.command("boom")
+    async def boom(turn: Turn) -> list[Reply]:
+        raise RuntimeError("bug")
+
+    dialogue = Dialogue(sessions, knowledge, routers=[broken])
+    replies = await dialogue.handle(said("/boom"))
+    assert replies[0].kind == "error"
+    assert "something went wrong" in replies[0].text
