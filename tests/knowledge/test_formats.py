@@ -1,0 +1,565 @@
+"""Reading and writing knowledge-base files: YAML, CSV and JSON Lines."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from knowledge.entry import Category, DepartmentRef, Entry, KnowledgeBase, Link
+from knowledge.formats import (
+    ENTRY_FIELDS,
+    Format,
+    KnowledgeFileError,
+    KnowledgeLoadError,
+    Location,
+    clean_text,
+    dump,
+    dumps,
+    dumps_csv,
+    dumps_yaml,
+    load_file,
+    load_paths,
+    load_paths_with_sources,
+    loads,
+    phrase_fits_csv,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EVAL = REPO.parent / "shared" / "eval"
+FORMATS: list[Format] = ["yaml", "csv", "jsonl"]
+
+EXAMPLE = """\
+departments:
+  - code: REGISTRY
+    name: {en: Civil Registry Office, zh: 户籍登记处}
+categories:
+  - code: civil-registry
+    name: {en: Civil registry, zh: 户籍}
+    auto_answer: false
+synonyms:
+  - [社会保险, 社保]
+  - [identity card, ID card, ID]
+entries:
+  - id: registry-id-card-renew
+    category: civil-registry
+    department: REGISTRY
+    question: {en: "  How do I renew my identity card?  ", zh: 身份证到期了怎么换领？}
+    alternatives:
+      en: [My ID card is expiring, Renew ID, ID card renewal]
+      zh: [身份证过期怎么办, 换身份证]
+    answer:
+      en: |
+        Book an appointment <a href="https://registry.example.gov/id">online</a>.
+
+        Bring your <b>old card</b>.
+      zh: 请网上预约。
+    keywords: {en: [ID card, renewal], zh: [身份证, 换证]}
+    links:
+      - url: https://registry.example.gov/id
+        title: {en: Online booking, zh: 网上预约}
+    valid_from: 2026-01-01
+    valid_until: 2027-12-31
+    auto_answer: false
+  - id: registry-birth
+    category: civil-registry
+    department: REGISTRY
+    question: {en: How do I register a birth?}
+    answer: {en: At any registry office.}
+"""
+
+
+def write(folder: Path, name: str, content: str | bytes) -> Path:
+    """A file under ``folder`` (made as needed) holding ``content``."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def load_errors(*paths: Path) -> list[KnowledgeFileError]:
+    """The errors that loading ``paths`` reports (failing the test if it loads)."""
+    with pytest.raises(KnowledgeLoadError) as caught:
+        load_paths(paths)
+    return caught.value.errors
+
+
+def text_errors(text: str, fmt: Format) -> list[KnowledgeFileError]:
+    with pytest.raises(KnowledgeLoadError) as caught:
+        loads(text, fmt, path="kb")
+    return caught.value.errors
+
+
+@pytest.fixture
+def example() -> KnowledgeBase:
+    return loads(EXAMPLE, "yaml")
+
+
+# ---------------------------------------------------------------------------- YAML reading
+
+
+def test_yaml_example_becomes_the_domain_model(example: KnowledgeBase) -> None:
+    entry = example.entries[0]
+    assert entry.id == "registry-id-card-renew"
+    assert (entry.category, entry.department) == ("civil-registry", "REGISTRY")
+    assert entry.question == {"en": "How do I renew my identity card?", "zh": "身份证到期了怎么换领？"}
+    assert entry.alternatives["zh"] == ["身份证过期怎么办", "换身份证"]
+    assert entry.answer["en"] == ('Book an appointment <a href="https://registry.example.gov/id">online</a>.'
+                                  "\n\nBring your <b>old card</b>.")
+    assert entry.keywords == {"en": ["ID card", "renewal"], "zh": ["身份证", "换证"]}
+    assert entry.links == [Link("https://registry.example.gov/id",
+                                {"en": "Online booking", "zh": "网上预约"})]
+    assert (entry.valid_from, entry.valid_until) == (date(2026, 1, 1), date(2027, 12, 31))
+    assert entry.auto_answer is False
+    assert example.entries[1].auto_answer is True
+    assert example.departments == [DepartmentRef("REGISTRY",
+                                                 {"en": "Civil Registry Office", "zh": "户籍登记处"})]
+    assert example.categories == [Category("civil-registry", {"en": "Civil registry", "zh": "户籍"}, False)]
+    assert example.synonyms == [["社会保险", "社保"], ["identity card", "ID card", "ID"]]
+
+
+def test_yaml_plain_scalars_stay_the_text_staff_typed() -> None:
+    kb = loads("synonyms:\n  - [12345, 12345热线, 007, yes, 1.5]\n"
+               "entries:\n  - id: '1'\n    question: {no: Hvordan fornyer jeg ID-kortet?}\n", "yaml")
+    assert kb.synonyms == [["12345", "12345热线", "007", "yes", "1.5"]]
+    assert kb.entries[0].question == {"no": "Hvordan fornyer jeg ID-kortet?"}
+
+
+def test_text_is_cleaned_and_empty_values_are_left_out() -> None:
+    kb = loads("entries:\n  - id: x\n    question: {en: \"  a\\r\\nb\\u0007  \", zh: '  '}\n"
+               "    alternatives: {en: ['', ' c '], zh: []}\n", "yaml")
+    assert kb.entries[0].question == {"en": "a\nb"}
+    assert kb.entries[0].alternatives == {"en": ["c"]}
+
+
+@pytest.mark.parametrize(("value", "expected"), [("yes", True), ("No", False), ("true", True), ("0", False)])
+def test_flags_accept_the_usual_spellings(value: str, expected: bool) -> None:
+    kb = loads(f"entries:\n  - id: x\n    auto_answer: {value}\n", "yaml")
+    assert kb.entries[0].auto_answer is expected
+
+
+def test_empty_yaml_document_is_an_empty_knowledge_base() -> None:
+    assert loads("# nothing yet\n", "yaml") == KnowledgeBase()
+
+
+# ---------------------------------------------------------------------------- writing and round trips
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_round_trips_through_a_file(fmt: Format, example: KnowledgeBase, tmp_path: Path) -> None:
+    path = tmp_path / f"kb.{fmt}"
+    dump(example, path, fmt)
+    loaded = load_file(path)
+    assert loaded.entries == example.entries
+    if fmt != "csv":
+        assert loaded == example
+
+
+def test_csv_holds_only_entries(example: KnowledgeBase) -> None:
+    assert loads(dumps_csv(example), "csv") == KnowledgeBase(entries=example.entries)
+
+
+def test_dumped_csv_starts_with_a_bom_for_excel(example: KnowledgeBase, tmp_path: Path) -> None:
+    dump(example, tmp_path / "kb.csv", "csv")
+    assert (tmp_path / "kb.csv").read_bytes().startswith(b"\xef\xbb\xbfid,category,department,question_en,")
+
+
+def test_yaml_output_is_block_style_and_readable(example: KnowledgeBase) -> None:
+    text = dumps_yaml(example)
+    assert "户籍登记处" in text
+    assert "      en: |-\n        Book an appointment" in text
+    assert "valid_from: 2026-01-01\n" in text
+    assert "{" not in text
+    assert "synonyms:\n  - [社会保险, 社保]\n  - [identity card, ID card, ID]\n" in text
+    assert text.index("departments:") < text.index("categories:") < text.index("entries:")
+
+
+def test_yaml_output_is_stable(example: KnowledgeBase) -> None:
+    text = dumps_yaml(example)
+    assert dumps_yaml(loads(text, "yaml")) == text
+
+
+def test_yaml_output_quotes_text_that_would_read_as_something_else() -> None:
+    kb = KnowledgeBase(synonyms=[["null", "~", "12345"]])
+    assert loads(dumps_yaml(kb), "yaml") == kb
+
+
+def test_csv_refuses_a_phrase_it_cannot_hold() -> None:
+    kb = KnowledgeBase(entries=[Entry("x", alternatives={"en": ["tea | coffee"]})])
+    with pytest.raises(KnowledgeFileError) as caught:
+        dumps_csv(kb)
+    assert caught.value.field == "x: alternatives.en"
+
+
+def test_empty_knowledge_base_dumps_to_loadable_text() -> None:
+    for fmt in FORMATS:
+        assert loads(dumps(KnowledgeBase(), fmt), fmt) == KnowledgeBase()
+
+
+# ---------------------------------------------------------------------------- property-based round trips
+
+LANGS = st.sampled_from(["en", "zh", "zh-Hant", "und", "fr"])
+TEXT = st.text(max_size=30).map(clean_text).filter(bool)
+MULTILINE = st.lists(st.text(max_size=60), min_size=1, max_size=4).map("\n".join).map(clean_text).filter(bool)
+PHRASE = TEXT.filter(phrase_fits_csv)
+LOWER = "abcdefghijklmnopqrstuvwxyz0123456789"
+CODE = st.text(LOWER + "ABC _-", min_size=1, max_size=12).map(str.strip)
+ID = st.builds(str.__add__, st.text(LOWER, min_size=1, max_size=1), st.text(LOWER + "._-", max_size=15))
+URL = st.builds("{}://{}.example/{}".format, st.sampled_from(["http", "https"]), st.text(LOWER, min_size=1),
+                st.text(LOWER + "/._~%-", max_size=20))
+
+
+def localized(text: st.SearchStrategy[str] = TEXT) -> st.SearchStrategy[dict[str, str]]:
+    return st.dictionaries(LANGS, text, max_size=3)
+
+
+@st.composite
+def entries(draw: st.DrawFn) -> Entry:
+    days = sorted(draw(st.lists(st.dates(), min_size=2, max_size=2)))
+    return Entry(
+        id=draw(ID),
+        category=draw(st.just("") | TEXT),
+        department=draw(st.just("") | CODE),
+        question=draw(localized()),
+        alternatives=draw(st.dictionaries(LANGS, st.lists(PHRASE, min_size=1, max_size=3), max_size=3)),
+        answer=draw(localized(TEXT | MULTILINE)),
+        keywords=draw(st.dictionaries(LANGS, st.lists(PHRASE, min_size=1, max_size=3), max_size=2)),
+        links=draw(st.lists(st.builds(Link, URL, localized()), max_size=2)),
+        valid_from=draw(st.none() | st.just(days[0])),
+        valid_until=draw(st.none() | st.just(days[1])),
+        auto_answer=draw(st.booleans()),
+    )
+
+
+@st.composite
+def knowledge_bases(draw: st.DrawFn) -> KnowledgeBase:
+    codes = st.lists(CODE.filter(bool), unique=True, max_size=3)
+    return KnowledgeBase(
+        entries=draw(st.lists(entries(), max_size=4, unique_by=lambda entry: entry.id)),
+        categories=[Category(code, draw(localized()), draw(st.booleans())) for code in draw(codes)],
+        departments=[DepartmentRef(code, draw(localized())) for code in draw(codes)],
+        synonyms=draw(st.lists(st.lists(TEXT, min_size=2, max_size=4), max_size=3)),
+    )
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+# Each example is a whole knowledge base, slow to generate: fewer of them (1,500 per format passed once).
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+          deadline=None)
+@given(kb=knowledge_bases())
+def test_any_knowledge_base_round_trips(fmt: Format, kb: KnowledgeBase) -> None:
+    loaded = loads(dumps(kb, fmt), fmt)
+    assert loaded == (KnowledgeBase(entries=kb.entries) if fmt == "csv" else kb)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+ENTRY_LIKE = st.dictionaries(st.sampled_from([*ENTRY_FIELDS, "lang", "kind", "code", "terms"]), JSON_VALUES)
+
+
+def loads_or_reports(text: str, fmt: Format) -> None:
+    """Loading gives a knowledge base or a KnowledgeLoadError with its errors, never anything else."""
+    errors: list[KnowledgeFileError] = []
+    try:
+        loads(text, fmt)
+    except KnowledgeLoadError as exc:
+        errors = exc.errors
+        assert errors
+    assert all(isinstance(error, KnowledgeFileError) for error in errors)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@settings(deadline=None)
+@given(text=st.text())
+def test_arbitrary_text_never_crashes_the_loader(fmt: Format, text: str) -> None:
+    loads_or_reports(text, fmt)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.dictionaries(st.sampled_from(["entries", "departments", "categories", "synonyms", "x"]),
+                            st.lists(ENTRY_LIKE | JSON_VALUES, max_size=3) | JSON_VALUES))
+def test_wrongly_shaped_yaml_never_crashes_the_loader(data: dict[str, object]) -> None:
+    loads_or_reports(json.dumps(data), "yaml")  # JSON is YAML
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(ENTRY_LIKE | JSON_VALUES, max_size=4))
+def test_wrongly_shaped_json_lines_never_crash_the_loader(lines: list[object]) -> None:
+    loads_or_reports("\n".join(json.dumps(line) for line in lines), "jsonl")
+
+
+# ---------------------------------------------------------------------------- YAML errors
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "kb.yaml", "entries:\n  - id: a\n    question: {en: x\n")
+    [error] = load_errors(path)
+    assert (error.path, error.line) == (str(path), 4)
+    assert error.message.startswith("malformed YAML")
+
+
+def test_wrong_type_names_the_line_of_the_node_and_the_field() -> None:
+    [error] = text_errors("entries:\n  - id: a\n    category: x\n    question:\n      en: [a, b]\n", "yaml")
+    assert (error.line, error.field) == (5, "question.en")
+    assert "expected text, got a list" in error.message
+
+
+@pytest.mark.parametrize(("entry", "field", "message", "line"), [
+    ("question: {en: x}", "id", "missing", 2),
+    ("id: Registry ID", "id", "is not a valid id", 2),
+    ("id: a\n    valid_from: 2026-02-30", "valid_from", "is not a date", 3),
+    ("id: a\n    valid_from: 2027-01-01\n    valid_until: 2026-01-01", "valid_until", "before valid_from", 4),
+    ("id: a\n    links: [{url: ftp://files.example.gov/x}]", "links[0].url", "is not an http(s) URL", 3),
+    ("id: a\n    links:\n      - title: {en: x}", "links[0].url", "missing", 4),
+    ("id: a\n    questoin: {en: x}", "questoin", "unknown field", 3),
+    ("id: a\n    question: {english: x}", "question", "is not a language code", 3),
+    ("id: a\n    auto_answer: sometimes", "auto_answer", "expected true or false", 3),
+])
+def test_bad_entries_are_reported_with_field_and_line(entry: str, field: str, message: str,
+                                                      line: int) -> None:
+    [error] = text_errors(f"entries:\n  - {entry}\n", "yaml")
+    assert (error.field, error.line) == (field, line)
+    assert message in error.message
+
+
+def test_unknown_top_level_key_is_an_error() -> None:
+    [error] = text_errors("departments: []\nentry:\n  - id: a\n", "yaml")
+    assert (error.line, error.field) == (2, "entry")
+    assert "unknown top-level key" in error.message
+
+
+def test_repeated_key_in_a_mapping_is_an_error() -> None:
+    [error] = text_errors("entries:\n  - id: a\n    question: {en: x, en: y}\n", "yaml")
+    assert (error.line, error.field) == (3, "en")
+
+
+def test_absurd_nesting_is_refused_not_crashed() -> None:
+    [error] = text_errors("[" * 100_000, "yaml")
+    assert "nested more than" in error.message
+
+
+def test_duplicate_ids_in_one_file_name_both_lines() -> None:
+    [error] = text_errors("entries:\n  - id: a\n  - id: b\n  - id: a\n", "yaml")
+    assert (error.line, error.field) == (4, "id")
+    assert "already defined at kb:2" in error.message
+
+
+def test_duplicate_ids_across_files_name_both_files(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.yaml", "entries:\n  - id: same\n")
+    second = write(tmp_path, "b.jsonl", '{"id": "other"}\n{"id": "same"}\n')
+    [error] = load_errors(first, second)
+    assert str(error) == f"{second}:2: id: duplicate id 'same': already defined at {first}:2"
+
+
+def test_duplicate_department_and_category_codes_are_errors() -> None:
+    errors = text_errors("departments: [{code: TAX}, {code: TAX}]\ncategories: [{code: tax}, {code: tax}]\n",
+                         "yaml")
+    assert [error.field for error in errors] == ["code", "code"]
+
+
+def test_every_problem_of_every_file_is_reported_at_once(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "entries:\n  - id: A\n  - id: b\n    valid_from: soon\n")
+    write(tmp_path, "b.yaml", "entries:\n  - {id: c, links: [{url: 'javascript:x'}]}\nextra: 1\n")
+    errors = load_errors(tmp_path)
+    assert [(Path(e.path).name, e.line, e.field) for e in errors] == [
+        ("a.yaml", 2, "id"), ("a.yaml", 4, "valid_from"),
+        ("b.yaml", 2, "links[0].url"), ("b.yaml", 3, "extra"),
+    ]
+
+
+def test_load_error_lists_every_problem() -> None:
+    error = KnowledgeLoadError([KnowledgeFileError("a.yaml", 3, "id", "missing"),
+                                KnowledgeFileError("b.csv", None, None, "not valid UTF-8")])
+    assert str(error).splitlines() == ["2 problem(s) in the knowledge base:", "  a.yaml:3: id: missing",
+                                       "  b.csv: not valid UTF-8"]
+
+
+# ---------------------------------------------------------------------------- CSV
+
+CSV_HEADER = ("id,category,department,question_en,question_zh,alternatives_en,alternatives_zh,answer_en,"
+              "answer_zh,keywords_en,keywords_zh,links,valid_from,valid_until,auto_answer\n")
+CSV_ROW = ('tax-1,tax,TAX,How do I file?,怎么报税？,File taxes | Tax return,报税 | 个税申报,'
+           '"Online.\n\nOr by post.",'
+           '网上办理。,tax,个税,"[{""url"": ""https://tax.example.gov"", ""title"": {""en"": ""Tax""}}]",'
+           "2026-01-01,,FALSE\n")
+
+
+def test_csv_row_becomes_an_entry() -> None:
+    [entry] = loads(CSV_HEADER + CSV_ROW, "csv").entries
+    assert entry == Entry(
+        id="tax-1", category="tax", department="TAX",
+        question={"en": "How do I file?", "zh": "怎么报税？"},
+        alternatives={"en": ["File taxes", "Tax return"], "zh": ["报税", "个税申报"]},
+        answer={"en": "Online.\n\nOr by post.", "zh": "网上办理。"},
+        keywords={"en": ["tax"], "zh": ["个税"]},
+        links=[Link("https://tax.example.gov", {"en": "Tax"})],
+        valid_from=date(2026, 1, 1), auto_answer=False,
+    )
+
+
+def test_csv_with_utf8_bom_loads(tmp_path: Path) -> None:
+    path = write(tmp_path, "kb.csv", (CSV_HEADER + CSV_ROW).encode("utf-8-sig"))
+    assert load_file(path).entries[0].id == "tax-1"
+
+
+def test_gbk_csv_is_an_error_that_says_to_resave_as_utf8(tmp_path: Path) -> None:
+    path = write(tmp_path, "kb.csv", "id,question_zh\nx,你好\n".encode("gbk"))
+    [error] = load_errors(path)
+    assert error.line == 2
+    assert "not valid UTF-8" in error.message
+    assert "GBK" in error.message
+    assert "re-save it as UTF-8" in error.message
+
+
+def test_csv_row_with_wrong_cell_count_names_its_line() -> None:
+    [error] = text_errors("id,question_en\na,x\nb,y,z\n", "csv")
+    assert error.line == 3
+    assert "3 cells but the header has 2 columns" in error.message
+
+
+def test_csv_unclosed_quote_is_an_error() -> None:
+    [error] = text_errors('id,question_en\na,"x\nb,y\n', "csv")
+    assert error.message.startswith("malformed CSV")
+
+
+def test_csv_lines_count_the_lines_inside_quoted_cells() -> None:
+    [error] = text_errors('id,answer_en\na,"one\ntwo\nthree"\nB,y\n', "csv")
+    assert (error.line, error.field) == (5, "id")
+
+
+def test_csv_extra_language_columns_and_blank_rows() -> None:
+    kb = loads("id,question_en,question_fr,answer_fr\n,,,\na,Hello,Bonjour,Salut\n", "csv")
+    assert kb.entries == [Entry("a", question={"en": "Hello", "fr": "Bonjour"}, answer={"fr": "Salut"})]
+
+
+@pytest.mark.parametrize(("header", "row", "field", "message"), [
+    ("id,question_en", "a,x", None, None),
+    ("question_en", "x", "id", "no id column"),
+    ("id,title_en", "a,x", "title_en", "unknown column"),
+    ("id,id", "a,a", "id", "appears twice"),
+    ("id,links", "a,https://x.example.gov", "links", "expected JSON"),
+    ("id,auto_answer", "a,maybe", "auto_answer", "expected true or false"),
+])
+def test_csv_header_and_cell_problems(header: str, row: str, field: str | None, message: str | None) -> None:
+    if message is None:
+        assert loads(f"{header}\n{row}\n", "csv").entries == [Entry("a", question={"en": "x"})]
+        return
+    [error] = text_errors(f"{header}\n{row}\n", "csv")
+    assert error.field == field
+    assert message in error.message
+
+
+# ---------------------------------------------------------------------------- JSON Lines
+
+
+def test_jsonl_reads_the_evaluation_format() -> None:
+    kb = loads('{"id": "so-2", "question": "Safe?", "answer": "Yes.", "lang": "en", "category": "safety",'
+               ' "source": "x"}\n\n{"id": "jhu-1", "question": "Frage?", "answer": "Ja.", "lang": "und",'
+               ' "category": ""}\n', "jsonl")
+    assert kb.entries == [Entry("so-2", category="safety", question={"en": "Safe?"}, answer={"en": "Yes."}),
+                          Entry("jhu-1", question={"und": "Frage?"}, answer={"und": "Ja."})]
+
+
+def test_jsonl_reads_kind_lines_and_full_entries(example: KnowledgeBase) -> None:
+    lines = ['{"kind": "department", "code": "REGISTRY",'
+             ' "name": {"en": "Civil Registry Office", "zh": "户籍登记处"}}',
+             '{"kind": "category", "code": "civil-registry", "name": {"en": "Civil registry", "zh": "户籍"},'
+             ' "auto_answer": false}',
+             '{"kind": "synonyms", "terms": ["社会保险", "社保"]}',
+             '{"kind": "synonyms", "terms": ["identity card", "ID card", "ID"]}',
+             *(json.dumps(entry.to_dict(), ensure_ascii=False) for entry in example.entries)]
+    assert loads("\r\n".join(lines), "jsonl") == example
+
+
+@pytest.mark.parametrize(("line", "field", "message"), [
+    ('{"id": "a", "question": {"en": "x"}', None, "invalid JSON at column"),
+    ('["id", "a"]', None, "expected a JSON object"),
+    ('{"id": "a", "id": "b"}', None, "appears twice"),
+    ('{"kind": "faq", "id": "a"}', "kind", "unknown kind"),
+    ('{"id": "a", "question": "x", "lang": "English"}', "lang", "is not a language code"),
+    ('{"id": "a", "question": "x"}', "question", "expected a mapping of language code"),
+    ('{"kind": "synonyms", "terms": ["only one"]}', "synonyms", "at least two terms"),
+])
+def test_bad_json_lines_name_their_line(line: str, field: str | None, message: str) -> None:
+    [error] = text_errors(f'{{"id": "ok"}}\n\n{line}\n', "jsonl")
+    assert (error.line, error.field) == (3, field)
+    assert message in error.message
+
+
+# ---------------------------------------------------------------------------- files and folders
+
+
+@pytest.mark.parametrize("name", ["kb.yaml", "kb.yml", "kb.csv", "kb.jsonl"])
+def test_empty_file_is_an_empty_knowledge_base(name: str, tmp_path: Path) -> None:
+    assert load_file(write(tmp_path, name, "")) == KnowledgeBase()
+
+
+def test_folder_is_read_recursively_in_path_order_skipping_hidden_files(tmp_path: Path) -> None:
+    write(tmp_path, "b/z.jsonl", '{"id": "from-b-z"}\n')
+    write(tmp_path, "a.yml", "entries: [{id: from-a}]\n")
+    write(tmp_path, "b/c.csv", "id\nfrom-b-c\n")
+    write(tmp_path, "README.md", "not knowledge")
+    write(tmp_path, ".git/x.yaml", "entries: [{id: from-git}]\n")
+    write(tmp_path, ".draft.yaml", ": broken")
+    kb = load_paths([tmp_path, tmp_path / "a.yml"])
+    assert [entry.id for entry in kb.entries] == ["from-a", "from-b-c", "from-b-z"]
+
+
+def test_folder_without_knowledge_files_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "notes.txt", "hello")
+    [error] = load_errors(tmp_path)
+    assert "no knowledge-base files" in error.message
+
+
+def test_missing_path_and_unknown_suffix_are_errors(tmp_path: Path) -> None:
+    errors = load_errors(tmp_path / "nowhere.yaml", write(tmp_path, "kb.xlsx", b"PK"))
+    assert [error.message for error in errors] == [
+        "no such file or folder", "unknown format; expected .yaml, .yml, .csv or .jsonl"]
+
+
+def test_sources_say_where_each_entry_was_defined(tmp_path: Path) -> None:
+    path = write(tmp_path, "kb.yaml", EXAMPLE)
+    _, sources = load_paths_with_sources([path])
+    assert sources == {"registry-id-card-renew": Location(str(path), 12),
+                       "registry-birth": Location(str(path), 32)}
+
+
+def test_file_error_reads_path_line_field_message() -> None:
+    assert str(KnowledgeFileError("kb.yaml", 7, "id", "missing")) == "kb.yaml:7: id: missing"
+    assert str(KnowledgeFileError("kb.csv", None, None, "not valid UTF-8")) == "kb.csv: not valid UTF-8"
+
+
+def test_evaluation_files_load() -> None:
+    files = [EVAL / "kb.jsonl", EVAL / "distractors.jsonl", EVAL / "zh" / "kb.jsonl"]
+    kb, sources = load_paths_with_sources(files)
+    ids = [entry.id for entry in kb.entries]
+    assert (len(ids), len(set(ids))) == (129 + 2663 + 90, 129 + 2663 + 90)
+    assert kb.entry("so-2") == Entry(
+        "so-2", category="safety",
+        question={"en": "Are COVID-19 vaccines being held to the same safety standards as other vaccines?"},
+        answer={"en": kb.entries[0].answer["en"]})
+    assert sum("und" in entry.question for entry in kb.entries) == 1345
+    assert sources["zh-001"] == Location(str(EVAL / "zh" / "kb.jsonl"), 1)
+    assert kb.entries[129 + 2663].question == {"zh": "身份证到期了怎么换领新证？"}
+
+
+def test_bundled_sample_knowledge_base_loads() -> None:
+    kb = load_paths([REPO / "knowledge" / "sample"])
+    assert kb.entries
+    assert kb.departments
+    assert kb.categories
+
+
+def test_an_id_too_long_for_a_button_is_refused() -> None:
+    with pytest.raises(KnowledgeLoadError, match="longer than 48 characters"):
+        loads('{"id": "' + "a" * 49 + '", "question": {"en": "q"}, "answer": {"en": "a"}}', "jsonl")
