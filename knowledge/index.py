@@ -20,7 +20,7 @@ from knowledge.normalise import (
     is_cjk,
     normalise,
     pinyin,
-    stem,
+    word_term,
 )
 
 MAX_QUERY_TERMS = 48
@@ -67,7 +67,7 @@ def analyse_runs(runs: Iterable[tuple[bool, str]], text: str, max_terms: int) ->
             terms.extend(bigrams(run))
             units.extend(run)
         else:
-            word = stem(run)
+            word = word_term(run)
             terms.append(word)
             units.append(word)
             words.append(word)
@@ -79,7 +79,7 @@ def units_of(text: str, max_units: int) -> frozenset[str]:
     """The first ``max_units`` units (stems, Chinese characters) of normalised ``text``."""
     if not has_cjk(text):  # most answers: a faster path for the longest texts indexed
         words = [word for word in text.split() if word not in EN_STOP_WORDS]
-        return frozenset(map(stem, words[:max_units]))
+        return frozenset(map(word_term, words[:max_units]))
     units: list[str] = []
     runs = content_runs(text)
     for cjk, run in runs:
@@ -88,7 +88,7 @@ def units_of(text: str, max_units: int) -> frozenset[str]:
         if cjk:
             units.extend(run)
         else:
-            units.append(stem(run))
+            units.append(word_term(run))
     return frozenset(units[:max_units])
 
 
@@ -294,7 +294,7 @@ class Index:
         return analyse_runs(runs, corrected, MAX_QUERY_TERMS)
 
     def _correct_word(self, word: str) -> Runs:
-        if stem(word) in self._terms or len(word) < _MIN_CORRECTED_WORD or not word.isalpha():
+        if word_term(word) in self._terms or len(word) < _MIN_CORRECTED_WORD or not word.isalpha():
             return [(False, word)]
         chunks = self._pinyin.get(word)
         if chunks:

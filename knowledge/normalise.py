@@ -92,12 +92,66 @@ def _english_stemmer() -> _Stemmer:
     return cast(_Stemmer, Stemmer.Stemmer("english"))
 
 
-@lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    """The English stem of a lower-case ``word`` ("vaccinated" → "vaccin"); other words unchanged."""
+EN_EQUIVALENTS = """
+child children kid kids youngster youngsters
+young younger youngest youth
+dose doses shot shots jab jabs injection injections
+doctor doctors physician physicians gp
+get gets getting got gotten receive receives received receiving obtain obtained
+year years yearly annual annually
+effective effectiveness efficacy efficacious
+manufacturer manufacturers maker makers brand brands company companies producer
+make makes made making
+take takes took taken taking
+give gives gave given giving
+go goes went gone going
+pay pays paid paying
+lose loses lost losing
+buy buys bought purchase purchased
+begin begins began begun start starts started
+pregnant pregnancy
+sick ill illness sickness
+danger dangerous risk risks risky
+price cost costs fee fees
+job jobs employment
+home house houses
+car cars vehicle vehicles
+need needs require requires required requirement
+allowed permitted
+mandatory compulsory obligatory
+""".strip()
+"""General English paraphrases and irregular forms, one group a line: every word of a line is matched
+as the first. Inflections a stemmer cannot see (children, made, paid) and everyday synonyms (kids,
+jab, physician); nothing specific to one knowledge base, which has ``KnowledgeBase.synonyms`` for that."""
+
+
+def _raw_stem(word: str) -> str:
     if len(word) <= 3 or not word.isascii() or not word.isalpha():
         return word
     return _english_stemmer().stemWord(word)
+
+
+@lru_cache(maxsize=1)
+def _equivalents() -> Mapping[str, str]:
+    table: dict[str, str] = {}
+    for line in EN_EQUIVALENTS.splitlines():
+        words = line.split()
+        for word in words[1:]:
+            table.setdefault(_raw_stem(word), _raw_stem(words[0]))
+    return table
+
+
+@lru_cache(maxsize=65536)
+def word_term(word: str) -> str:
+    """The index term of a lower-case English word: its stem, with paraphrases folded ("kids" → "child")."""
+    raw = _raw_stem(word)
+    return _equivalents().get(raw, raw)
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """The English stem of a lower-case ``word`` ("vaccinated" → "vaccin"); other words unchanged."""
+    return _raw_stem(word)
 
 
 def normalise(text: str) -> str:
@@ -188,7 +242,7 @@ def terms_of(runs: Iterable[tuple[bool, str]]) -> Iterator[str]:
         if cjk:
             yield from bigrams(run)
         else:
-            yield stem(run)
+            yield word_term(run)
 
 
 def tokens(text: str) -> list[str]:

@@ -20,6 +20,9 @@ DOC_BUDGET = 2000
 """Phrasing postings visited per question to find candidates: bounds the work at any size."""
 ANSWER_BUDGET = 600
 """Answer postings visited per question."""
+UNDETERMINED_TRUST = 0.85
+"""Score factor for entries whose only language is "und" (undetermined): text imported without a
+language tag is often a copy from elsewhere, so it yields to an entry written for this knowledge base."""
 DOCS_PER_ENTRY = 3
 """Phrasings of an entry scored in full: those sharing most with the question."""
 
@@ -40,7 +43,7 @@ class Weights:
     """Share of the phrasing's weighted units found in the question."""
     pairs: float = 0.3
     """Share of the question's adjacent word pairs found in the phrasing."""
-    answer: float = 0.12
+    answer: float = 0.16
     """Share of the question's weighted units found in the answer."""
     keywords: float = 0.15
     """Share of the question's weighted units found in the entry's keywords."""
@@ -175,6 +178,8 @@ def _score_group(
     explained["keywords"] = _share(weighted.units, units & item.keyword_units, total)
     explained["category"] = _share(weighted.units, units & item.category_units, total)
     score = sum(getattr(weights, name) * explained[name] for name in SIGNALS)
+    if _undetermined(item.entry):
+        score *= UNDETERMINED_TRUST
     return Scored(chosen, score, explained)
 
 
@@ -194,3 +199,8 @@ def _phrasing_signals(index: Index, weighted: _QueryWeights, doc: int) -> tuple[
 def _share(weights: dict[str, float], keys: Iterable[str], total: float) -> float:
     """The weight of ``keys`` as a share of ``total`` (0 when there is nothing to share)."""
     return sum(weights[k] for k in keys) / total if total > 0 else 0.0
+
+
+def _undetermined(entry: Entry) -> bool:
+    """Whether the entry's text carries no language tag but "und"."""
+    return all(lang == "und" for lang in entry.question)

@@ -399,19 +399,43 @@ def test_english_dev_set_beats_the_simple_scorers(english: Report) -> None:
     assert english.answerable.wrong_answer == 0.0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="lexical matching: English top-1 0.57 and decision 0.78 (PERFORMANCE.md)"
-)
 def test_english_dev_set_meets_the_project_targets(english: Report) -> None:
     assert english.top1 >= 0.70
     assert english.recall_at_3 >= 0.90
     assert english.answerable.success >= 0.85
 
 
+@pytest.mark.xfail(
+    strict=True, reason="near-copies among the distractors take top-1 from 0.78 to 0.57 (PERFORMANCE.md)"
+)
+def test_distractors_cost_at_most_five_points(english: Report, english_with_distractors: Report) -> None:
+    assert english.top1 - english_with_distractors.top1 <= 0.05
+    assert english.recall_at_3 - english_with_distractors.recall_at_3 <= 0.05
+
+
 def test_distractors_cost_little_recall(english: Report, english_with_distractors: Report) -> None:
     assert english.recall_at_3 - english_with_distractors.recall_at_3 <= 0.10
     assert english_with_distractors.no_answer.success >= 0.60
     assert english_with_distractors.answerable.wrong_answer == 0.0
+
+
+def test_an_entry_without_a_language_tag_yields_to_an_equal_tagged_one() -> None:
+    tagged = entry("tagged", "How do I renew a parking permit?", "Renew it online.")
+    untagged = entry("untagged", "How do I renew a parking permit?", "Renew it at the office.", lang="und")
+    for order in ([tagged, untagged], [untagged, tagged]):
+        match = Matcher(KnowledgeBase(entries=order)).match("how do I renew a parking permit")
+        assert [c.entry_id for c in match.candidates] == ["tagged", "untagged"]
+        assert match.candidates[1].score < match.candidates[0].score
+
+
+def test_everyday_paraphrases_find_the_entry() -> None:
+    kb = KnowledgeBase(
+        entries=[
+            entry("kids", "Can children be vaccinated?", "Trials for children are under way."),
+            entry("doses", "How many doses do adults need?", "Two doses, four weeks apart."),
+        ]
+    )
+    assert Matcher(kb).match("are kids allowed to get the vaccine").candidates[0].entry_id == "kids"
 
 
 @pytest.fixture(scope="module")

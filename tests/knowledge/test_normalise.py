@@ -14,6 +14,7 @@ from knowledge.normalise import (
     pinyin,
     stem,
     tokens,
+    word_term,
 )
 
 
@@ -67,7 +68,7 @@ def test_tokens_are_stems_without_function_words() -> None:
 
 
 def test_tokens_keep_question_words_and_negation() -> None:
-    assert tokens("Who should not receive it?") == ["who", "should", "not", "receiv"]
+    assert tokens("Who should not take it?") == ["who", "should", "not", "take"]
 
 
 def test_chinese_is_cut_into_bigrams_without_question_words() -> None:
@@ -87,6 +88,20 @@ def test_stem_leaves_short_and_non_english_words_alone() -> None:
     assert stem("vaccinations") == "vaccin"
     assert stem("kid") == "kid"
     assert stem("grüsse") == "grüsse"
+
+
+@pytest.mark.parametrize(
+    ("variant", "base"),
+    [("kids", "children"), ("jab", "dose"), ("physician", "doctor"), ("received", "get"), ("paid", "pay")],
+)
+def test_everyday_paraphrases_and_irregular_forms_share_a_term(variant: str, base: str) -> None:
+    assert word_term(variant) == word_term(base)
+
+
+def test_words_outside_the_paraphrase_list_keep_their_stem() -> None:
+    assert word_term("vaccinations") == "vaccin"
+    assert word_term("passport") != word_term("dose")
+    assert tokens("Can kids get the jab?") == tokens("Can children receive a shot?")
 
 
 @pytest.mark.parametrize(
