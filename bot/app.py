@@ -11,12 +11,19 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.api import PREFIX as API_PREFIX
+from bot.api import create_api
+from bot.channels import web as web_channel
+from bot.channels.telegram import WEBHOOK_PATH, telegram_context, telegram_webhook
 from bot.config import Settings
-from bot.keys import CONVERSATION, ENGINE, KNOWLEDGE, METRICS, SESSIONS, SETTINGS
+from bot.governance import retention_job, stats
+from bot.keys import CONVERSATION, ENGINE, KNOWLEDGE, METRICS, SENDERS, SESSIONS, SETTINGS, WAKE
 from bot.metrics import Metrics
+from bot.workers import outbox_workers
 from handlers.dialogue import Dialogue
+from handlers.escalation import DEFAULT_DEPARTMENT
 from knowledge.formats import load_paths
-from storage import db
+from storage import db, masking
 from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
 
@@ -27,13 +34,23 @@ def create_app(settings: Settings) -> web.Application:
     """The application with its routes; the database and knowledge base come up in ``cleanup_ctx``."""
     app = web.Application(client_max_size=1024**2)
     app[SETTINGS] = settings
+    masking.use_region(settings.phone_region)
     app[METRICS] = Metrics()
+    app[SENDERS] = {}
+    app[WAKE] = []
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_knowledge)
     app.cleanup_ctx.append(_dialogue)
+    app.cleanup_ctx.append(telegram_context)
+    app.cleanup_ctx.append(outbox_workers)
+    app.cleanup_ctx.append(retention_job)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", app[METRICS].handler)
+    app.router.add_post(WEBHOOK_PATH, telegram_webhook)
+    app.router.add_get(f"{API_PREFIX}/stats", stats)  # public, so outside the department API's token check
+    app.add_subapp(API_PREFIX, create_api())
+    web_channel.setup(app)
     return app
 
 
@@ -87,7 +104,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _knowledge(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     await seed_knowledge(app[SESSIONS], settings.kb_paths)
-    knowledge = LiveKnowledge(app[SESSIONS])
+    knowledge = LiveKnowledge(app[SESSIONS], settings.matcher_config())
     await knowledge.load()
     app[KNOWLEDGE] = knowledge
     follower = asyncio.create_task(knowledge.follow(settings.kb_refresh_seconds), name="knowledge-follow")
@@ -98,5 +115,6 @@ async def _knowledge(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _dialogue(app: web.Application) -> AsyncIterator[None]:
-    app[CONVERSATION] = Dialogue(app[SESSIONS], app[KNOWLEDGE])
+    extras = {DEFAULT_DEPARTMENT: app[SETTINGS].default_department}
+    app[CONVERSATION] = Dialogue(app[SESSIONS], app[KNOWLEDGE], extras=extras)
     yield

@@ -7,11 +7,19 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from bot.commands import audit as audit_commands
+from bot.commands import clearance as clearance_commands
 from bot.commands import db as db_commands
+from bot.commands import deliveries as deliveries_commands
+from bot.commands import departments as departments_commands
 from bot.commands import kb as kb_commands
+from bot.commands import report as report_commands
+from bot.commands import retention as retention_commands
 from bot.commands import run as run_commands
 from bot.config import ConfigError, Settings, load_settings
+from bot.log_masking import mask_logs
 from knowledge.formats import KnowledgeLoadError
+from storage import masking
 from storage.db import DatabaseUnavailable
 
 Handler = Callable[[argparse.Namespace, Callable[[], Settings]], int]
@@ -28,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(prog="govbot", description=__doc__, parents=[common])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run_commands, db_commands, kb_commands):
+    for module in (run_commands, db_commands, kb_commands, report_commands, departments_commands,
+                   deliveries_commands, audit_commands, clearance_commands, retention_commands):
         module.register(commands, common)
     return parser
 
@@ -38,10 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mask_logs()
     handler: Handler = args.handler
 
     def settings() -> Settings:
-        return load_settings(getattr(args, "config", None))
+        loaded = load_settings(getattr(args, "config", None))
+        masking.use_region(loaded.phone_region)
+        return loaded
 
     try:
         return handler(args, settings)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+from ipaddress import ip_network
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import phonenumbers
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
 
+from knowledge.matcher import MatcherConfig, Thresholds
+
+THRESHOLD_NAMES = {f.name for f in fields(Thresholds)}
 ENV_PREFIX = "GOVBOT_"
 SAMPLE_KB = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/govbot.db"
@@ -45,6 +52,63 @@ class Settings(BaseSettings):
     """The HTTPS address at which this server is reachable; when set, Telegram uses a webhook."""
     telegram_rate_limit: bool = True
     flood_limit_per_minute: int = Field(default=20, ge=1, le=10_000)
+    matcher_thresholds: dict[str, float] = Field(default_factory=dict)
+    """Overrides of the matcher's decision thresholds, e.g. ``{"answer_score": 0.5}``."""
+    matcher_category_thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per-category overrides, e.g. ``{"health": {"answer_score": 0.6}}``."""
+
+    # Escalation to departments (bot/dispatch.py, bot/api.py, handlers/escalation.py).
+    default_department: str | None = None
+    """The department that gets a case when neither the entry nor the category has an owner."""
+    webhook_allow_http: bool = False
+    """Allow plain-http department endpoints (local testing only)."""
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated CIDRs that endpoints may be in although private (e.g. a government intranet)."""
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    dispatch_in_run: bool = True
+    """Run the webhook dispatcher and the citizen notifier inside `govbot run`."""
+    dispatch_concurrency: int = Field(default=64, ge=1, le=1000)
+    dispatch_poll_seconds: float = Field(default=0.2, gt=0, le=60)
+    dispatch_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """How long a claimed delivery belongs to one dispatcher; a dead process's claims expire after it."""
+
+    # The web chat (bot/channels/web.py).
+    web_secret: SecretStr | None = Field(default=None, min_length=16)
+    """Signs the web chat's identity cookies; when unset, one is made on first start and kept in the db."""
+    web_requests_per_minute: int = Field(default=300, ge=1, le=100_000)
+    """Requests one client address may make to the web chat and transparency pages in any minute."""
+
+    # Data governance (storage/masking.py, storage/audit.py, storage/retention.py).
+    phone_region: str = "CN"
+    """Region whose national phone number formats are recognised (and masked) in free text."""
+    retention_days: int = Field(default=365, ge=1, le=36_500)
+    """Conversations, messages and free text older than this are purged by a daily job."""
+
+    @field_validator("matcher_thresholds")
+    @classmethod
+    def _known_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - THRESHOLD_NAMES
+        if unknown:
+            raise ValueError(f"unknown thresholds {sorted(unknown)}; known: {sorted(THRESHOLD_NAMES)}")
+        return value
+
+    @field_validator("matcher_category_thresholds")
+    @classmethod
+    def _known_category_thresholds(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for overrides in value.values():
+            cls._known_thresholds(overrides)
+        return value
+
+    def matcher_config(self) -> MatcherConfig:
+        """The matcher's configuration: calibrated defaults with this deployment's overrides."""
+        base = replace(Thresholds(), **self.matcher_thresholds)  # type: ignore[arg-type]
+        return MatcherConfig(
+            thresholds=base,
+            category_thresholds={
+                category: replace(base, **overrides)  # type: ignore[arg-type]
+                for category, overrides in self.matcher_category_thresholds.items()
+            },
+        )
 
     @field_validator("database_url")
     @classmethod
@@ -71,10 +135,37 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
-    @field_validator("telegram_token", mode="before")
+    @field_validator("telegram_token", "web_secret", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter region code that phonenumbers knows, e.g. CN, HK, GB")
+        return region
+
+    @field_validator("default_department", mode="before")
+    @classmethod
+    def _empty_department_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return items
+        networks = [str(item).strip() for item in items if str(item).strip()]
+        for network in networks:
+            try:
+                ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network in CIDR notation (e.g. 10.0.0.0/8)") from None
+        return networks
 
     @classmethod
     def settings_customise_sources(
@@ -89,7 +180,7 @@ class Settings(BaseSettings):
         return init_settings, env_settings, YamlConfigSettingsSource(settings_cls)
 
 
-SENSITIVE = {"database_url", "telegram_token"}
+SENSITIVE = {"database_url", "telegram_token", "web_secret"}
 """Settings whose given value is never repeated in an error message (it may hold a password)."""
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.metrics import Metrics
+from bot.notify import Sender
 from handlers.types import Conversation
 from storage.knowledge_sync import LiveKnowledge
 
@@ -16,3 +19,7 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 KNOWLEDGE = web.AppKey("knowledge", LiveKnowledge)
 CONVERSATION = web.AppKey("conversation", Conversation)
 METRICS = web.AppKey("metrics", Metrics)
+SENDERS = web.AppKey("senders", dict[str, Sender])
+"""Channels that can message a citizen unprompted (department replies): ``app[SENDERS]["telegram"] = …``."""
+WAKE = web.AppKey("wake", list[Callable[[], None]])
+"""Called after a commit that queued events or notices, so the dispatcher and notifier look at once."""

@@ -1,19 +1,20 @@
-"""Free-text questions: the matcher's three outcomes, "did you mean" choices, and ratings."""
+"""Free-text questions: the matcher's three outcomes and "did you mean" choices."""
 
 from __future__ import annotations
 
 import logging
 
 from handlers.answers import answer_reply, button_label
-from handlers.router import Router, Turn
+from handlers.router import Router, Turn, parse_id
 from handlers.types import Button, Reply
 from knowledge.matcher import Decision, Match
-from storage.questions import RateResult, Rating
+from storage.suggestions import SuggestionRepository
 
 log = logging.getLogger(__name__)
 router = Router()
 
 DEPARTMENT_PAYLOAD = "human"
+"""Payload of "talk to a department": ``human``, ``human:q<question>``, ``human:a<answer>`` (escalation)."""
 
 
 @router.on_text
@@ -56,7 +57,8 @@ def fallback(turn: Turn, question_id: int | None = None) -> list[Reply]:
 async def pick(turn: Turn) -> list[Reply]:
     """The citizen chose an entry from "did you mean" (or none of them)."""
     question_id, _, choice = turn.args.partition(":")
-    asked = await turn.questions.question(int(question_id)) if question_id.isdigit() else None
+    asked_id = parse_id(question_id)
+    asked = await turn.questions.question(asked_id) if asked_id is not None else None
     if asked is None or asked.citizen_id != turn.citizen.id:
         return turn.say("button_expired", kind="expired")
     if choice == "none" or not choice.isdigit() or int(choice) >= len(asked.candidates):
@@ -67,38 +69,12 @@ async def pick(turn: Turn) -> list[Reply]:
     if entry is None:
         return turn.say("entry_gone", kind="expired")
     await turn.questions.choose(asked.id, entry.id)
+    # The question becomes a suggested phrasing of the chosen entry (`govbot kb suggestions`).
+    await SuggestionRepository(turn.session).record_pick(asked.id, entry.id, now=turn.now)
     answer_id = await turn.questions.record_answer(
         turn.citizen.id, entry.id, how="picked", question_id=asked.id, now=turn.now
     )
     return [answer_reply(turn, entry, answer_id)]
-
-
-@router.button("rate")
-async def rate(turn: Turn) -> list[Reply]:
-    """Helpful / not helpful on an answer; pressing again changes the rating, never adds one."""
-    answer_id, _, value = turn.args.partition(":")
-    if not answer_id.isdigit() or value not in ("0", "1"):
-        return turn.say("button_expired", kind="expired")
-    rating = Rating.HELPFUL if value == "1" else Rating.NOT_HELPFUL
-    result = await turn.questions.rate(int(answer_id), turn.citizen.id, rating, now=turn.now)
-    key = {
-        RateResult.RECORDED: "rating_thanks",
-        RateResult.CHANGED: "rating_changed",
-        RateResult.UNCHANGED: "rating_unchanged",
-        RateResult.NOT_YOURS: "rating_not_yours",
-        RateResult.NOT_FOUND: "button_expired",
-    }[result]
-    notice = turn.t(key)
-    if result is RateResult.NOT_YOURS:
-        return [Reply("", notice=notice, kind="rating")]
-    return [Reply(notice, notice=notice, kind="rating")]
-
-
-@router.command("human")
-@router.button(DEPARTMENT_PAYLOAD)
-async def contact(turn: Turn) -> list[Reply]:
-    """How to reach a person (the escalation flow replaces this once departments take cases)."""
-    return turn.say("contact_department", kind="contact")
 
 
 def _clarify_buttons(turn: Turn, match: Match, question_id: int) -> tuple[tuple[Button, ...], ...]:

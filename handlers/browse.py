@@ -41,10 +41,12 @@ async def category(turn: Turn) -> list[Reply]:
     pages = max(1, math.ceil(len(entries) / QUESTIONS_PER_PAGE))
     current = min(_page(page), pages)
     shown = entries[(current - 1) * QUESTIONS_PER_PAGE : current * QUESTIONS_PER_PAGE]
-    rows = [(Button(button_label(turn.localized(e.question)), payload=f"show:{e.id}"),) for e in shown]
+    rows: list[tuple[Button, ...]] = [
+        (Button(button_label(turn.localized(e.question)), payload=f"show:{e.id}"),) for e in shown
+    ]
     rows.append(_pager(turn, lambda p: f"cat:{code}:{p}", current, pages))
     rows.append((Button(turn.t("btn_back"), payload="menu:1"),))
-    text = turn.t("category_title", category=turn.localized(found.name) or code)
+    text: str = turn.t("category_title", category=turn.localized(found.name) or code)
     if pages > 1:
         text += "\n" + turn.t("page", page=current, pages=pages)
     return [Reply(text, buttons=tuple(row for row in rows if row), replace=True, kind="menu")]
@@ -72,7 +74,7 @@ def _topics(turn: Turn, page: int, *, replace: bool) -> Reply:
     ]
     rows = [tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2)]
     rows.append(_pager(turn, lambda p: f"menu:{p}", current, pages))
-    text = turn.t("menu_title")
+    text: str = turn.t("menu_title")
     if pages > 1:
         text += "\n" + turn.t("page", page=current, pages=pages)
     return Reply(text, buttons=tuple(row for row in rows if row), replace=replace, kind="menu")

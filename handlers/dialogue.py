@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers import ask, browse, start
+from handlers import ask, browse, escalation, feedback, privacy, start
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
 from handlers.router import Router, Turn
 from handlers.types import Incoming, Reply
@@ -29,7 +29,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def default_routers() -> list[Router]:
     """The features every deployment has."""
-    return [start.router, browse.router, ask.router]
+    return [start.router, browse.router, ask.router, feedback.router, escalation.router, privacy.router]
 
 
 class Dialogue:

@@ -62,6 +62,17 @@ class Turn:
 
 Flow = Callable[[Turn], Awaitable[list[Reply]]]
 
+MAX_ID = 2**31 - 1
+"""Database ids fit a signed 32-bit integer on every backend."""
+
+
+def parse_id(text: str) -> int | None:
+    """A database id from a button payload or stored state; None for anything else (forged, "²", huge)."""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
 
 class Router:
     """Flows of one feature, found by command name, button payload prefix, or pending state."""

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.masking import mask
 from storage.models import Conversation, Message, User, utcnow
 
 MAX_STORED_TEXT = 4000
@@ -17,8 +18,12 @@ MAX_STORED_TEXT = 4000
 
 
 def for_storage(text: str) -> str:
-    """The form in which a citizen's free text is kept: the one place where stored text is shaped."""
-    return text[:MAX_STORED_TEXT]
+    """The form in which a citizen's free text is kept: the one place where stored text is shaped.
+
+    Personal data in it (phone numbers, e-mail, ID and bank card numbers) is masked (storage/masking.py).
+    """
+    # Masked before the cut, so a number at the edge is never kept half-unmasked; bounded first for cost.
+    return mask(text[: 2 * MAX_STORED_TEXT])[:MAX_STORED_TEXT]
 
 
 @dataclass
@@ -103,9 +108,11 @@ class CitizenRepository:
         return [(d, t, c) for d, t, c in reversed(rows.all())]
 
     async def _find(self, channel: str, external_id: str) -> User | None:
-        return await self.session.scalar(
+        # scalars().first(), not scalar(): with a return context mypy picks scalar()'s untyped overload.
+        rows = await self.session.scalars(
             select(User).where(User.channel == channel, User.external_id == external_id)
         )
+        return rows.first()
 
     async def _insert(self, channel: str, external_id: str, now: datetime) -> User:
         # Two processes may see a new citizen at once; the unique constraint decides, the loser reads.

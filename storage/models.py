@@ -101,6 +101,20 @@ class Department(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Escalation (migration 0004, storage/departments.py).
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    """False after the endpoint answered 410 Gone; events wait until an operator re-enables it."""
+    webhook_disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    secrets: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Signing secrets ``whsec_…``, newest first; every one signs each delivery (rotation)."""
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """SHA-256 of the department's API token; the token itself is shown once and never stored."""
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ticket_prefix: Mapped[str | None] = mapped_column(String(8))
+    # Governance (migration 0005, storage/classification.py).
+    clearance: Mapped[str] = mapped_column(String(10), default="personal", server_default="personal")
+    """The highest data class the department may receive: public, internal, personal or sensitive."""
 
 
 class User(Base):

@@ -107,3 +107,7 @@ async def _truncate_all(engine: AsyncEngine) -> None:
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         # Tables whose rows the migrations seed get them back.
         await conn.execute(text("INSERT INTO kb_sequence (id, value) VALUES (1, 0)"))
+        await conn.execute(
+            text("INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, 0, :genesis)"),
+            {"genesis": "0" * 64},
+        )

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Literal, cast
 
-from knowledge.evaluate import evaluate, load_cases, render_table
-
+from bot.commands import suggestions
 from bot.config import Settings
 from knowledge.entry import KnowledgeBase
-from knowledge.formats import dump, load_paths
+from knowledge.evaluate import CaseFileError, evaluate, load_cases, render_table
+from knowledge.formats import dump, load_paths, load_paths_with_sources
 from knowledge.lint import lint
 from knowledge.matcher import Match, Matcher
 from storage import db
@@ -58,6 +60,8 @@ def register(
     p.add_argument("--cases", metavar="FILE.jsonl", required=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=eval_command)
+
+    suggestions.register(sub, common)
 
 
 def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
@@ -112,12 +116,10 @@ def export_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
 
 def lint_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Print every finding; exit 1 when any is an error."""
-    kb = load_paths(args.paths)
-    findings = lint(kb)
+    kb, sources = load_paths_with_sources(args.paths)
+    findings = lint(kb, sources=sources, today=date.today())
     for finding in findings:
-        where = f"{finding.path}:{finding.line}: " if finding.path else ""
-        subject = ": ".join(part for part in (finding.entry_id, finding.field) if part)
-        print(f"{where}{finding.severity}: {subject + ': ' if subject else ''}{finding.message}")
+        print(finding)
     errors = sum(1 for f in findings if f.severity == "error")
     print(f"{len(kb.entries)} entries: {errors} error(s), {len(findings) - errors} warning(s)")
     return 1 if errors else 0
@@ -125,8 +127,9 @@ def lint_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
 
 def ask_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Print the decision for one question, with the top candidates and their scores."""
-    kb = load_paths(args.kb) if args.kb else asyncio.run(_kb_from_database(settings()))
-    matcher = Matcher(kb)
+    config = settings()
+    kb = load_paths(args.kb) if args.kb else asyncio.run(_kb_from_database(config))
+    matcher = Matcher(kb, config.matcher_config())
     match = matcher.match(args.question, args.lang)
     if args.json:
         print(json.dumps(match.to_dict(), ensure_ascii=False, indent=2))
@@ -149,7 +152,12 @@ def format_match(match: Match, matcher: Matcher) -> str:
 def eval_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Run every case against the given files and print the quality and latency figures."""
     kb = load_paths(args.kb)
-    report = evaluate(Matcher(kb), load_cases(args.cases))
+    try:
+        cases = load_cases(args.cases)
+    except CaseFileError as exc:
+        print(f"govbot: {exc}", file=sys.stderr)
+        return 1
+    report = evaluate(Matcher(kb, settings().matcher_config()), cases)
     print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else render_table(report))
     return 0
 

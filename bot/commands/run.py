@@ -14,6 +14,7 @@ from bot.app import create_app, seed_knowledge
 from bot.channels.console import chat
 from bot.config import Settings
 from handlers.dialogue import Dialogue
+from handlers.escalation import DEFAULT_DEPARTMENT
 from storage import db
 from storage.knowledge_sync import LiveKnowledge
 
@@ -56,9 +57,10 @@ def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
         async with db.connected(config.database_url) as engine:
             sessions = db.sessionmaker(engine)
             await seed_knowledge(sessions, config.kb_paths)
-            knowledge = LiveKnowledge(sessions)
+            knowledge = LiveKnowledge(sessions, config.matcher_config())
             await knowledge.load()
-            await chat(Dialogue(sessions, knowledge), _stdin_lines(), sys.stdout, language=args.lang)
+            dialogue = Dialogue(sessions, knowledge, extras={DEFAULT_DEPARTMENT: config.default_department})
+            await chat(dialogue, _stdin_lines(), sys.stdout, language=args.lang)
 
     asyncio.run(go())
     return 0

@@ -28,12 +28,12 @@ def test_defaults_make_a_local_bot_on_sqlite_with_the_sample_knowledge_base() ->
 
 def test_environment_variables_are_read_with_the_govbot_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOVBOT_HTTP_PORT", "9090")
-    monkeypatch.setenv("GOVBOT_TELEGRAM_TOKEN", "123:secret")
+    monkeypatch.setenv("GOVBOT_TELEGRAM_TOKEN", "123:hunter2")
     settings = load_settings()
     assert settings.http_port == 9090
     assert settings.telegram_token is not None
-    assert settings.telegram_token.get_secret_value() == "123:secret"
-    assert "secret" not in repr(settings)
+    assert settings.telegram_token.get_secret_value() == "123:hunter2"
+    assert "hunter2" not in repr(settings)
 
 
 def test_config_file_is_read_and_the_environment_overrides_it(
@@ -77,3 +77,19 @@ def test_unknown_key_or_missing_or_malformed_config_file_is_a_clear_error(tmp_pa
     broken.write_text("http_port: [1,\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"broken\.yaml"):
         load_settings(broken)
+
+
+def test_matcher_thresholds_are_configurable_per_category(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOVBOT_MATCHER_THRESHOLDS", '{"answer_score": 0.9}')
+    monkeypatch.setenv("GOVBOT_MATCHER_CATEGORY_THRESHOLDS", '{"health": {"answer_margin": 0.5}}')
+    config = load_settings().matcher_config()
+    assert config.thresholds.answer_score == 0.9
+    assert config.thresholds_for("health").answer_score == 0.9
+    assert config.thresholds_for("health").answer_margin == 0.5
+    assert config.thresholds_for("tax") == config.thresholds
+
+
+def test_unknown_matcher_threshold_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOVBOT_MATCHER_THRESHOLDS", '{"answer_scroe": 0.9}')
+    with pytest.raises(ConfigError, match=r"GOVBOT_MATCHER_THRESHOLDS: .*unknown thresholds"):
+        load_settings()

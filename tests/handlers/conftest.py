@@ -18,8 +18,8 @@ NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
 def small_kb() -> KnowledgeBase:
     """Two topics, confusable neighbours, and one entry that has expired."""
-    registry = {"category": "civil-registry", "department": "REGISTRY"}
-    tax = {"category": "tax", "department": "TAX"}
+    registry = Entry(id="", category="civil-registry", department="REGISTRY")
+    tax = Entry(id="", category="tax", department="TAX")
     return KnowledgeBase(
         categories=[
             Category("civil-registry", {"en": "Civil registry", "zh": "户籍证件"}),
@@ -30,9 +30,8 @@ def small_kb() -> KnowledgeBase:
             DepartmentRef("TAX", {"en": "Tax Bureau", "zh": "税务局"}),
         ],
         entries=[
-            Entry(
+            registry.replace(
                 id="id-card-renew",
-                **registry,
                 question={"en": "How do I renew my identity card?", "zh": "身份证到期了怎么换领？"},
                 alternatives={
                     "en": ["My ID card is expiring", "renew ID card", "identity card renewal"],
@@ -44,9 +43,8 @@ def small_kb() -> KnowledgeBase:
                 },
                 links=[Link("https://registry.example.gov/id", {"en": "Book online", "zh": "网上预约"})],
             ),
-            Entry(
+            registry.replace(
                 id="id-card-lost",
-                **registry,
                 question={
                     "en": "I lost my identity card, how do I replace it?",
                     "zh": "身份证丢了怎么补办？",
@@ -60,9 +58,8 @@ def small_kb() -> KnowledgeBase:
                     "zh": "先挂失，再到户籍窗口申请补领。",
                 },
             ),
-            Entry(
+            tax.replace(
                 id="tax-property-pay",
-                **tax,
                 question={"en": "How do I pay my property tax?", "zh": "房产税怎么缴纳？"},
                 alternatives={
                     "en": ["pay property tax", "property tax payment", "where to pay house tax"],
@@ -73,9 +70,8 @@ def small_kb() -> KnowledgeBase:
                     "zh": "可在税务网站或任一银行柜台缴纳房产税。",
                 },
             ),
-            Entry(
+            tax.replace(
                 id="tax-old-rebate",
-                **tax,
                 valid_until=date(2025, 12, 31),
                 question={"en": "How do I claim the 2025 energy rebate?", "zh": "如何申请2025年能源补贴？"},
                 alternatives={
@@ -109,12 +105,20 @@ def said(
     user: str = "42",
     payload: str | None = None,
     language: str | None = "en",
-    **kwargs: object,
+    unsupported: str | None = None,
+    is_group: bool = False,
 ) -> Incoming:
     """What a citizen on the test channel does."""
     return Incoming(
-        channel="test", chat_id=user, user_id=user, text=text, payload=payload, language=language, **kwargs
-    )  # type: ignore[arg-type]
+        channel="test",
+        chat_id=user,
+        user_id=user,
+        text=text,
+        payload=payload,
+        language=language,
+        unsupported=unsupported,
+        is_group=is_group,
+    )
 
 
 def payloads(replies: list[Reply]) -> list[str]:

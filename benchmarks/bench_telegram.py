@@ -1,0 +1,502 @@
+"""Telegram webhook throughput and reply latency: the real app on SQLite and PostgreSQL, into a fake Bot API.
+
+    .venv/bin/python benchmarks/bench_telegram.py [--database sqlite|postgresql|both] [--updates N]
+        [--concurrency C ...] [--rate R ...] [--inline]
+
+The bot process (this one) runs govbot's real application — create_app in webhook mode, the bundled sample
+knowledge base, outgoing rate limiting off, logging as `govbot run` sets it up (INFO, masked, access log),
+a fresh SQLite file or a scratch PostgreSQL database (GOVBOT_BENCH_POSTGRES_URL names the server, default
+postgresql+asyncpg://postgres@127.0.0.1:5432/test; the scratch database is dropped afterwards) — served by
+aiohttp's AppRunner on 127.0.0.1.
+
+"Telegram" — the fake Bot API server of tests/fakes and the client that POSTs updates to the webhook with
+the secret header — runs in a child process, as Telegram is another machine in production: in the bot's
+own event loop it would spend the bot's CPU on parsing and recording the bot's requests (``--inline``
+does that, to show what it costs).
+
+Citizens each follow a short script: a question from tests/knowledge/data/sample_questions.jsonl (English
+or Chinese, as the citizen speaks), a press of a button on the reply (helpful, the first "did you mean",
+or the menu), /menu, a topic, an entry in it, another question. A citizen sends the next update only once
+the last one was answered; a new citizen comes whenever none is free, so thousands take part and the
+flood limit (raised anyway) is not what is measured. Each row of the table loads the bot one way:
+
+- ``closed C``: C updates in flight (POST sent, reply not yet at the fake) at all times — the capacity;
+- ``paced R/s``: an update every 1/R s whatever the bot does, as Telegram sends them (at most
+  --max-in-flight waiting) — the latency at that load.
+
+updates/s: updates answered ÷ (first POST → last reply received by the fake). Latency: the POST is sent
+→ the fake receives the sendMessage (or editMessageText, for a button that replaces its message) to
+that chat. Bot CPU: this process's CPU time per update and as a share of one core (all of govbot's work
+is on one event loop, so 100 % means the bot is the bottleneck); Telegram CPU: the same for the child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import random
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bot.app import create_app  # noqa: E402
+from bot.channels.telegram import SECRET_HEADER, TELEGRAM, TelegramChannel  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from bot.log_masking import mask_logs  # noqa: E402
+from storage import db  # noqa: E402
+from tests.fakes.telegram_server import FakeTelegramServer, SentMessage  # noqa: E402
+
+JSON = dict[str, Any]
+ADMIN_URL = os.environ.get("GOVBOT_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+QUESTIONS = REPO / "tests" / "knowledge" / "data" / "sample_questions.jsonl"
+SCRIPT = ("question", "reply button", "/menu", "cat:", "show:", "question")
+"""What each citizen does, in order; a step that needs a button the last reply lacks becomes /menu."""
+REPLY_BUTTONS = ("rate:", "pick:", "menu:")
+"""On the reply to a question: helpful (an answer), the first choice ("did you mean"), the menu (none)."""
+REPLY_TIMEOUT = 30.0
+"""Seconds after which an update with no reply counts as lost."""
+TELEGRAM_CONNECTIONS = 100
+"""Telegram's largest max_connections for a webhook: the POSTs it may have open at once."""
+FLOOD_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Load:
+    """How one row loads the bot: ``rate`` None is a closed loop of ``concurrency`` updates in flight."""
+
+    updates: int
+    concurrency: int
+    rate: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"closed {self.concurrency}" if self.rate is None else f"paced {self.rate:g}/s"
+
+
+@dataclass
+class Outcome:
+    """What the Telegram side saw in one run (plain data: it crosses the process boundary)."""
+
+    latencies: list[float] = field(default_factory=list)
+    first_post: float = 0.0
+    last_reply: float = 0.0
+    refused: int = 0
+    lost: int = 0
+    cpu: float = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return max(self.last_reply - self.first_post, 1e-9)
+
+
+# -- the Telegram side: the fake Bot API and citizens posting to the webhook ------------------------------
+
+
+class RecordingTelegram(FakeTelegramServer):
+    """The fake Bot API, which also hands each message the bot sends to whoever waits on that chat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: dict[int | str, asyncio.Future[tuple[SentMessage, float]]] = {}
+
+    def _record(self, method: str, params: JSON, message: JSON, **details: Any) -> None:
+        super()._record(method, params, message, **details)
+        received = time.perf_counter()  # before anything else in this loop runs
+        sent = self.sent[-1]
+        waiter = self.waiting.pop(sent.chat_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result((sent, received))
+
+
+@dataclass
+class Citizen:
+    """One person working through SCRIPT, one update at a time."""
+
+    chat_id: int
+    language: str
+    questions: list[str]
+    step: int = 0
+    last: SentMessage | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.step >= len(SCRIPT)
+
+    def next_update(self, fake: FakeTelegramServer) -> JSON:
+        """The update for the next step of the script."""
+        action = SCRIPT[self.step]
+        self.step += 1
+        if action == "question" and self.questions:
+            return fake.message(self.chat_id, self.questions.pop(), language_code=self.language)
+        button = self._button(REPLY_BUTTONS if action == "reply button" else (action,))
+        if button is None or self.last is None:
+            return fake.message(self.chat_id, "/menu", language_code=self.language)
+        return fake.callback(self.chat_id, button, message_id=self.last.message_id,
+                             language_code=self.language)
+
+    def _button(self, prefixes: tuple[str, ...]) -> str | None:
+        payloads = [str(b.get("callback_data")) for b in (self.last.buttons if self.last else [])]
+        for prefix in prefixes:
+            found = next((p for p in payloads if p.startswith(prefix)), None)
+            if found is not None:
+                return found
+        return None
+
+
+class Citizens:
+    """Makes citizens: a language each, and two questions in it from the sample set."""
+
+    def __init__(self, questions: dict[str, list[str]], seed: int) -> None:
+        self._questions = questions
+        self._random = random.Random(seed)
+        self._next_chat = 10_000_000
+
+    def new(self) -> Citizen:
+        self._next_chat += 1
+        language = self._random.choice(sorted(self._questions))
+        return Citizen(self._next_chat, language, self._random.sample(self._questions[language], 2))
+
+
+def load_questions(path: Path = QUESTIONS) -> dict[str, list[str]]:
+    """The sample questions by language."""
+    by_language: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_language.setdefault(str(row["lang"]), []).append(str(row["query"]))
+    return by_language
+
+
+class TelegramSide:
+    """The fake Bot API server and the webhook client, in whichever process runs it."""
+
+    def __init__(self, seed: int) -> None:
+        self.fake = RecordingTelegram()
+        self._citizens = Citizens(load_questions(), seed)
+        self._free: deque[Citizen] = deque()
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> TelegramSide:
+        await self.fake.__aenter__()
+        connector = aiohttp.TCPConnector(limit=TELEGRAM_CONNECTIONS)
+        self._http = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._http is not None:
+            await self._http.close()
+        await self.fake.__aexit__(*exc_info)
+
+    def endpoint(self) -> JSON:
+        """Where the bot finds this Bot API, and the token it must use."""
+        return {"base_url": self.fake.base_url, "token": self.fake.token}
+
+    async def run(self, load: Load) -> Outcome:
+        """Send ``load.updates`` updates as ``load`` says and wait for every reply (or its timeout)."""
+        outcome = Outcome()
+        slots = asyncio.Semaphore(load.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        cpu = time.process_time()
+        start = time.perf_counter()
+        for number in range(load.updates):
+            if load.rate is not None:
+                delay = start + number / load.rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # pacing is the point here: Telegram does not wait
+            await slots.acquire()
+            task = asyncio.create_task(self._one(self._free.popleft() if self._free else self._citizens.new(),
+                                                 outcome))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            task.add_done_callback(lambda _: slots.release())
+        await asyncio.gather(*tasks)
+        outcome.cpu = time.process_time() - cpu
+        return outcome
+
+    async def _one(self, citizen: Citizen, outcome: Outcome) -> None:
+        """One update: POST it, wait until the fake has the bot's reply to that chat."""
+        assert self._http is not None
+        update = citizen.next_update(self.fake)
+        waiter: asyncio.Future[tuple[SentMessage, float]] = asyncio.get_running_loop().create_future()
+        self.fake.waiting[citizen.chat_id] = waiter  # before the POST: the reply may beat its 200
+        posted = time.perf_counter()
+        outcome.first_post = outcome.first_post or posted
+        if not await self._post(update):
+            outcome.refused += 1
+            self.fake.waiting.pop(citizen.chat_id, None)
+            return
+        try:
+            citizen.last, received = await asyncio.wait_for(waiter, REPLY_TIMEOUT)
+        except TimeoutError:
+            outcome.lost += 1
+            self.fake.waiting.pop(citizen.chat_id, None)
+            return
+        outcome.latencies.append(received - posted)
+        outcome.last_reply = max(outcome.last_reply, received)
+        if not citizen.done:
+            self._free.append(citizen)
+
+    async def _post(self, update: JSON) -> bool:
+        assert self._http is not None
+        headers = {SECRET_HEADER: self.fake.webhook.secret_token or ""}
+        try:
+            async with self._http.post(self.fake.webhook.url, json=update, headers=headers) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+
+class Side(Protocol):
+    """The Telegram side as the bot process drives it, in this process or another."""
+
+    def endpoint(self) -> JSON: ...
+
+    async def run(self, load: Load) -> Outcome: ...
+
+
+class RemoteSide:
+    """The Telegram side in a child process, driven over a pipe with plain data."""
+
+    def __init__(self, connection: Connection, child: BaseProcess) -> None:
+        self._connection = connection
+        self._child = child
+        self._endpoint: JSON = {}
+
+    async def start(self) -> None:
+        self._endpoint = await self._receive()
+
+    def endpoint(self) -> JSON:
+        return self._endpoint
+
+    async def run(self, load: Load) -> Outcome:
+        self._connection.send({"load": asdict(load)})
+        return Outcome(**await self._receive())
+
+    async def _receive(self) -> JSON:
+        """The child's next message; RuntimeError if it died instead of answering."""
+        def wait() -> JSON:
+            while not self._connection.poll(1.0):
+                if not self._child.is_alive():
+                    raise RuntimeError(f"the fake Telegram process exited ({self._child.exitcode})")
+            message: JSON = self._connection.recv()
+            return message
+
+        return await asyncio.to_thread(wait)
+
+
+def serve_telegram(connection: Connection, seed: int) -> None:
+    """The child process: run loads as the parent asks until it says stop or goes away."""
+    asyncio.run(_serve_telegram(connection, seed))
+
+
+async def _serve_telegram(connection: Connection, seed: int) -> None:
+    async with TelegramSide(seed) as side:
+        connection.send(side.endpoint())
+        while True:
+            try:
+                command: JSON = await asyncio.to_thread(connection.recv)
+            except EOFError:
+                return
+            if command.get("load") is None:
+                return
+            connection.send(asdict(await side.run(Load(**command["load"]))))
+
+
+@asynccontextmanager
+async def telegram_side(*, inline: bool, seed: int) -> AsyncIterator[Side]:
+    """The Telegram side, in this event loop or in a child process of its own."""
+    if inline:
+        async with TelegramSide(seed) as side:
+            yield side
+        return
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    child = context.Process(target=serve_telegram, args=(theirs, seed), name="fake-telegram", daemon=True)
+    child.start()
+    remote = RemoteSide(ours, child)
+    try:
+        await remote.start()
+        yield remote
+    finally:
+        with contextlib.suppress(OSError):
+            ours.send({"load": None})
+        await asyncio.to_thread(child.join, 10)
+        if child.is_alive():
+            child.kill()
+
+
+# -- the bot side -----------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def scratch_database(kind: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of ``kind``; deleted afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="govbot-bench-") as folder:
+            yield f"sqlite+aiosqlite:///{folder}/govbot.db"  # create_app migrates SQLite itself
+        return
+    name = f"govbot_bench_tg_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = db.create_engine(url)
+        await db.upgrade(engine)
+        await engine.dispose()
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@asynccontextmanager
+async def running_bot(database_url: str, telegram: JSON) -> AsyncIterator[TelegramChannel]:
+    """govbot's app in webhook mode on 127.0.0.1, talking to the given Bot API; its Telegram channel."""
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.bind(("127.0.0.1", 0))
+    settings = load_settings(
+        database_url=database_url, telegram_token=telegram["token"],
+        telegram_api_base_url=telegram["base_url"],
+        public_url=f"http://127.0.0.1:{listening.getsockname()[1]}",
+        telegram_rate_limit=False, flood_limit_per_minute=FLOOD_LIMIT,
+    )
+    logging.getLogger().setLevel(settings.log_level)  # as `govbot run` does
+    runner = web.AppRunner(create_app(settings))  # with the access log, as web.run_app has it
+    try:
+        await runner.setup()
+        await web.SockSite(runner, listening).start()
+        yield runner.app[TELEGRAM]
+    finally:
+        await runner.cleanup()
+        listening.close()  # the site closes it once started; this is for a start that failed
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table."""
+
+    database: str
+    load: Load
+    outcome: Outcome
+    bot_cpu: float
+
+    def cells(self) -> list[str]:
+        done = len(self.outcome.latencies)
+        ms = [f"{1000 * value:.1f}" for value in percentiles(self.outcome.latencies, (50, 95, 99, 100))]
+        return [
+            self.database, self.load.label, f"{done}", f"{done / self.outcome.elapsed:.0f}", *ms,
+            f"{self.outcome.refused + self.outcome.lost}",
+            f"{1000 * self.bot_cpu / max(done, 1):.2f}",
+            f"{100 * self.bot_cpu / self.outcome.elapsed:.0f}%",
+            f"{100 * self.outcome.cpu / self.outcome.elapsed:.0f}%",
+        ]
+
+
+HEADERS = ["database", "load", "answered", "updates/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "failed",
+           "bot CPU ms/update", "bot CPU", "Telegram CPU"]
+
+
+def percentiles(values: list[float], points: tuple[int, ...]) -> list[float]:
+    """Nearest-rank percentiles; zeros for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return [0.0 for _ in points]
+    return [ordered[min(len(ordered) - 1, max(0, -(-point * len(ordered) // 100) - 1))] for point in points]
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a Markdown table."""
+    lines = [HEADERS, ["---"] * len(HEADERS), *(row.cells() for row in rows)]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+async def bench_database(kind: str, loads: list[Load], warmup: Load, *, inline: bool,
+                         seed: int) -> list[Row]:
+    """Every load against one fresh database, after a warm-up run."""
+    rows: list[Row] = []
+    async with (scratch_database(kind) as url, telegram_side(inline=inline, seed=seed) as side,
+                running_bot(url, side.endpoint()) as channel):
+        await side.run(warmup)
+        await channel.idle()
+        for load in loads:
+            cpu = time.process_time()
+            outcome = await side.run(load)
+            bot_cpu = time.process_time() - cpu
+            await channel.idle()  # inbox bookkeeping of the last updates, before the next row starts
+            rows.append(Row(kind, load, outcome, bot_cpu))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--updates", type=int, default=3000, help="updates per row (default 3000)")
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[8, 32],
+                        help="closed-loop rows: updates in flight (default 8 32)")
+    parser.add_argument("--rate", type=float, nargs="*", default=[300.0],
+                        help="paced rows: updates per second (default 300)")
+    parser.add_argument("--max-in-flight", type=int, default=200, help="cap of the paced rows")
+    parser.add_argument("--warmup", type=int, default=500, help="updates before the measured rows")
+    parser.add_argument("--inline", action="store_true",
+                        help="run the fake Telegram in the bot's event loop instead of a child process")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--log-file", default=os.devnull, help="where the bot's log goes (default nowhere)")
+    args = parser.parse_args(argv)
+    if args.updates < 1 or args.warmup < 0 or args.max_in_flight < 1:
+        parser.error("--updates and --max-in-flight must be positive, --warmup not negative")
+    if any(c < 1 for c in args.concurrency) or any(r <= 0 for r in args.rate):
+        parser.error("concurrency and rates must be positive")
+    return args
+
+
+async def main(args: argparse.Namespace) -> None:
+    loads = [Load(args.updates, c) for c in args.concurrency]
+    loads += [Load(args.updates, args.max_in_flight, r) for r in args.rate]
+    warmup = Load(args.warmup, 8)
+    kinds = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
+    print(f"nproc {os.cpu_count()}, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}, "
+          f"Telegram {'in the bot process' if args.inline else 'in a child process'}", flush=True)
+    print("\n".join(table([]).splitlines()[:2]), flush=True)
+    for kind in kinds:
+        await bench_database(kind, loads, warmup, inline=args.inline, seed=args.seed)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+
+
+def configure_logging(log_file: str) -> None:
+    """The log set up as the `govbot` command does it: WARNING format, masked; the level comes later."""
+    logging.basicConfig(level=logging.WARNING, filename=log_file,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mask_logs()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    configure_logging(arguments.log_file)
+    asyncio.run(main(arguments))

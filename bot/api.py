@@ -1,0 +1,370 @@
+"""The department API under ``/api/v1``: a department reads its cases, replies, changes status, transfers.
+
+Bearer token per department; JSON in and out; every error is ``application/problem+json`` (RFC 9457).
+Writes accept an ``Idempotency-Key`` header: the same key with the same request returns the first response
+without doing the work again. A change, its outbox event and its notice to the citizen are one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.keys import SESSIONS, WAKE
+from bot.openapi import OPENAPI
+from storage.case_events import citizen_fields
+from storage.cases import Case, CaseError, CaseNotFound, CaseRepository, CaseStatus, normalise_ticket
+from storage.departments import DepartmentProfile, DepartmentRepository
+from storage.governance import govern_for_department, governed_case_list
+from storage.idempotency import MAX_KEY_LENGTH, PENDING, IdempotencyRepository
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+MAX_TEXT = 4096
+"""A reply or note longer than one Telegram message is refused rather than cut."""
+MAX_LIMIT = 200
+PROBLEM = "application/problem+json"
+DEPARTMENT = web.RequestKey("department", DepartmentProfile)
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("api_clock")
+_KEY_CHARS = re.compile(rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$")
+_STATUS_CODES = {
+    "unknown-case": 404,
+    "case-closed": 409,
+    "invalid-status": 409,
+    "invalid-transfer": 422,
+}
+
+Operation = Callable[[CaseRepository, Case, datetime], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+class Problem(Exception):
+    """An error answer: status, a stable type slug, a title and a detail for the caller."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.slug, self.title, self.detail = status, slug, title, detail
+
+    def response(self, headers: dict[str, str] | None = None) -> web.Response:
+        body = {
+            "type": f"urn:govbot:problem:{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        return web.json_response(body, status=self.status, content_type=PROBLEM, headers=headers)
+
+
+def create_api(
+    sessions: async_sessionmaker[AsyncSession] | None = None, *, clock: Callable[[], datetime] = utcnow
+) -> web.Application:
+    """The API as a sub-application, mounted with ``app.add_subapp(PREFIX, create_api())``.
+
+    Without ``sessions`` it uses the parent application's (``SESSIONS``, set once the database is up).
+    After every committed write it calls the parent's ``WAKE`` callbacks (the dispatcher, the notifier).
+    """
+    api = web.Application(middlewares=[_problems, _authenticate])
+    if sessions is not None:
+        api[SESSIONS] = sessions
+    api[CLOCK] = clock
+    api.router.add_get("/openapi.json", openapi)
+    api.router.add_get("/cases", list_cases)
+    api.router.add_get("/cases/{ticket}", get_case)
+    api.router.add_post("/cases/{ticket}/replies", post_reply)
+    api.router.add_post("/cases/{ticket}/status", post_status)
+    api.router.add_post("/cases/{ticket}/transfer", post_transfer)
+    return api
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of this API."""
+    return web.json_response(OPENAPI)
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    """The department's cases, newest first, optionally of one status."""
+    department = request[DEPARTMENT]
+    status = _status_filter(request.query.get("status"))
+    limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
+    offset = _int_param(request, "offset", 0, 0, 10**9)
+    async with request.config_dict[SESSIONS].begin() as session:
+        cases = await CaseRepository(session).of_department(
+            department.code, status=status, limit=limit, offset=offset
+        )
+        shown = await governed_case_list(session, cases, department.code, now=request.config_dict[CLOCK]())
+    return web.json_response({"cases": shown, "limit": limit, "offset": offset})
+
+
+async def get_case(request: web.Request) -> web.Response:
+    """One of the department's cases with its excerpt, citizen fields and history."""
+    department = request[DEPARTMENT]
+    async with request.config_dict[SESSIONS].begin() as session:
+        repo = CaseRepository(session)
+        case = await _own_case(repo, request, department)
+        history = await repo.history(case.id)
+        body = _case_body(case) | {"history": [change.to_json() for change in history]}
+        # Only what the department may see now (clearance, consent, erasure); the disclosure is audited.
+        body = await govern_for_department(
+            session, case.id, department.code, body, now=request.config_dict[CLOCK](), channel="api"
+        )
+    return web.json_response(body)
+
+
+async def post_reply(request: web.Request) -> web.Response:
+    """Relay a reply to the citizen's chat."""
+    body = await _json_object(request, required={"text"}, optional=set())
+    text = _text(body, "text", required=True)
+    assert text is not None
+
+    async def reply(repo: CaseRepository, case: Case, now: datetime) -> tuple[int, dict[str, Any]]:
+        change = await repo.reply(case.id, case.department, text, now)
+        fresh = await repo.get(case.id)
+        assert fresh is not None
+        return 201, {"case": fresh.for_department(), "reply": change.to_json()}
+
+    return await _write(request, reply)
+
+
+async def post_status(request: web.Request) -> web.Response:
+    """Move the case to in_progress, resolved or closed; the citizen is told."""
+    body = await _json_object(request, required={"status"}, optional={"note"})
+    raw = body["status"]
+    allowed = [s.value for s in CaseStatus if s is not CaseStatus.OPEN]
+    if not isinstance(raw, str) or raw not in allowed:
+        raise Problem(
+            422,
+            "invalid-status",
+            "Unknown status",
+            f"status must be one of {', '.join(allowed)}; got {_shown(raw)}",
+        )
+    status, note = CaseStatus(raw), _text(body, "note", required=False)
+
+    async def change(repo: CaseRepository, case: Case, now: datetime) -> tuple[int, dict[str, Any]]:
+        updated = await repo.set_status(case.id, case.department, status, note, now)
+        return 200, {"case": updated.for_department()}
+
+    return await _write(request, change)
+
+
+async def post_transfer(request: web.Request) -> web.Response:
+    """Hand the case to another department, which gets ``case.transferred``."""
+    body = await _json_object(request, required={"department"}, optional={"note"})
+    target = body["department"]
+    if not isinstance(target, str) or not target.strip() or len(target) > 50:
+        raise Problem(422, "invalid-transfer", "Invalid department", "department must be a department code")
+    note = _text(body, "note", required=False)
+
+    async def transfer(repo: CaseRepository, case: Case, now: datetime) -> tuple[int, dict[str, Any]]:
+        moved = await repo.transfer(case.id, case.department, target.strip(), note, now)
+        return 200, {"case": moved.for_department()}
+
+    return await _write(request, transfer)
+
+
+async def _write(request: web.Request, operation: Operation) -> web.Response:
+    """Run a change in one transaction, honouring ``Idempotency-Key``; nothing is written if it fails."""
+    department = request[DEPARTMENT]
+    key = _idempotency_key(request)
+    fingerprint = hashlib.sha256(
+        f"{request.method} {request.path}\n".encode() + await request.read()
+    ).hexdigest()
+    now = request.config_dict[CLOCK]()
+    async with request.config_dict[SESSIONS].begin() as session:
+        if key is not None:
+            stored = await IdempotencyRepository(session).reserve(department.code, key, fingerprint, now)
+            if stored is not None:
+                return _replay(stored.fingerprint == fingerprint, stored.status, stored.body)
+        repo = CaseRepository(session)
+        case = await _own_case(repo, request, department, lock=True)
+        status, body = await operation(repo, case, now)
+        body = await govern_for_department(session, case.id, department.code, body, now=now, channel="api")
+        if key is not None:
+            await IdempotencyRepository(session).complete(department.code, key, status, body)
+    for wake in request.config_dict.get(WAKE, ()):
+        wake()
+    return web.json_response(body, status=status)
+
+
+def _replay(same_request: bool, status: int, body: dict[str, Any]) -> web.Response:
+    if not same_request:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "this Idempotency-Key was used with a different request; use a new key",
+        )
+    if status == PENDING:
+        raise Problem(
+            409,
+            "idempotency-key-in-use",
+            "Request in progress",
+            "a request with this Idempotency-Key is still being handled; retry later",
+        )
+    return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
+
+
+async def _own_case(
+    repo: CaseRepository, request: web.Request, department: DepartmentProfile, *, lock: bool = False
+) -> Case:
+    """The case of the URL if it is this department's; another department's case is 404 like no case."""
+    raw = request.match_info["ticket"]
+    ticket = normalise_ticket(raw)
+    case = await repo.by_ticket(ticket, lock=lock) if ticket else None
+    if case is None or case.department != department.code:
+        raise Problem(
+            404,
+            "unknown-case",
+            "No such case",
+            f"department {department.code} has no case {_shown(raw[:40])}",
+        )
+    return case
+
+
+def _case_body(case: Case) -> dict[str, Any]:
+    return {"case": case.for_department(), "excerpt": list(case.excerpt), "citizen": citizen_fields(case)}
+
+
+async def _json_object(request: web.Request, *, required: set[str], optional: set[str]) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem(400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "malformed-json", "Malformed JSON", "the body must be a JSON object")
+    missing, unknown = required - body.keys(), body.keys() - required - optional
+    if missing:
+        raise Problem(
+            422, "missing-field", "Missing field", f"missing field(s): {', '.join(sorted(missing))}"
+        )
+    if unknown:
+        shown = ", ".join(sorted(str(k)[:40] for k in unknown))
+        raise Problem(422, "unknown-field", "Unknown field", f"unknown field(s): {shown}")
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise Problem(422, "invalid-text", "Invalid text", f"{name} must be a non-empty string")
+    if len(value) > MAX_TEXT:
+        raise Problem(
+            422,
+            "text-too-long",
+            "Text too long",
+            f"{name} has {len(value)} characters; at most {MAX_TEXT} fit in one message",
+        )
+    return value.strip()
+
+
+def _status_filter(raw: str | None) -> CaseStatus | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return CaseStatus(raw)
+    except ValueError:
+        allowed = ", ".join(s.value for s in CaseStatus)
+        raise Problem(
+            400, "invalid-status", "Unknown status", f"status must be one of {allowed}; got {_shown(raw)}"
+        ) from None
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "Invalid parameter",
+            f"{name} must be a whole number from {low} to {high}",
+        )
+    return int(raw)
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _KEY_CHARS.match(key):
+        raise Problem(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} visible ASCII characters",
+        )
+    return key
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)[:60] if not isinstance(value, str) else repr(value[:60])
+
+
+@web.middleware
+async def _authenticate(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Find the department by its bearer token; 401 without a valid one (the OpenAPI document is public)."""
+    if request.path == f"{PREFIX}/openapi.json":
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="govbot"'}
+    if scheme.lower() != "bearer" or not token.strip():
+        return Problem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            "send the department's API token as 'Authorization: Bearer <token>'",
+        ).response(challenge)
+    async with request.config_dict[SESSIONS]() as session:
+        department = await DepartmentRepository(session).by_token(token.strip())
+    if department is None:
+        challenge["WWW-Authenticate"] += ', error="invalid_token"'
+        return Problem(401, "unauthorized", "Unauthorized", "the API token is not valid").response(challenge)
+    if not department.enabled:
+        return Problem(
+            403, "department-disabled", "Department disabled", f"department {department.code} is disabled"
+        ).response()
+    request[DEPARTMENT] = department
+    return await handler(request)
+
+
+@web.middleware
+async def _problems(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error as problem+json: ours, aiohttp's (404, 405, 413) and unexpected ones."""
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response()
+    except CaseError as exc:
+        status = _STATUS_CODES.get(exc.reason, 422)
+        if isinstance(exc, CaseNotFound):
+            exc = CaseNotFound(f"no case {request.match_info.get('ticket', '')[:40]!r}")
+        return Problem(status, exc.reason, _title(exc.reason), str(exc)).response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return Problem(exc.status, "http-error", exc.reason, exc.text or exc.reason).response()
+    except Exception:
+        log.exception("department API failed on %s %s", request.method, request.path)
+        return Problem(
+            500, "internal-error", "Internal error", "something went wrong; nothing was changed; retry later"
+        ).response()
+
+
+def _title(reason: str) -> str:
+    return reason.replace("-", " ").capitalize()

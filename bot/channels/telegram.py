@@ -1,0 +1,535 @@
+"""Telegram: python-telegram-bot inside govbot's aiohttp app — polling or webhook, the inbox, and replies.
+
+Every update is stored in the inbox before it is processed (re-sends are dropped there), processed in a
+task of its own, one at a time per chat, and marked processed or failed (outcomes are written in batches,
+see _Outcomes); updates left unprocessed by a crash are picked up again on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import logging
+import re
+import secrets
+import time
+import warnings
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import CallbackQuery, InlineKeyboardMarkup, InputFile, Message, MessageEntity, Update, User
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.channels.flood import FloodLimit, Verdict
+from bot.channels.telegram_http import AiohttpRequest
+from bot.channels.telegram_render import fits_caption, keyboard, plain, split_html
+from bot.config import Settings
+from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
+from bot.metrics import Metrics
+from bot.notify import Unreachable
+from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
+from handlers.types import Conversation, Incoming, Reply
+from storage.inbox import InboxRepository
+from storage.secrets import stored_secret
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - the header's name, not a secret
+ALLOWED_UPDATES = ("message", "callback_query")
+SHUTDOWN_TIMEOUT = 10.0
+"""Seconds a stopping bot waits for updates in flight; unfinished ones are processed on the next start."""
+RATE_LIMIT_RETRIES = 3
+OUTCOME_BATCH = 500
+"""Most outcomes written to the inbox in one transaction."""
+NOTICE_LIMIT = 200
+"""Telegram's limit on the text of a button press's acknowledgement."""
+UNSUPPORTED = ("sticker", "animation", "photo", "video_note", "video", "voice", "audio", "document", "venue",
+               "location", "contact", "poll", "dice", "story", "live_photo", "paid_media", "game", "invoice")
+"""Kinds of content we cannot read, most specific first (an animation also carries a document)."""
+_UNCHANGED = "message is not modified"
+_UNEDITABLE = ("message to edit not found", "message can't be edited")
+_GONE = ("chat not found", "user is deactivated", "peer_id_invalid")
+
+TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+JSON = dict[str, Any]
+T = TypeVar("T")
+
+
+def build_application(settings: Settings, *, polling: bool) -> TelegramApp:
+    """The python-telegram-bot Application: our Bot API server and client, rate limiter, updater to poll."""
+    assert settings.telegram_token is not None
+    builder: Any = ApplicationBuilder().token(settings.telegram_token.get_secret_value())
+    builder = builder.request(AiohttpRequest())  # httpx cost several times the CPU per call
+    base_url = settings.telegram_api_base_url
+    if base_url:
+        builder = builder.base_url(base_url).base_file_url(file_base_url(base_url))
+    if settings.telegram_rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+    if not polling:
+        builder = builder.updater(None)
+    application: TelegramApp = builder.build()
+    return application
+
+
+def file_base_url(base_url: str) -> str:
+    """The file download address of a Bot API server: ``…/bot`` becomes ``…/file/bot``."""
+    head, found, tail = base_url.rpartition("/bot")
+    return f"{head}/file/bot{tail}" if found else base_url
+
+
+def to_incoming(update: Update, me: User) -> Incoming | None:
+    """The update as the dialogue sees it; None for what the bot ignores (edits, group chatter, service)."""
+    if update.callback_query is not None:
+        return _from_callback(update.callback_query)
+    message = update.message
+    if message is None or message.from_user is None:
+        return None
+    kind = None if message.text is not None else _unsupported(message)
+    if message.text is None and kind is None:
+        return None  # a service message: someone joined, a title changed …
+    group = message.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+    if group and not _addressed(message, me):
+        return None
+    text = _without_mention(message.text, me.username) if group and message.text else message.text
+    sender = message.from_user
+    return Incoming(CHANNEL, str(message.chat.id), str(sender.id), text=text, language=sender.language_code,
+                    message_id=str(message.message_id), is_group=group, display_name=sender.full_name,
+                    unsupported=kind)
+
+
+def _from_callback(query: CallbackQuery) -> Incoming | None:
+    if query.data is None:
+        return None  # a game button: nothing of ours
+    origin, sender = query.message, query.from_user
+    chat_id = str(origin.chat.id) if origin is not None else str(sender.id)
+    group = origin is not None and origin.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+    return Incoming(CHANNEL, chat_id, str(sender.id), payload=query.data, language=sender.language_code,
+                    message_id=str(origin.message_id) if origin is not None else None, is_group=group,
+                    display_name=sender.full_name)
+
+
+def _unsupported(message: Message) -> str | None:
+    return next((kind for kind in UNSUPPORTED if getattr(message, kind, None)), None)
+
+
+def _addressed(message: Message, me: User) -> bool:
+    """A group message is for us when it replies to us, mentions us, or is a command not for another bot."""
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
+        return True
+    entities = message.parse_entities() if message.text else message.parse_caption_entities()
+    username = (me.username or "").lower()
+    for entity, text in entities.items():
+        if entity.type == MessageEntity.MENTION and text[1:].lower() == username:
+            return True
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == me.id:
+            return True
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            _, at, target = text.partition("@")
+            return not at or target.lower() == username
+    return False
+
+
+def _without_mention(text: str, username: str | None) -> str:
+    if not username:
+        return text
+    stripped = re.sub(rf"(?<![\w/@])@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
+    return re.sub(r"[ \t]{2,}", " ", stripped).strip()
+
+
+def catalogue_text(language: str | None, key: str) -> str:
+    """A text of the message catalogue in the citizen's language (Telegram's language code)."""
+    return t(language_of(language) or DEFAULT_LANGUAGE, key)
+
+
+class _ChatTurns:
+    """One update at a time per chat, in arrival order, so replies come out in the order asked."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._holders: Counter[str] = Counter()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(chat, asyncio.Lock())
+        self._holders[chat] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._holders[chat] -= 1
+            if not self._holders[chat]:
+                del self._holders[chat], self._locks[chat]
+
+
+class _Outcomes:
+    """Outcomes of processed updates, written to the inbox one transaction per batch, not per update.
+
+    Outcomes that come in while a batch is being written go in the next one: an idle bot writes each at
+    once, a busy one writes many together (a transaction per update cost as much as the reply itself).
+    An outcome not yet written when the process dies leaves its update to be processed again on the next
+    start, as a crash between the reply and the write always could.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._waiting: dict[str, str | None] = {}
+        self._writer: asyncio.Task[None] | None = None
+
+    def add(self, update_id: str, error: str | None) -> None:
+        """Record that an update was processed (``error`` None) or failed, soon."""
+        self._waiting[update_id] = error
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all(), name="telegram-inbox-outcomes")
+
+    async def flush(self) -> None:
+        """Wait until every outcome added so far has been written (or its failure logged)."""
+        while self._writer is not None:
+            await asyncio.wait({self._writer})  # not cancelled with the caller: the outcomes still go in
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                batch = dict(itertools.islice(self._waiting.items(), OUTCOME_BATCH))
+                for update_id in batch:
+                    del self._waiting[update_id]
+                await self._write(batch)
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: dict[str, str | None]) -> None:
+        try:
+            async with self._sessions.begin() as session:
+                inbox = InboxRepository(session)
+                await inbox.mark_processed_many(CHANNEL, [key for key, err in batch.items() if err is None])
+                for update_id, error in batch.items():
+                    if error is not None:
+                        await inbox.mark_failed(CHANNEL, update_id, error)
+        except (SQLAlchemyError, OSError):
+            log.exception("telegram: could not record the outcome of %d update(s)", len(batch))
+
+
+class TelegramChannel:
+    """Receives Telegram updates (polling or webhook), hands them to the dialogue, and sends the replies."""
+
+    def __init__(self, application: TelegramApp, conversation: Conversation,
+                 sessions: async_sessionmaker[AsyncSession], metrics: Metrics, flood: FloodLimit, *,
+                 rate_limited: bool, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.application = application
+        self.conversation = conversation
+        self.sessions = sessions
+        self.metrics = metrics
+        self.flood = flood
+        self.webhook_secret: str | None = None
+        self.accepting = False
+        self._rate_limited = rate_limited
+        self._clock = clock
+        self._sleep = sleep
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._chats = _ChatTurns()
+        self._outcomes = _Outcomes(sessions)
+
+    @property
+    def bot_user(self) -> User:
+        return self.application.bot.bot  # type: ignore[no-any-return]
+
+    async def start(self, public_url: str | None = None, *, secret: str | None = None) -> None:
+        """Connect, process what an earlier run left in the inbox, then poll or register the webhook."""
+        self.application.add_handler(TypeHandler(Update, self._polled))
+        await self.application.initialize()
+        await self.application.start()
+        self.accepting = True
+        await self.recover()
+        if public_url is None:
+            assert self.application.updater is not None
+            await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            log.info("telegram: polling as @%s", self.bot_user.username)
+            return
+        self.webhook_secret = secret or secrets.token_urlsafe(32)
+        url = public_url.rstrip("/") + WEBHOOK_PATH
+        await self.application.bot.set_webhook(url=url, secret_token=self.webhook_secret,
+                                               allowed_updates=ALLOWED_UPDATES)
+        log.info("telegram: webhook at %s for @%s", url, self.bot_user.username)
+
+    async def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Stop receiving, let updates in flight finish (up to ``timeout``), then disconnect."""
+        self.accepting = False
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()  # stores what polling fetched but had not stored yet
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in late:
+                task.cancel()  # still unprocessed in the inbox: the next start takes it up
+            await asyncio.gather(*late, return_exceptions=True)
+            if late:
+                log.warning("telegram: %d update(s) unfinished at shutdown, left for the next start",
+                            len(late))
+        await self._outcomes.flush()
+        await self.application.shutdown()
+        await self.application.bot.shutdown()  # its connections stay open if getMe failed during start
+
+    async def receive(self, payload: JSON) -> bool:
+        """Store an update and start processing it; False (and nothing done) for one stored before."""
+        update_id = str(payload["update_id"])
+        async with self.sessions.begin() as session:
+            accepted = await InboxRepository(session).accept(CHANNEL, update_id, payload)
+        if accepted:
+            self._spawn(payload, update_id)
+        else:
+            log.info("telegram: update %s was sent again; dropped", update_id)
+        return accepted
+
+    async def recover(self) -> int:
+        """Process the updates an earlier run stored but did not finish; returns how many were taken up."""
+        async with self.sessions() as session:
+            pending = await InboxRepository(session).pending(CHANNEL)
+        taken = 0
+        for stored in pending:
+            async with self.sessions.begin() as session:
+                claimed = await InboxRepository(session).claim(CHANNEL, stored.update_id, stored.attempts)
+            if claimed:
+                self._spawn(stored.payload, stored.update_id)
+                taken += 1
+        if taken:
+            log.info("telegram: processing %d update(s) left over from an earlier run", taken)
+        return taken
+
+    async def idle(self) -> None:
+        """Wait until every update started so far has been processed."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        await self._outcomes.flush()
+
+    async def _polled(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await self.receive(update.to_dict())
+        except (SQLAlchemyError, OSError):
+            log.exception("telegram: could not store polled update %s", update.update_id)
+
+    def _spawn(self, payload: JSON, update_id: str) -> None:
+        task = asyncio.create_task(self._process(payload, update_id), name=f"telegram-update-{update_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, payload: JSON, update_id: str) -> None:
+        """Handle one stored update and record the outcome in the inbox and the metrics."""
+        started = self._clock()
+        incoming: Incoming | None = None
+        replies: list[Reply] = []
+        error: str | None = None
+        try:
+            update = Update.de_json(payload, self.application.bot)
+            async with self._chats.turn(_chat_key(update)):
+                incoming = to_incoming(update, self.bot_user)
+                replies = await self._handle(update, incoming)
+        except Exception as exc:
+            log.exception("telegram: update %s failed", update_id)  # never the text: it is the citizen's
+            error = f"{type(exc).__name__}: {exc}"
+            if incoming is not None:
+                await self._apologise(incoming)
+        self._outcomes.add(update_id, error)
+        if incoming is not None:
+            failed = error is not None or any(reply.kind == "error" for reply in replies)
+            self.metrics.observe(CHANNEL, replies, self._clock() - started, failed=failed)
+
+    async def _handle(self, update: Update, incoming: Incoming | None) -> list[Reply]:
+        query = update.callback_query
+        if incoming is None:
+            if query is not None:
+                await self._answer(query, None)
+            return []
+        verdict = self.flood.check(incoming.user_id)
+        if not verdict.allowed:
+            if query is not None:
+                await self._answer(query, None)
+            if verdict is Verdict.WARN:
+                await self._reply(incoming, Reply(catalogue_text(incoming.language, "flood"), kind="flood"))
+            return []
+        replies: list[Reply] = []
+        try:
+            replies = await self.conversation.handle(incoming)
+        finally:
+            if query is not None:  # always, so the citizen's button stops spinning
+                await self._answer(query, next((r.notice for r in replies if r.notice), None))
+        for reply in replies:
+            await self._reply(incoming, reply)
+        return replies
+
+    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+        """Message a chat unprompted (a department's answer); Unreachable if Telegram refuses it for good."""
+        try:
+            chat = int(chat_id)
+            for reply in replies:
+                await self._send(chat, reply)
+        except ValueError:
+            raise Unreachable(f"not a Telegram chat id: {chat_id[:20]!r}") from None
+        except Forbidden as exc:  # the citizen blocked the bot, or it was removed from the group
+            raise Unreachable(exc.message) from exc
+        except BadRequest as exc:
+            if any(phrase in exc.message.lower() for phrase in _GONE):
+                raise Unreachable(exc.message) from exc
+            raise
+
+    async def _reply(self, incoming: Incoming, reply: Reply) -> None:
+        pressed = incoming.message_id if incoming.payload is not None else None  # the button's message
+        await self._send(int(incoming.chat_id), reply, int(pressed) if pressed is not None else None)
+
+    async def _send(self, chat_id: int, reply: Reply, pressed: int | None = None) -> None:
+        """Send one reply: edited into the pressed message, as a document, or as one or more messages."""
+        markup = keyboard(reply.buttons)
+        if reply.document is not None:
+            await self._send_document(chat_id, reply, markup)
+            return
+        parts = split_html(reply.text)
+        if parts and reply.replace and pressed is not None:
+            edited = await self._edit(chat_id, pressed, parts[0], markup if len(parts) == 1 else None)
+            parts = parts[1:] if edited else parts
+        for number, part in enumerate(parts, start=1):
+            await self._send_text(chat_id, part, markup if number == len(parts) else None)
+
+    async def _send_text(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> None:
+        bot = self.application.bot
+        await self._retrying(lambda: bot.send_message(chat_id, text, parse_mode=ParseMode.HTML,
+                                                      reply_markup=markup))
+
+    async def _send_document(self, chat_id: int, reply: Reply, markup: InlineKeyboardMarkup | None) -> None:
+        assert reply.document is not None
+        caption = reply.text if reply.text and fits_caption(reply.text) else None
+        if caption is None:
+            for part in split_html(reply.text):
+                await self._send_text(chat_id, part, None)
+        document = reply.document
+        bot = self.application.bot
+        await self._retrying(lambda: bot.send_document(
+            chat_id, InputFile(document.content, filename=document.filename),
+            caption=caption, parse_mode=ParseMode.HTML if caption else None, reply_markup=markup))
+
+    async def _edit(self, chat_id: int, message_id: int, text: str,
+                    markup: InlineKeyboardMarkup | None) -> bool:
+        """Replace the pressed message; False when it cannot be edited (gone, too old): send it anew."""
+        bot = self.application.bot
+        try:
+            await self._retrying(lambda: bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML, reply_markup=markup))
+        except BadRequest as exc:
+            reason = exc.message.lower()
+            if _UNCHANGED in reason:
+                return True  # it already shows exactly this: sending it again would only repeat it
+            if any(phrase in reason for phrase in _UNEDITABLE):
+                return False
+            raise
+        return True
+
+    async def _answer(self, query: CallbackQuery, notice: str | None) -> None:
+        """Acknowledge a button press; a failure here (the query expired) must not lose the reply."""
+        bot = self.application.bot
+        try:
+            await self._retrying(lambda: bot.answer_callback_query(
+                query.id, text=plain(notice)[:NOTICE_LIMIT] if notice else None))
+        except TelegramError as exc:
+            log.warning("telegram: could not answer a button press: %s", exc)
+
+    async def _apologise(self, incoming: Incoming) -> None:
+        with contextlib.suppress(TelegramError, ValueError):
+            await self._reply(incoming, Reply(catalogue_text(incoming.language, "error"), kind="error"))
+
+    async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
+        """Run a Bot API request, again after the wait a 429 asks for (the rate limiter does that if on)."""
+        try:
+            return await request()
+        except RetryAfter as exc:
+            if self._rate_limited:
+                raise
+            await self._sleep(_seconds(exc))
+            return await request()
+
+
+def _chat_key(update: Update) -> str:
+    chat, user = update.effective_chat, update.effective_user
+    return str(chat.id) if chat is not None else str(user.id) if user is not None else ""
+
+
+def _seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # python-telegram-bot warns that retry_after will become a timedelta
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        delay = exc.retry_after
+    return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+
+
+TELEGRAM = web.AppKey("telegram", TelegramChannel)
+
+
+async def telegram_context(app: web.Application) -> AsyncIterator[None]:
+    """The Telegram channel for the application's lifetime; nothing at all without a token."""
+    settings = app[SETTINGS]
+    if settings.telegram_token is None:
+        yield
+        return
+    # httpx logs every request's URL at INFO, and a Bot API URL contains the bot's token.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
+    polling = settings.public_url is None
+    channel = TelegramChannel(
+        build_application(settings, polling=polling), app[CONVERSATION], app[SESSIONS], app[METRICS],
+        FloodLimit(settings.flood_limit_per_minute), rate_limited=settings.telegram_rate_limit,
+    )
+    try:
+        secret = None
+        if settings.public_url:
+            # One secret for every process behind the webhook: the first makes it, the rest read it.
+            secret = await stored_secret(app[SESSIONS], "telegram-webhook", lambda: secrets.token_urlsafe(32))
+        await channel.start(settings.public_url, secret=secret)
+    except BaseException:
+        await channel.stop()  # close what did start, so a failed start-up leaks no connections
+        raise
+    app[TELEGRAM] = channel
+    if SENDERS in app:
+        app[SENDERS][CHANNEL] = channel
+    try:
+        yield
+    finally:
+        await channel.stop()
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    """POST /telegram/webhook: 200 once the update is stored (processing follows); 403 without the secret."""
+    channel = request.app.get(TELEGRAM)
+    if channel is None or channel.webhook_secret is None:
+        raise web.HTTPNotFound()
+    given = request.headers.get(SECRET_HEADER, "").encode(errors="replace")
+    if not hmac.compare_digest(given, channel.webhook_secret.encode()):
+        return web.Response(status=403, text="wrong secret token")
+    if not channel.accepting:
+        return web.Response(status=503, text="shutting down")  # Telegram sends it again later
+    try:
+        payload = await request.json()
+    except ValueError:
+        return web.Response(status=400, text="not JSON")
+    if not _is_update(payload):
+        return web.Response(status=400, text="not a Telegram update")
+    try:
+        await channel.receive(payload)
+    except (SQLAlchemyError, OSError):
+        log.exception("telegram: could not store webhook update")
+        return web.Response(status=503, text="cannot store the update now")
+    return web.Response(status=200)
+
+
+def _is_update(payload: Any) -> bool:
+    update_id = payload.get("update_id") if isinstance(payload, dict) else None
+    return isinstance(update_id, int) and not isinstance(update_id, bool) and 0 <= update_id < 2**63

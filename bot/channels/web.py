@@ -1,0 +1,374 @@
+"""The web chat at ``/``: the same dialogue as Telegram, in a server-rendered page with a little script.
+
+Every entry of a citizen's chat is stored with a per-citizen number, so a page that lost its connection
+asks for "everything after N" and misses nothing; a message re-sent under the same client id is answered
+from the log instead of being handled twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.console import plain
+from bot.channels.flood import FloodLimit
+from bot.config import Settings
+from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
+from bot.notify import Unreachable
+from bot.web import pages, transparency
+from bot.web.guard import CLIENT_LIMIT, Problem, guard, read_body, too_many
+from bot.web.hub import Hub
+from bot.web.identity import COOKIE, COOKIE_MAX_AGE, Signer, make_secret
+from bot.web.incoming import ChatMessage, parse_message
+from handlers.dialogue import sanitise as clean_incoming
+from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, t
+from handlers.types import Incoming, Reply
+from storage import web_chat
+from storage.citizens import for_storage
+from storage.models import utcnow
+from storage.secrets import stored_secret
+from storage.web_chat import Appended, ChatEntry, NewEntry
+
+log = logging.getLogger(__name__)
+
+CHANNEL = web_chat.CHANNEL
+MAX_WAIT_SECONDS = 25.0
+"""Longest a page's request waits for news; below the usual 30-60 s idle timeouts of proxies."""
+POLL_SECONDS = 2.0
+"""While waiting, how often the log is read again for entries that other processes stored."""
+SAFE_DOWNLOADS = frozenset({"application/json", "text/csv", "text/plain", "application/pdf"})
+
+
+def reply_entry(reply: Reply) -> NewEntry | None:
+    """A reply as a log entry; None for a reply that is only a notice (a toast on Telegram)."""
+    if not reply.text and reply.document is None and not reply.buttons:
+        return None
+    rows = [
+        [{"label": b.label, "url": b.url} if b.url else {"label": b.label, "payload": b.payload} for b in row]
+        for row in reply.buttons
+    ]
+    document = None
+    if reply.document is not None:
+        document = {
+            "filename": reply.document.filename,
+            "mime_type": reply.document.mime_type,
+            "content_b64": base64.b64encode(reply.document.content).decode("ascii"),
+        }
+    return NewEntry(role="bot", text=reply.text, kind=reply.kind, buttons=rows, document=document)
+
+
+class WebChannel:
+    """The web chat's state in one process: identities, limits, and the waiters for new entries."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.hub = Hub()
+        self.citizen_limit = FloodLimit(settings.flood_limit_per_minute, clock=clock)
+        self.now = now
+        self._clock = clock
+        self._signer: Signer | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def signer(self) -> Signer:
+        if self._signer is None:
+            raise RuntimeError("the web channel has not started")
+        return self._signer
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        if self._sessions is None:
+            raise RuntimeError("the web channel has not started")
+        return self._sessions
+
+    async def start(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """Take the configured secret, or the one stored in the database (made on first start)."""
+        configured = self.settings.web_secret
+        secret = (
+            configured.get_secret_value()
+            if configured is not None
+            else await stored_secret(sessions, "web-identity", make_secret)
+        )
+        self._signer, self._sessions = Signer(secret), sessions
+
+    async def send(self, chat_id: str, replies: Sequence[Reply]) -> None:
+        """Deliver replies that were not asked for just now (a department's answer, a case's new status).
+
+        Raises Unreachable for an identity that has no citizen (never wrote, or erased their data).
+        """
+        async with self.sessions() as session:
+            if await web_chat.WebChatRepository(session).citizen(chat_id) is None:
+                raise Unreachable(f"no web citizen {chat_id[:4]}…")
+        entries = [entry for entry in map(reply_entry, replies) if entry is not None]
+        if entries:
+            await web_chat.append(self.sessions, chat_id, entries, now=self.now())
+            self.hub.notify(chat_id)
+
+    async def converse(
+        self, app: web.Application, identity: str, message: ChatMessage, lang: str
+    ) -> tuple[Appended, list[str]]:
+        """Hand the message to the dialogue once, store it with the replies; return them and any notices."""
+        if message.client_id:
+            earlier = await web_chat.since_sent(self.sessions, identity, message.client_id)
+            if earlier is not None:
+                return earlier, []
+        incoming = Incoming(
+            channel=CHANNEL, chat_id=identity, user_id=identity, text=message.text, payload=message.payload,
+            language=lang, message_id=None if message.reply is None else str(message.reply),
+        )
+        started = self._clock()
+        replies = await app[CONVERSATION].handle(incoming)
+        app[METRICS].observe(CHANNEL, replies, self._clock() - started)
+        own = await self._citizen_entry(identity, message, incoming)
+        entries = [own, *(entry for entry in map(reply_entry, replies) if entry is not None)]
+        appended = await web_chat.append(self.sessions, identity, entries, now=self.now())
+        self.hub.notify(identity)
+        return appended, [plain(r.notice) for r in replies if r.notice and not r.text]
+
+    async def wait_for(self, identity: str, after: int, wait: float) -> tuple[list[ChatEntry], int]:
+        """Entries after ``after`` as soon as there are any, or none once ``wait`` seconds have passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            with self.hub.listen(identity) as event:
+                entries, last = await self._after(identity, after)
+                remaining = deadline - loop.time()
+                if entries or remaining <= 0 or self.hub.closed or after > last:
+                    return entries, last
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(POLL_SECONDS, remaining)):
+                        await event.wait()
+
+    async def _after(self, identity: str, after: int) -> tuple[list[ChatEntry], int]:
+        async with self.sessions() as session:
+            chat = web_chat.WebChatRepository(session)
+            citizen = await chat.citizen(identity)
+            if citizen is None:
+                return [], 0
+            return await chat.after(citizen[0], after), await chat.last_seq(citizen[0])
+
+    async def _citizen_entry(self, identity: str, message: ChatMessage, incoming: Incoming) -> NewEntry:
+        if message.payload is None:
+            text = clean_incoming(incoming)[0].text or ""
+            return NewEntry(role="citizen", text=for_storage(text), kind="text", client_id=message.client_id)
+        label = await self._label(identity, message)
+        return NewEntry(role="press", text=label, kind="press", client_id=message.client_id)
+
+    async def _label(self, identity: str, message: ChatMessage) -> str:
+        """The label of the pressed button, as the page showed it; empty when it cannot be found."""
+        if message.payload and message.payload.startswith("lang:"):
+            return pages.LANGUAGE_NAMES.get(message.payload[5:], "")
+        if not message.reply:
+            return for_storage(message.label)
+        async with self.sessions() as session:
+            chat = web_chat.WebChatRepository(session)
+            citizen = await chat.citizen(identity)
+            entry = await chat.entry(citizen[0], message.reply) if citizen else None
+        buttons = [b for row in (entry.buttons if entry else []) for b in row if isinstance(b, dict)]
+        shown = (str(b.get("label", "")) for b in buttons if b.get("payload") == message.payload)
+        return next(shown, for_storage(message.label))
+
+
+WEB = web.AppKey("web_channel", WebChannel)
+
+
+def setup(app: web.Application) -> None:
+    """Add the chat page, its API, the static files and the transparency page to govbot's server."""
+    settings = app[SETTINGS]
+    app[WEB] = WebChannel(settings)
+    if SENDERS in app:
+        app[SENDERS][CHANNEL] = app[WEB]
+    app[CLIENT_LIMIT] = FloodLimit(settings.web_requests_per_minute)
+    app.middlewares.append(guard)
+    app.cleanup_ctx.append(_web_context)
+    app.on_shutdown.append(_wake_waiters)
+    app.router.add_get("/", chat_page, name="web.chat")
+    app.router.add_post(pages.MESSAGES_URL, post_message, name="web.messages")
+    app.router.add_get("/api/chat/updates", updates, name="web.updates")
+    app.router.add_get("/api/chat/documents/{seq}", download, name="web.document")
+    app.router.add_static("/static/", pages.STATIC, name="web.static")
+    transparency.setup(app)
+
+
+async def _web_context(app: web.Application) -> AsyncIterator[None]:
+    await app[WEB].start(app[SESSIONS])
+    yield
+
+
+async def _wake_waiters(app: web.Application) -> None:
+    app[WEB].hub.close()
+
+
+def _identity(request: web.Request) -> str | None:
+    return request.app[WEB].signer.identity(request.cookies.get(COOKIE))
+
+
+def _known_identity(request: web.Request) -> str:
+    identity = _identity(request)
+    if identity is None:
+        raise Problem(403, "Forbidden", "no valid session: reload the page")
+    return identity
+
+
+def page_language(request: web.Request, chosen: str | None) -> str:
+    """The citizen's chosen language, else what the browser prefers, else the default."""
+    return chosen or pages.accepted_language(request.headers.get("Accept-Language")) or DEFAULT_LANGUAGE
+
+
+async def chat_page(request: web.Request) -> web.Response:
+    """GET /: the chat with its history; a missing or forged cookie quietly gets a new identity."""
+    channel = request.app[WEB]
+    identity = _identity(request)
+    entries: list[ChatEntry] = []
+    chosen = None
+    if identity is None:
+        identity = channel.signer.new_identity()
+    else:
+        async with channel.sessions() as session:
+            chat = web_chat.WebChatRepository(session)
+            citizen = await chat.citizen(identity)
+            if citizen is not None:
+                entries, chosen = await chat.history(citizen[0]), citizen[1]
+    lang = page_language(request, chosen)
+    html = _chat_html(lang, channel.signer.csrf_token(identity), entries)
+    response = web.Response(text=html, content_type="text/html", charset="utf-8")
+    _set_cookie(request, response, channel.signer.cookie(identity))
+    return response
+
+
+def _chat_html(lang: str, csrf: str, entries: list[ChatEntry]) -> str:
+    shown = entries or [_welcome(lang)]
+    return pages.render(
+        "chat.html",
+        lang=lang,
+        csrf=csrf,
+        css=pages.static_url("chat.css"),
+        js=pages.static_url("chat.js"),
+        strings=pages.strings_attribute(lang),
+        title=t(lang, "web_title"),
+        skip=t(lang, "web_skip"),
+        site_name=t(lang, "web_site_name"),
+        subtitle=t(lang, "web_subtitle"),
+        language_label=t(lang, "web_language"),
+        language_form=pages.language_buttons(lang, csrf),
+        transparency=t(lang, "web_transparency_link"),
+        log_label=t(lang, "web_log_label"),
+        last_seq=entries[-1].seq if entries else 0,
+        entries=pages.Markup("\n".join(pages.entry_html(e, lang=lang, csrf=csrf) for e in shown)),
+        noscript=t(lang, "web_noscript"),
+        input_label=t(lang, "web_input_label"),
+        send=t(lang, "web_send"),
+        hint=t(lang, "web_input_hint"),
+    )
+
+
+def _welcome(lang: str) -> ChatEntry:
+    """The greeting a new citizen sees before they write; shown, not stored."""
+    return ChatEntry(
+        seq=0, role="bot", text=t(lang, "greeting") + "\n\n" + t(lang, "privacy_notice"), kind="start",
+        buttons=[[{"label": str(t(lang, "btn_menu")), "payload": "menu:1"}]], document=None, client_id=None,
+        created_at=utcnow(),
+    )
+
+
+def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    public = request.app[SETTINGS].public_url or ""
+    response.set_cookie(
+        COOKIE, value, max_age=COOKIE_MAX_AGE, path="/", httponly=True, samesite="Lax",
+        secure=request.secure or public.startswith("https://"),
+    )
+
+
+def _same_origin(request: web.Request) -> bool:
+    """Whether the browser says the request comes from our own pages (when it says anything)."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+async def post_message(request: web.Request) -> web.StreamResponse:
+    """POST a typed message or a button press (JSON from the script, a form without it)."""
+    channel = request.app[WEB]
+    identity = _known_identity(request)
+    if request.content_type == "application/json" and not channel.signer.csrf_ok(
+        identity, request.headers.get("X-CSRF-Token")
+    ):
+        raise Problem(403, "Forbidden", "missing or wrong CSRF token")
+    message, form_token = parse_message(request.content_type, await read_body(request))
+    is_form = request.content_type != "application/json"
+    if (is_form and not channel.signer.csrf_ok(identity, form_token)) or not _same_origin(request):
+        raise Problem(403, "Forbidden", "missing or wrong CSRF token")
+    hint = language_of(message.lang) or page_language(request, None)
+    if not channel.citizen_limit.check(identity).allowed:
+        raise too_many(str(plain(t(hint, "flood"))))
+    appended, notices = await channel.converse(request.app, identity, message, hint)
+    if is_form:
+        return web.Response(status=303, headers={"Location": "/#composer"})
+    lang = appended.language if appended.language in LANGUAGES else hint
+    body: dict[str, Any] = {
+        "entries": [pages.entry_json(e) for e in appended.entries],
+        "last_seq": max((e.seq for e in appended.entries), default=0),
+        "lang": lang,
+        "notices": notices,
+        "duplicate": appended.duplicate,
+    }
+    if lang != message.lang:
+        body["ui"] = pages.ui_strings(lang)
+    return web.json_response(body)
+
+
+async def updates(request: web.Request) -> web.Response:
+    """GET entries after ``after``, waiting up to ``wait`` seconds for the first of them (long polling)."""
+    identity = _known_identity(request)
+    after, wait = _number(request, "after", 0, 2**31), _number(request, "wait", 0, MAX_WAIT_SECONDS)
+    entries, last = await request.app[WEB].wait_for(identity, int(after), wait)
+    return web.json_response({"entries": [pages.entry_json(e) for e in entries], "last_seq": last})
+
+
+def _number(request: web.Request, name: str, low: float, high: float) -> float:
+    raw = request.query.get(name, "0")
+    try:
+        value = float(raw) if len(raw) < 20 else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also refuses NaN
+        raise Problem(400, "Bad Request", f"{name} must be a number from {low:g} to {high:g}")
+    return value
+
+
+async def download(request: web.Request) -> web.Response:
+    """GET a file a reply carried (e.g. the citizen's data export); only its own citizen may."""
+    identity, seq = _known_identity(request), request.match_info["seq"]
+    entry = None
+    if seq.isdigit() and len(seq) < 10:
+        async with request.app[WEB].sessions() as session:
+            chat = web_chat.WebChatRepository(session)
+            citizen = await chat.citizen(identity)
+            entry = await chat.entry(citizen[0], int(seq)) if citizen else None
+    if entry is None or not entry.document:
+        raise Problem(404, "Not Found", "no such file")
+    mime = str(entry.document.get("mime_type", ""))
+    filename = re.sub(r"[^A-Za-z0-9._-]", "_", str(entry.document.get("filename", "file")))[:100] or "file"
+    return web.Response(
+        body=base64.b64decode(entry.document.get("content_b64", "")),
+        content_type=mime if mime in SAFE_DOWNLOADS else "application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,106 @@
+"""`govbot audit …`: verify the hash chain of the audit log; show the records of a citizen or department."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+
+from bot.commands.tables import add_format, render_csv, render_json, render_table
+from bot.config import Settings
+from storage import db
+from storage.audit import AuditEntry, AuditKind, AuditLog, Verification, parse_citizen_ref
+
+COLUMNS = ("id", "at", "kind", "citizen", "department", "ticket", "fields", "basis", "details")
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    parser = commands.add_parser("audit", help="the append-only audit log of disclosures", parents=[common])
+    sub = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    p = sub.add_parser(
+        "verify", help="check the hash chain; exit code 1 names the first broken record", parents=[common]
+    )
+    p.set_defaults(handler=verify_command)
+    p = sub.add_parser(
+        "show", help="records of one citizen or one department (or all), newest first", parents=[common]
+    )
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--citizen", metavar="REF", help="the pseudonymous citizen reference, e.g. C42")
+    who.add_argument("--department", metavar="CODE", help="a department code, e.g. TAX")
+    p.add_argument("--kind", choices=[k.value for k in AuditKind], help="only records of this kind")
+    p.add_argument("--limit", type=_limit, default=100, help="at most this many records (default 100)")
+    add_format(p)
+    p.set_defaults(handler=show_command)
+
+
+def verify_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Walk the whole chain; 0 when intact, 1 with the first broken record."""
+
+    async def go() -> Verification:
+        async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
+            return await AuditLog(session).verify()
+
+    result = asyncio.run(go())
+    if result.ok:
+        print(f"audit log intact: {result.checked} records; head hash {result.head_hash}")
+        return 0
+    print(
+        f"govbot: audit log BROKEN at record {result.broken_id}: {result.problem} "
+        f"({result.checked} records before it are intact)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def show_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Print the records of a citizen or a department."""
+    citizen = None
+    if args.citizen is not None:
+        citizen = parse_citizen_ref(args.citizen)
+        if citizen is None:
+            print(f"govbot: {args.citizen[:40]!r} is not a citizen reference like C42", file=sys.stderr)
+            return 2
+
+    async def go() -> list[AuditEntry]:
+        async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
+            return await AuditLog(session).search(
+                citizen=citizen, department=args.department, kind=args.kind, limit=args.limit
+            )
+
+    print(render_entries(asyncio.run(go()), args.format))
+    return 0
+
+
+def render_entries(entries: list[AuditEntry], output: str) -> str:
+    """The records as a table, CSV or JSON."""
+    if output == "json":
+        return render_json({"records": [entry.to_json() for entry in entries]})
+    rows = [_row(entry) for entry in entries]
+    if output == "csv":
+        return render_csv(COLUMNS, rows)
+    return render_table(COLUMNS, rows) if rows else "no audit records"
+
+
+def _row(entry: AuditEntry) -> tuple[object, ...]:
+    basis = ", ".join(f"{key}={value}" for key, value in sorted(entry.basis.items()))
+    details = ", ".join(f"{key}={value}" for key, value in sorted(entry.details.items()))
+    return (
+        entry.id,
+        entry.at.strftime("%Y-%m-%d %H:%M:%S"),
+        entry.kind,
+        entry.citizen_ref,
+        entry.department,
+        entry.ticket,
+        ",".join(entry.fields) or None,
+        basis or None,
+        details or None,
+    )
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 100000")
+    return int(text)

@@ -1,0 +1,182 @@
+"""Citizen notices go out through the citizen's channel; a channel outage delays them, never drops them.
+
+Channels register a :class:`Sender` in ``app[SENDERS]``; the notifier claims due notices of those channels
+(one at a time per chat, so they arrive in order), renders them in the citizen's language and sends them.
+A failed send is retried with back-off; only :class:`Unreachable` (e.g. the citizen blocked the bot) or a
+week of failures ends a notice as dead, with an ERROR in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.escalation import notice_replies
+from handlers.types import Reply
+from storage import cases as _cases  # noqa: F401 - the notices' foreign keys point at its tables
+from storage.citizens import CitizenRepository
+from storage.models import utcnow
+from storage.notices import Notice, NoticeRepository
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS = (
+    timedelta(seconds=5),
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(minutes=30),
+    timedelta(hours=1),
+)
+"""Waits after the 1st, 2nd… failed send; after the last, every hour until GIVE_UP_AFTER."""
+GIVE_UP_AFTER = timedelta(days=7)
+JITTER = 0.2
+
+
+class Unreachable(Exception):
+    """A channel's way of saying a chat can never be reached (e.g. the citizen blocked the bot)."""
+
+
+class Sender(Protocol):
+    """What a channel offers the notifier: send replies to a chat, raising on failure."""
+
+    async def send(self, chat_id: str, replies: list[Reply]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What became of one notice."""
+
+    notice: Notice
+    text: str | None
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+def notice_retry_at(notice: Notice, now: datetime, rng: random.Random) -> datetime | None:
+    """When to try a failed notice again; None once it has failed for GIVE_UP_AFTER."""
+    if now - notice.created_at >= GIVE_UP_AFTER:
+        return None
+    delay = RETRY_DELAYS[min(notice.attempts, len(RETRY_DELAYS)) - 1]
+    return now + delay * rng.uniform(1 - JITTER, 1 + JITTER)
+
+
+class Notifier:
+    """Sends queued notices: ``run_once`` for one round (tests), ``run`` until ``stop``."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        senders: Mapping[str, Sender],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        poll: float = 0.2,
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 32,
+        name: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.senders = senders
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.poll = poll
+        self.lease = lease
+        self.batch = batch
+        self.name = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+
+    async def run_once(self) -> int:
+        """Claim due notices of the registered channels, send them, record the outcome; how many."""
+        async with self.sessions.begin() as session:
+            notices = await NoticeRepository(session).claim(
+                sorted(self.senders), self.name, self.clock(), limit=self.batch, lease=self.lease
+            )
+        if not notices:
+            return 0
+        outcomes = await asyncio.gather(*(self._send(notice) for notice in notices))
+        await self._record(outcomes)
+        return len(outcomes)
+
+    async def run(self) -> None:
+        """Send until :meth:`stop`; a failing round is logged and the next one tried after the poll."""
+        while not self._stopping:
+            try:
+                sent = await self.run_once()
+            except Exception:
+                log.exception("notifier %s: a round failed; trying again shortly", self.name)
+                sent = 0
+            if sent < self.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
+                self._wakeup.clear()
+
+    async def _send(self, notice: Notice) -> Sent:
+        try:
+            replies = notice_replies(notice.kind, notice.data, notice.language)
+        except (ValueError, KeyError, TypeError) as exc:
+            return Sent(notice, None, error=f"cannot render: {exc}")
+        sender = self.senders.get(notice.channel)
+        if sender is None:
+            return Sent(notice, None, error="no sender", retry_at=self.clock())
+        try:
+            await asyncio.wait_for(
+                sender.send(notice.chat_id, replies), timeout=self.lease.total_seconds() / 2
+            )
+        except Unreachable as exc:
+            return Sent(notice, None, error=f"unreachable: {exc}")
+        except Exception as exc:  # any failure of the channel is retried: nothing is dropped
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            return Sent(notice, None, error=error, retry_at=notice_retry_at(notice, self.clock(), self.rng))
+        return Sent(notice, "\n\n".join(r.text for r in replies if r.text))
+
+    async def _record(self, outcomes: Sequence[Sent]) -> None:
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            notices = NoticeRepository(session)
+            for outcome in outcomes:
+                notice = outcome.notice
+                if outcome.error is None:
+                    await notices.sent(notice.id, self.name, now)
+                    if notice.citizen_id is not None and outcome.text:
+                        await CitizenRepository(session).record_message(
+                            notice.citizen_id, "out", outcome.text, now=now
+                        )
+                    continue
+                await notices.failed(notice.id, self.name, outcome.error, retry_at=outcome.retry_at)
+                if outcome.retry_at is None:
+                    log.error(
+                        "notice %d (%s of case %s) to %s chat is dead: %s",
+                        notice.id,
+                        notice.kind,
+                        notice.case_id,
+                        notice.channel,
+                        outcome.error,
+                    )
+                else:
+                    log.warning(
+                        "notice %d to %s failed (%s); retry at %s",
+                        notice.id,
+                        notice.channel,
+                        outcome.error,
+                        outcome.retry_at,
+                    )

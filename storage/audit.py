@@ -1,0 +1,349 @@
+"""The audit log: append-only, each record carrying the hash of the one before, so edits and deletions show.
+
+A record says what personal data went where and why: a disclosure (which fields of which citizen went to
+which department, for which case, under which clearance and consent), a staff export, an erasure, a
+consent decision, a clearance change. Citizens appear only as a pseudonymous reference (``C42``), never
+with contact data. Appends take the single ``audit_head`` row's lock for the rest of their transaction,
+so records get gapless ids and a linear chain even with many writers on PostgreSQL; a record exists only
+if the change it describes was committed with it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Integer, String, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.models import Base
+
+GENESIS = "0" * 64
+"""The ``prev_hash`` of the first record."""
+BATCH = 1000
+_CITIZEN_REF = re.compile(r"^[Cc]?([0-9]{1,12})$")
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class AuditKind(enum.StrEnum):
+    DISCLOSURE = "disclosure"
+    """Fields of a citizen sent to a department (webhook delivery, API response)."""
+    EXPORT = "export"
+    """Staff took citizen-derived data out of govbot (a report, a file)."""
+    ERASURE = "erasure"
+    """A citizen's data was erased at their request (/forget)."""
+    ACCESS = "access"
+    """A citizen was sent everything held about them (/mydata)."""
+    CONSENT = "consent"
+    """A citizen granted or withdrew consent for a department."""
+    CLEARANCE = "clearance"
+    """A department's clearance was changed."""
+    RETENTION = "retention"
+    """Old conversations were purged by the retention job."""
+
+
+class AuditUnavailable(Exception):
+    """The log cannot be appended to (its head row is missing); nothing that needs a record may proceed."""
+
+
+class AuditRecord(Base):
+    """One record of the audit log; never updated or deleted (the database refuses it too)."""
+
+    __tablename__ = "audit_records"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(20))
+    citizen_ref: Mapped[str | None] = mapped_column(String(40), index=True)
+    department: Mapped[str | None] = mapped_column(String(50), index=True)
+    ticket: Mapped[str | None] = mapped_column(String(32))
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    basis: Mapped[dict[str, Any]] = mapped_column(JSON)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single row naming the last record; appenders lock it, so the chain stays linear."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(ID)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """A record as staff and citizens see it."""
+
+    id: int
+    at: datetime
+    kind: str
+    citizen_ref: str | None
+    department: str | None
+    ticket: str | None
+    fields: tuple[str, ...]
+    basis: dict[str, Any]
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": _iso(self.at),
+            "kind": self.kind,
+            "citizen": self.citizen_ref,
+            "department": self.department,
+            "ticket": self.ticket,
+            "fields": list(self.fields),
+            "basis": self.basis,
+            "details": self.details,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """A record to append (see :meth:`AuditLog.append` for the fields)."""
+
+    kind: AuditKind
+    citizen: str | None = None
+    department: str | None = None
+    ticket: str | None = None
+    fields: tuple[str, ...] = ()
+    basis: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of walking the chain: ok, or the first record that is broken and how."""
+
+    ok: bool
+    checked: int
+    broken_id: int | None = None
+    problem: str | None = None
+    head_hash: str = GENESIS
+
+
+@dataclass
+class _Walk:
+    expected_id: int = 1
+    prev_hash: str = GENESIS
+    checked: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+
+def citizen_ref(citizen_id: int | None) -> str | None:
+    """The pseudonymous reference of a citizen in the log and in payloads: ``C42``."""
+    return f"C{citizen_id}" if citizen_id is not None else None
+
+
+def parse_citizen_ref(text: str) -> str | None:
+    """``C42``, ``c42`` or ``42`` → ``C42``; None for anything else."""
+    found = _CITIZEN_REF.match(text.strip())
+    return f"C{int(found.group(1))}" if found else None
+
+
+def record_hash(values: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of a record's values, ``prev_hash`` included."""
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _values(row: AuditRecord) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": _iso(row.at),
+        "kind": row.kind,
+        "citizen_ref": row.citizen_ref,
+        "department": row.department,
+        "ticket": row.ticket,
+        "fields": list(row.fields),
+        "basis": row.basis,
+        "details": row.details,
+        "prev_hash": row.prev_hash,
+    }
+
+
+class AuditLog:
+    """The audit log within one unit of work."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def append(
+        self,
+        kind: AuditKind,
+        *,
+        now: datetime,
+        citizen: str | None = None,
+        department: str | None = None,
+        ticket: str | None = None,
+        fields: Iterable[str] = (),
+        basis: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Add a record in the caller's transaction; the head stays locked until it commits."""
+        record = NewRecord(kind, citizen, department, ticket, tuple(fields), basis or {}, details or {})
+        [entry] = await self.append_many([record], now=now)
+        return entry
+
+    async def append_many(self, records: Sequence[NewRecord], *, now: datetime) -> list[AuditEntry]:
+        """Add records in order, in the caller's transaction, with three statements whatever their number."""
+        if not records:
+            return []
+        # The UPDATE comes first: it takes the lock (the write lock on SQLite) before anything is read.
+        head = (
+            await self.session.execute(
+                update(AuditHead)
+                .where(AuditHead.id == 1)
+                .values(last_id=AuditHead.last_id + len(records))
+                .returning(AuditHead.last_id, AuditHead.last_hash)
+            )
+        ).one_or_none()
+        if head is None:
+            raise AuditUnavailable("the audit log has no head row; run `govbot db upgrade`")
+        rows, prev_hash = [], str(head.last_hash)
+        for number, record in enumerate(records, start=int(head.last_id) - len(records) + 1):
+            row = _row(number, record, now, prev_hash)
+            rows.append(row)
+            prev_hash = row.hash
+        self.session.add_all(rows)
+        await self.session.flush()
+        await self.session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev_hash))
+        return [_entry(row) for row in rows]
+
+    async def search(
+        self,
+        *,
+        citizen: str | None = None,
+        department: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Records of a citizen and/or a department, newest first."""
+        query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
+        if citizen is not None:
+            query = query.where(AuditRecord.citizen_ref == citizen)
+        if department is not None:
+            query = query.where(AuditRecord.department == department)
+        if kind is not None:
+            query = query.where(AuditRecord.kind == kind)
+        return [_entry(row) for row in await self.session.scalars(query)]
+
+    async def verify(self, *, batch: int = BATCH) -> Verification:
+        """Walk the chain from the first record: gapless ids, right hashes, each linked to the one before."""
+        walk = _Walk()
+        while not walk.problems:
+            rows = list(
+                await self.session.scalars(
+                    select(AuditRecord)
+                    .where(AuditRecord.id >= walk.expected_id)
+                    .order_by(AuditRecord.id)
+                    .limit(batch)
+                )
+            )
+            for row in rows:
+                if not _check(walk, row):
+                    break
+            if len(rows) < batch:
+                break
+        if not walk.problems:
+            await self._check_head(walk)
+        if walk.problems:
+            broken, problem = walk.problems[0]
+            return Verification(False, walk.checked, broken, problem, walk.prev_hash)
+        return Verification(True, walk.checked, head_hash=walk.prev_hash)
+
+    async def _check_head(self, walk: _Walk) -> None:
+        head = await self.session.get(AuditHead, 1)
+        last = walk.expected_id - 1
+        if head is None:
+            walk.problems.append((last, "the audit head row is missing"))
+        elif head.last_id > last:
+            missing = f"record {last + 1} is missing (deleted); the log has {head.last_id}"
+            walk.problems.append((last + 1, missing))
+        elif head.last_id < last:
+            walk.problems.append((head.last_id + 1, f"record {head.last_id + 1} was added outside the log"))
+        elif head.last_hash != walk.prev_hash:
+            walk.problems.append((last, f"record {last} does not match the head of the log (altered)"))
+
+
+def _check(walk: _Walk, row: AuditRecord) -> bool:
+    if row.id != walk.expected_id:
+        walk.problems.append((walk.expected_id, f"record {walk.expected_id} is missing (deleted)"))
+        return False
+    if row.prev_hash != walk.prev_hash:
+        walk.problems.append((row.id, f"record {row.id} does not follow record {row.id - 1} (chain broken)"))
+        return False
+    if record_hash(_values(row)) != row.hash:
+        walk.problems.append((row.id, f"record {row.id} was altered (its hash does not match)"))
+        return False
+    walk.expected_id, walk.prev_hash, walk.checked = row.id + 1, row.hash, walk.checked + 1
+    return True
+
+
+def _row(number: int, record: NewRecord, now: datetime, prev_hash: str) -> AuditRecord:
+    row = AuditRecord(
+        id=number,
+        at=now.astimezone(UTC),
+        kind=AuditKind(record.kind).value,
+        citizen_ref=record.citizen,
+        department=record.department,
+        ticket=record.ticket,
+        fields=sorted(set(record.fields)),
+        basis=_plain(record.basis),
+        details=_plain(record.details),
+        prev_hash=prev_hash,
+    )
+    row.hash = record_hash(_values(row))
+    return row
+
+
+def _entry(row: AuditRecord) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        kind=row.kind,
+        citizen_ref=row.citizen_ref,
+        department=row.department,
+        ticket=row.ticket,
+        fields=tuple(row.fields or ()),
+        basis=dict(row.basis or {}),
+        details=dict(row.details or {}),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _plain(value: dict[str, Any]) -> dict[str, Any]:
+    """What the JSON column gives back, so the hash computed now is the hash verified later."""
+    plain: dict[str, Any] = json.loads(json.dumps(value, default=str, ensure_ascii=False))
+    return plain
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+async def record_export(
+    sessions: async_sessionmaker[AsyncSession],
+    what: str,
+    *,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Write a staff export of citizen-derived data (a report of their texts, a file) to the audit log."""
+    async with sessions.begin() as session:
+        await AuditLog(session).append(AuditKind.EXPORT, now=now, details={"what": what, **(details or {})})

@@ -1,0 +1,315 @@
+"""Everything held about one citizen, gathered for /mydata and erased for /forget, part by part.
+
+Each feature contributes a :class:`Part`: how to collect its data about a citizen, how to erase it, and
+(optionally) how to purge what is older than the retention period. The core parts are here; features
+register theirs with :func:`register` (see storage/feature_data.py). Erasure keeps what aggregate figures
+need (a question's decision, an answer's rating, a case's department and satisfaction) but nothing that
+identifies or reaches the person: texts are emptied, contact data dropped, the channel id replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.audit import AuditKind, AuditLog, citizen_ref
+from storage.case_events import iso
+from storage.consent import ConsentRecord, ConsentRequest
+from storage.models import Answer, Conversation, InboxUpdate, Message, Question, User
+
+TOMBSTONE = "erased-"
+"""An erased citizen's channel id becomes ``erased-<id>``: the row stays for aggregate counts."""
+MAX_ROWS = 10_000
+"""Rows per part in a /mydata document; more than anyone writes to a government account."""
+
+Collect = Callable[[AsyncSession, int], Awaitable[Any]]
+Erase = Callable[[AsyncSession, int, datetime], Awaitable[int]]
+Purge = Callable[[AsyncSession, datetime, bool], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One feature's data about citizens."""
+
+    name: str
+    collect: Collect
+    erase: Erase | None = None
+    """Erases the citizen's data of this part; returns how many items it erased."""
+    purge: Purge | None = None
+    """Purges (or with ``dry_run`` only counts) what was written before the cut-off."""
+    order: int = 50
+    """Erasure runs in this order, low first: cases before messages, the profile last."""
+
+
+_parts: dict[str, Part] = {}
+
+
+def register(part: Part) -> Part:
+    """Add a feature's part (a second registration of the same name replaces the first)."""
+    _parts[part.name] = part
+    return part
+
+
+def parts() -> list[Part]:
+    """Every registered part, in erasure order."""
+    import storage.feature_data  # noqa: F401 - features register their parts on import
+
+    return sorted(_parts.values(), key=lambda part: (part.order, part.name))
+
+
+def is_erased(user: User | None) -> bool:
+    """Whether a citizen erased their data (or their row is gone)."""
+    return user is None or user.external_id.startswith(TOMBSTONE)
+
+
+async def collect(session: AsyncSession, citizen_id: int, now: datetime) -> dict[str, Any]:
+    """The /mydata document: every part's data about the citizen."""
+    document: dict[str, Any] = {"generated_at": iso(now), "citizen": citizen_ref(citizen_id)}
+    for part in parts():
+        document[part.name] = await part.collect(session, citizen_id)
+    return document
+
+
+async def erase(session: AsyncSession, citizen_id: int, now: datetime) -> dict[str, int]:
+    """Erase every part in order and write the ``erasure`` audit record; returns counts per part."""
+    user = await session.get(User, citizen_id, with_for_update=True)
+    if is_erased(user):
+        return {}
+    counts: dict[str, int] = {}
+    for part in parts():
+        if part.erase is not None:
+            counts[part.name] = await part.erase(session, citizen_id, now)
+    await AuditLog(session).append(
+        AuditKind.ERASURE,
+        now=now,
+        citizen=citizen_ref(citizen_id),
+        fields=[name for name, count in counts.items() if count],
+        basis={"request": "citizen"},
+        details={"erased": counts},
+    )
+    return counts
+
+
+async def purge(session: AsyncSession, cutoff: datetime, *, dry_run: bool) -> dict[str, int]:
+    """Purge (or count) every part's data older than ``cutoff``; returns counts per part."""
+    return {part.name: await part.purge(session, cutoff, dry_run) for part in parts() if part.purge}
+
+
+# The core parts.
+
+
+async def _profile(session: AsyncSession, citizen_id: int) -> dict[str, Any] | None:
+    user = await session.get(User, citizen_id)
+    if user is None:
+        return None
+    return {
+        "reference": citizen_ref(user.id),
+        "channel": user.channel,
+        "chat_id": user.external_id,
+        "language": user.language,
+        "first_seen": iso(user.created_at),
+        "last_seen": iso(user.last_seen_at),
+    }
+
+
+async def _erase_profile(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    user = await session.get(User, citizen_id)
+    if user is None:
+        return 0
+    user.external_id, user.language = f"{TOMBSTONE}{user.id}", None
+    return 1
+
+
+async def _conversation(session: AsyncSession, citizen_id: int) -> dict[str, Any] | None:
+    row = await session.get(Conversation, citizen_id)
+    return {"state": row.state, "data": row.data, "updated": iso(row.updated_at)} if row else None
+
+
+async def _erase_conversation(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    result = await session.execute(delete(Conversation).where(Conversation.user_id == citizen_id))
+    return _count(result)
+
+
+async def _purge_conversations(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+    return await _purge_rows(session, Conversation, Conversation.updated_at < cutoff, dry_run=dry_run)
+
+
+async def _messages(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(Message.direction, Message.text, Message.created_at)
+        .where(Message.user_id == citizen_id)
+        .order_by(Message.id)
+        .limit(MAX_ROWS)
+    )
+    return [{"direction": d, "text": t, "at": iso(at)} for d, t, at in rows.all()]
+
+
+async def _erase_messages(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    return _count(await session.execute(delete(Message).where(Message.user_id == citizen_id)))
+
+
+async def _purge_messages(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+    return await _purge_rows(session, Message, Message.created_at < cutoff, dry_run=dry_run)
+
+
+async def _questions(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    rows = await session.scalars(
+        select(Question).where(Question.user_id == citizen_id).order_by(Question.id).limit(MAX_ROWS)
+    )
+    return [
+        {
+            "text": row.text,
+            "language": row.language,
+            "outcome": row.decision,
+            "chosen_entry": row.chosen_entry_id or None,
+            "at": iso(row.created_at),
+        }
+        for row in rows
+    ]
+
+
+async def _erase_questions(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    # The decision, language and candidates stay: they are what the answer rate is counted from.
+    result = await session.execute(
+        update(Question)
+        .where(Question.user_id == citizen_id, Question.text != "")
+        .values(text="", normalised="")
+        .execution_options(synchronize_session=False)
+    )
+    return _count(result)
+
+
+async def _purge_questions(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+    old = (Question.created_at < cutoff, Question.text != "")
+    if dry_run:
+        return await _count_rows(session, Question, *old)
+    result = await session.execute(
+        update(Question)
+        .where(*old)
+        .values(text="", normalised="")
+        .execution_options(synchronize_session=False)
+    )
+    return _count(result)
+
+
+async def _answers(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    rows = await session.scalars(
+        select(Answer).where(Answer.user_id == citizen_id).order_by(Answer.id).limit(MAX_ROWS)
+    )
+    return [
+        {"entry": row.entry_id, "how": row.how, "rating": row.rating, "at": iso(row.created_at)}
+        for row in rows
+    ]
+
+
+async def _consents(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    rows = await session.scalars(
+        select(ConsentRecord)
+        .where(ConsentRecord.user_id == citizen_id)
+        .order_by(ConsentRecord.department, ConsentRecord.field)
+    )
+    return [
+        {
+            "department": row.department,
+            "field": row.field,
+            "granted": row.granted,
+            "source": row.source,
+            "decided": iso(row.decided_at),
+        }
+        for row in rows
+    ]
+
+
+async def _erase_consents(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    requests = await session.execute(delete(ConsentRequest).where(ConsentRequest.user_id == citizen_id))
+    decisions = await session.execute(delete(ConsentRecord).where(ConsentRecord.user_id == citizen_id))
+    return _count(requests) + _count(decisions)
+
+
+async def _disclosures(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    entries = await AuditLog(session).search(citizen=citizen_ref(citizen_id), limit=MAX_ROWS)
+    return [
+        {
+            "kind": entry.kind,
+            "department": entry.department,
+            "case": entry.ticket,
+            "fields": list(entry.fields),
+            "basis": entry.basis,
+            "at": iso(entry.at),
+        }
+        for entry in reversed(entries)
+        if entry.kind in (AuditKind.DISCLOSURE, AuditKind.CONSENT)
+    ]
+
+
+async def _channel_updates(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    user = await session.get(User, citizen_id)
+    if user is None:
+        return []
+    return [row.payload for row in await _updates_of(session, user)]
+
+
+async def _erase_channel_updates(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    user = await session.get(User, citizen_id)
+    if user is None:
+        return 0
+    rows = await _updates_of(session, user)
+    for row in rows:
+        await session.delete(row)
+    return len(rows)
+
+
+async def _purge_channel_updates(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+    old = (InboxUpdate.received_at < cutoff, InboxUpdate.processed_at.is_not(None))
+    return await _purge_rows(session, InboxUpdate, *old, dry_run=dry_run)
+
+
+async def _updates_of(session: AsyncSession, user: User) -> list[InboxUpdate]:
+    """The raw channel updates still stored that came from this citizen's chat."""
+    rows = await session.scalars(select(InboxUpdate).where(InboxUpdate.channel == user.channel))
+    return [row for row in rows if user.external_id in _sender_ids(row.payload)]
+
+
+def _sender_ids(payload: Any) -> set[str]:
+    """Ids under ``chat`` and ``from`` anywhere in a channel update (Telegram's shape, and the like)."""
+    found: set[str] = set()
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in ("chat", "from", "user") and isinstance(value, dict) and "id" in value:
+                    found.add(str(value["id"]))
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+async def _purge_rows(session: AsyncSession, model: Any, *conditions: Any, dry_run: bool) -> int:
+    if dry_run:
+        return await _count_rows(session, model, *conditions)
+    return _count(await session.execute(delete(model).where(*conditions)))
+
+
+async def _count_rows(session: AsyncSession, model: Any, *conditions: Any) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0)
+
+
+def _count(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+register(Part("profile", _profile, _erase_profile, order=100))
+register(Part("conversation", _conversation, _erase_conversation, _purge_conversations, order=90))
+register(Part("messages", _messages, _erase_messages, _purge_messages, order=60))
+register(Part("questions", _questions, _erase_questions, _purge_questions, order=60))
+register(Part("answers", _answers))
+register(Part("consents", _consents, _erase_consents, order=80))
+register(Part("disclosures", _disclosures))
+register(Part("channel_updates", _channel_updates, _erase_channel_updates, _purge_channel_updates, order=70))

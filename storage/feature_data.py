@@ -1,0 +1,161 @@
+"""The citizen-data parts of the feedback, escalation and web chat features (see storage/citizen_data.py).
+
+Erasing cases closes the open ones and tells their departments with ``case.closed`` (reason ``erased``);
+the case rows stay for the figures (department, status, satisfaction, times) with every text and the
+contact data gone, and the payloads of their events still in the outbox are cut to nothing personal, so a
+delivery in flight after the erasure carries nothing erased.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import case_events
+from storage.case_events import iso
+from storage.cases import CaseChangeRecord, CaseRecord, CaseRepository, CaseStatus
+from storage.citizen_data import MAX_ROWS, Part, register
+from storage.classification import DataClass
+from storage.disclosure import govern_event
+from storage.feedback import Feedback
+from storage.notices import CitizenNotice
+from storage.outbox import OutboxEvent, OutboxRepository, new_webhook_id
+from storage.web_chat import WebEntry
+
+ERASED_CHAT = "erased"
+ERASED_REASON = "erased"
+
+
+async def _feedback(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    rows = await session.scalars(
+        select(Feedback).where(Feedback.user_id == citizen_id).order_by(Feedback.id).limit(MAX_ROWS)
+    )
+    return [
+        {"kind": row.kind, "entry": row.entry_id, "text": row.text, "at": iso(row.created_at)} for row in rows
+    ]
+
+
+async def _erase_feedback(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    # Kind and entry stay, so the counts in the staff reports do not change; the words go.
+    result = await session.execute(
+        update(Feedback)
+        .where(Feedback.user_id == citizen_id, Feedback.text != "")
+        .values(text="")
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _cases(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    repo = CaseRepository(session)
+    found = []
+    for case in reversed(await repo.of_citizen(citizen_id, limit=MAX_ROWS)):
+        history = await repo.history(case.id)
+        found.append(
+            {
+                "ticket": case.ticket,
+                "department": case.department,
+                "status": case.status.value,
+                "description": case.description,
+                "contact": case.contact,
+                "opened": iso(case.created_at),
+                "closed": iso(case.closed_at),
+                "satisfaction": case.satisfaction,
+                "history": [change.to_json() for change in history],
+            }
+        )
+    return found
+
+
+async def _erase_cases(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    rows = list(
+        await session.scalars(
+            select(CaseRecord)
+            .where(CaseRecord.user_id == citizen_id)
+            .order_by(CaseRecord.id)
+            .with_for_update()
+        )
+    )
+    for row in rows:
+        await _erase_case(session, row, now)
+    return len(rows)
+
+
+async def _erase_case(session: AsyncSession, row: CaseRecord, now: datetime) -> None:
+    was_open = row.status != CaseStatus.CLOSED.value
+    row.description, row.contact, row.contact_consent_at = "", None, None
+    row.excerpt, row.chat_id = [], ERASED_CHAT
+    await session.execute(
+        update(CaseChangeRecord)
+        .where(CaseChangeRecord.case_id == row.id)
+        .values(text=None)
+        .execution_options(synchronize_session=False)
+    )
+    await _scrub_outbox(session, row.id)
+    if was_open:
+        row.status, row.closed_at, row.updated_at = CaseStatus.CLOSED.value, now, now
+        session.add(
+            CaseChangeRecord(
+                case_id=row.id, kind="erased", actor="citizen", text=None, data={}, created_at=now
+            )
+        )
+        await session.flush()
+        case = await CaseRepository(session).get(row.id)
+        assert case is not None
+        webhook_id = new_webhook_id()
+        payload = case_events.event_payload(
+            case_events.CASE_CLOSED, webhook_id, now, case, {"reason": ERASED_REASON}
+        )
+        await OutboxRepository(session).enqueue(case_events.CASE_CLOSED, row.id, row.department, payload, now)
+
+
+async def _scrub_outbox(session: AsyncSession, case_id: int) -> None:
+    """Stored payloads of the case's events (delivered or not) keep nothing personal."""
+    for event in await session.scalars(select(OutboxEvent).where(OutboxEvent.case_id == case_id)):
+        event.payload = govern_event(
+            dict(event.payload), clearance=DataClass.SENSITIVE, consents={}, erased=True
+        ).document
+
+
+async def _erase_notices(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    result = await session.execute(delete(CitizenNotice).where(CitizenNotice.user_id == citizen_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _notices(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    rows = await session.scalars(
+        select(CitizenNotice)
+        .where(CitizenNotice.user_id == citizen_id)
+        .order_by(CitizenNotice.id)
+        .limit(MAX_ROWS)
+    )
+    return [{"kind": row.kind, "status": row.status, "at": iso(row.created_at)} for row in rows]
+
+
+async def _web_chat(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    rows = await session.scalars(
+        select(WebEntry).where(WebEntry.user_id == citizen_id).order_by(WebEntry.seq).limit(MAX_ROWS)
+    )
+    return [{"role": row.role, "text": row.text, "kind": row.kind, "at": iso(row.created_at)} for row in rows]
+
+
+async def _erase_web_chat(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    result = await session.execute(delete(WebEntry).where(WebEntry.user_id == citizen_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _purge_web_chat(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+    condition = WebEntry.created_at < cutoff
+    if dry_run:
+        return int(await session.scalar(select(func.count()).select_from(WebEntry).where(condition)) or 0)
+    result = await session.execute(delete(WebEntry).where(condition))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+register(Part("cases", _cases, _erase_cases, order=10))
+register(Part("notices", _notices, _erase_notices, order=20))
+register(Part("feedback", _feedback, _erase_feedback, order=30))
+register(Part("web_chat", _web_chat, _erase_web_chat, _purge_web_chat, order=40))

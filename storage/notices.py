@@ -1,0 +1,204 @@
+"""Messages for citizens (department replies, status changes), queued so a channel outage only delays them.
+
+A notice is written in the same transaction as the change it tells of, then claimed by a notifier under a
+lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and sent through the citizen's channel. Notices of one
+chat go out in order. A failed send is retried with back-off for as long as it takes; only a channel that
+says the chat can never be reached (the citizen blocked the bot) ends it as ``dead``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, aliased, mapped_column
+
+from storage.models import Base
+from storage.outbox import ID, plan_afresh
+
+ERROR_LENGTH = 500
+
+
+class NoticeStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class CitizenNotice(Base):
+    """A message waiting to be sent to a citizen's chat."""
+
+    __tablename__ = "citizen_notices"
+    __table_args__ = (
+        Index("ix_citizen_notices_due", "status", "next_attempt_at"),
+        Index("ix_citizen_notices_chat", "channel", "chat_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    chat_id: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(10))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    """``reply``, ``status`` or ``transferred``: how handlers/escalation.py renders it."""
+    data: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(12), default=NoticeStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(ERROR_LENGTH))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A claimed notice, ready to render and send."""
+
+    id: int
+    citizen_id: int | None
+    channel: str
+    chat_id: str
+    language: str
+    case_id: int | None
+    kind: str
+    data: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+def _notice(r: CitizenNotice) -> Notice:
+    return Notice(
+        r.id,
+        r.user_id,
+        r.channel,
+        r.chat_id,
+        r.language,
+        r.case_id,
+        r.kind,
+        dict(r.data),
+        r.attempts,
+        r.created_at,
+    )
+
+
+class NoticeRepository:
+    """Citizen notices within one unit of work."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enqueue(
+        self,
+        *,
+        citizen_id: int | None,
+        channel: str,
+        chat_id: str,
+        language: str,
+        case_id: int | None,
+        kind: str,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> int:
+        """Queue a notice in the caller's transaction."""
+        row = CitizenNotice(
+            user_id=citizen_id,
+            channel=channel,
+            chat_id=chat_id,
+            language=language,
+            case_id=case_id,
+            kind=kind,
+            data=data,
+            status=NoticeStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row.id
+
+    async def claim(
+        self, channels: Sequence[str], notifier: str, now: datetime, *, limit: int, lease: timedelta
+    ) -> list[Notice]:
+        """Claim due notices of these channels, oldest first, one per chat at a time."""
+        if not channels:
+            return []
+        await plan_afresh(self.session)
+        rows = (
+            (
+                await self.session.execute(
+                    update(CitizenNotice)
+                    .where(CitizenNotice.id.in_(self._due(list(channels), now, limit)))
+                    .values(attempts=CitizenNotice.attempts + 1, lease_until=now + lease, claimed_by=notifier)
+                    .returning(CitizenNotice)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        notices = [_notice(r) for r in rows]
+        return sorted(notices, key=lambda n: n.id)
+
+    async def sent(self, notice_id: int, notifier: str, now: datetime) -> None:
+        await self._finish(notice_id, notifier, status=NoticeStatus.SENT, sent_at=now, last_error=None)
+
+    async def failed(self, notice_id: int, notifier: str, error: str, *, retry_at: datetime | None) -> None:
+        """Record a failed send: try again at ``retry_at``, or give up (None) when the chat is unreachable."""
+        if retry_at is None:
+            await self._finish(notice_id, notifier, status=NoticeStatus.DEAD, last_error=error[:ERROR_LENGTH])
+        else:
+            await self._finish(
+                notice_id,
+                notifier,
+                status=NoticeStatus.PENDING,
+                next_attempt_at=retry_at,
+                last_error=error[:ERROR_LENGTH],
+            )
+
+    async def pending(self, *, case_id: int | None = None) -> list[Notice]:
+        """Notices not sent yet (oldest first), e.g. to see what a citizen is still to be told."""
+        query = select(CitizenNotice).where(CitizenNotice.status == NoticeStatus.PENDING.value)
+        if case_id is not None:
+            query = query.where(CitizenNotice.case_id == case_id)
+        rows = await self.session.scalars(query.order_by(CitizenNotice.id))
+        return [_notice(r) for r in rows]
+
+    async def _finish(self, notice_id: int, notifier: str, *, status: NoticeStatus, **values: Any) -> None:
+        await self.session.execute(
+            update(CitizenNotice)
+            .where(CitizenNotice.id == notice_id, CitizenNotice.claimed_by == notifier)
+            .values(status=status.value, lease_until=None, claimed_by=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+
+    def _due(self, channels: list[str], now: datetime, limit: int) -> Any:
+        earlier = aliased(CitizenNotice)
+        query = (
+            select(CitizenNotice.id)
+            .where(
+                CitizenNotice.status == NoticeStatus.PENDING.value,
+                CitizenNotice.channel.in_(channels),
+                CitizenNotice.next_attempt_at <= now,
+                or_(CitizenNotice.lease_until.is_(None), CitizenNotice.lease_until < now),
+                ~exists().where(
+                    earlier.channel == CitizenNotice.channel,
+                    earlier.chat_id == CitizenNotice.chat_id,
+                    earlier.id < CitizenNotice.id,
+                    earlier.status == NoticeStatus.PENDING.value,
+                ),
+            )
+            .order_by(CitizenNotice.id)
+            .limit(limit)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=CitizenNotice)
+        return query

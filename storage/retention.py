@@ -1,0 +1,105 @@
+"""Retention: conversations, messages and stored free text older than the retention period are purged.
+
+What goes is decided by the parts of storage/citizen_data.py (messages, conversation state, processed
+channel updates, question texts, the web chat transcript); aggregate counts stay. The audit log is kept:
+it holds no contact data and is the proof of what was shared. A purge that removed something is itself
+recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.audit import AuditKind, AuditLog
+from storage.citizen_data import purge
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+INTERVAL = timedelta(days=1)
+FIRST_RUN = timedelta(minutes=10)
+"""The first purge waits this long after start-up, so a restart loop does not purge over and over."""
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    cutoff: datetime
+    counts: dict[str, int]
+    dry_run: bool
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def cutoff_for(now: datetime, days: int) -> datetime:
+    """The moment before which data is purged."""
+    return now - timedelta(days=days)
+
+
+async def run_retention(
+    sessions: async_sessionmaker[AsyncSession], *, days: int, now: datetime, dry_run: bool = False
+) -> RetentionResult:
+    """Purge (or with ``dry_run`` only count) everything older than ``days``; one transaction."""
+    cutoff = cutoff_for(now, days)
+    if dry_run:
+        async with sessions() as session:  # never committed
+            return RetentionResult(cutoff, await purge(session, cutoff, dry_run=True), dry_run=True)
+    async with sessions.begin() as session:
+        counts = await purge(session, cutoff, dry_run=False)
+        if any(counts.values()):
+            await AuditLog(session).append(
+                AuditKind.RETENTION,
+                now=now,
+                basis={"retention_days": days},
+                details={"cutoff": cutoff.isoformat(), "purged": counts},
+            )
+    return RetentionResult(cutoff, counts, dry_run=False)
+
+
+class RetentionJob:
+    """Runs the retention purge FIRST_RUN after start and then every INTERVAL, until cancelled."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        days: int,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        wait: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        interval: timedelta = INTERVAL,
+        first_run: timedelta = FIRST_RUN,
+    ) -> None:
+        self.sessions = sessions
+        self.days = days
+        self.clock = clock
+        self.wait = wait
+        self.interval = interval
+        self.first_run = first_run
+        self.runs = 0
+
+    async def run_once(self) -> RetentionResult | None:
+        """One purge; a failure is logged and the next day's run tries again."""
+        try:
+            result = await run_retention(self.sessions, days=self.days, now=self.clock())
+        except Exception:
+            log.exception("retention: the purge failed; it runs again in %s", self.interval)
+            return None
+        finally:
+            self.runs += 1
+        if result.total:
+            log.info("retention: purged %s older than %s", result.counts, result.cutoff.date())
+        return result
+
+    async def run(self) -> None:
+        """Purge on schedule until cancelled."""
+        await self.wait(self.first_run.total_seconds())
+        while True:
+            await self.run_once()
+            await self.wait(self.interval.total_seconds())

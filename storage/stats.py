@@ -1,0 +1,111 @@
+"""Public aggregate figures for the transparency page: no personal data, nothing from fewer than 5 people."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import case, distinct, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Answer, Question
+
+MIN_PEOPLE = 5
+"""A figure computed from fewer distinct citizens is withheld: it could point at someone."""
+MONTHS = 6
+
+
+@dataclass(frozen=True)
+class Point:
+    """One figure: ``value`` is None when it is withheld (fewer than MIN_PEOPLE people) or undefined."""
+
+    label: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class Series:
+    """A figure by month; ``unit`` is ``count`` or ``percent``."""
+
+    key: str
+    unit: str
+    points: tuple[Point, ...]
+    total: Point
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Everything the transparency page shows; any source (this module, the stats API) can fill it."""
+
+    series: tuple[Series, ...]
+    since: datetime
+    until: datetime
+
+
+def month_starts(now: datetime, months: int = MONTHS) -> list[datetime]:
+    """The first instants (UTC) of the last ``months`` months, oldest first, then the next month's."""
+    now = now.astimezone(UTC)
+    year, month = now.year, now.month
+    starts = []
+    for back in range(months - 1, -2, -1):
+        index = year * 12 + month - 1 - back
+        starts.append(datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC))
+    return starts
+
+
+def _shown(value: float | None, people: int) -> float | None:
+    return value if people >= MIN_PEOPLE else None
+
+
+async def _questions(session: AsyncSession, start: datetime, end: datetime) -> tuple[Point, Point]:
+    answered = or_(Question.decision == "answer", Question.chosen_entry_id.is_not(None))
+    row = (
+        await session.execute(
+            select(
+                func.count(Question.id),
+                func.count(distinct(Question.user_id)),
+                func.sum(case((answered, 1), else_=0)),
+            ).where(Question.created_at >= start, Question.created_at < end)
+        )
+    ).one()
+    asked, people, answered_count = int(row[0]), int(row[1]), int(row[2] or 0)
+    rate = 100.0 * answered_count / asked if asked else None
+    label = start.strftime("%Y-%m")
+    return Point(label, _shown(float(asked), people)), Point(label, _shown(rate, people))
+
+
+async def _helpful(session: AsyncSession, start: datetime, end: datetime) -> Point:
+    row = (
+        await session.execute(
+            select(
+                func.count(Answer.id),
+                func.count(distinct(Answer.user_id)),
+                func.sum(case((Answer.rating == "helpful", 1), else_=0)),
+            ).where(Answer.rating.is_not(None), Answer.created_at >= start, Answer.created_at < end)
+        )
+    ).one()
+    rated, people, helpful = int(row[0]), int(row[1]), int(row[2] or 0)
+    return Point(start.strftime("%Y-%m"), _shown(100.0 * helpful / rated if rated else None, people))
+
+
+async def transparency_figures(session: AsyncSession, *, now: datetime, months: int = MONTHS) -> Figures:
+    """Questions asked, the share answered and the share of rated answers found helpful, by month."""
+    starts = month_starts(now, months)
+    asked, answered, helpful = [], [], []
+    for start, end in itertools.pairwise(starts):
+        count, rate = await _questions(session, start, end)
+        asked.append(count)
+        answered.append(rate)
+        helpful.append(await _helpful(session, start, end))
+    total_asked, total_answered = await _questions(session, starts[0], starts[-1])
+    total_helpful = await _helpful(session, starts[0], starts[-1])
+    return Figures(
+        series=(
+            Series("questions", "count", tuple(asked), total_asked),
+            Series("answer_rate", "percent", tuple(answered), total_answered),
+            Series("helpful_rate", "percent", tuple(helpful), total_helpful),
+        ),
+        since=starts[0],
+        until=starts[-1],
+    )

@@ -1,0 +1,226 @@
+"""Suggested alternative phrasings: questions whose askers picked an entry from "did you mean".
+
+Staff accept a suggestion into the entry as a new revision (running bots pick it up through
+LiveKnowledge.refresh) or reject it; a rejected phrasing keeps counting but is not offered again.
+"""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Integer, String, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from knowledge.entry import Entry
+from knowledge.normalise import guess_language, normalise
+from storage.knowledge import KnowledgeRepository
+from storage.models import Base, Question, utcnow
+
+MAX_PHRASING_CHARS = 200
+"""Longer questions are not taken as phrasings: an alternative phrasing is a short question."""
+MIN_PHRASING_UNITS = 2
+"""Letters, digits or ideographs a phrasing needs at least (emoji-only text is not a phrasing)."""
+
+
+class SuggestionStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Outcome(enum.StrEnum):
+    """What ``accept`` or ``reject`` did with one suggestion."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ALREADY_KNOWN = "already_known"
+    """Accepted, but the entry already had this phrasing: no new revision."""
+    NOT_FOUND = "not_found"
+    NOT_PENDING = "not_pending"
+    ENTRY_GONE = "entry_gone"
+
+
+class SuggestionRow(Base):
+    """A phrasing citizens used for an entry, counted each time one of them chose the entry for it."""
+
+    __tablename__ = "suggestions"
+    __table_args__ = (UniqueConstraint("entry_id", "language", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(String(200), index=True)
+    language: Mapped[str] = mapped_column(String(10))
+    text: Mapped[str] = mapped_column(String(MAX_PHRASING_CHARS))
+    """The question as asked, tidied for display and for the entry's alternatives."""
+    key: Mapped[str] = mapped_column(String(MAX_PHRASING_CHARS))
+    """The normalised text: phrasings that differ only in case, width or punctuation are one suggestion."""
+    times_chosen: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(10), index=True, default=SuggestionStatus.PENDING.value)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: int
+    entry_id: str
+    language: str
+    text: str
+    times_chosen: int
+    status: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What became of one suggestion id, with the suggestion as it now stands (None: no such id)."""
+
+    suggestion_id: int
+    outcome: Outcome
+    suggestion: Suggestion | None = None
+
+
+def phrasing(text: str) -> str | None:
+    """The display form of a question as a phrasing, or None when it cannot be one.
+
+    Unicode NFKC, one space between words, no trailing sentence punctuation; at least
+    :data:`MIN_PHRASING_UNITS` letters, digits or ideographs and at most :data:`MAX_PHRASING_CHARS`.
+    """
+    tidy = " ".join(unicodedata.normalize("NFKC", text).split()).rstrip("?？!！.。,，;；…~～ ")
+    units = sum(1 for ch in tidy if ch.isalnum())
+    if units < MIN_PHRASING_UNITS or len(tidy) > MAX_PHRASING_CHARS:
+        return None
+    return tidy
+
+
+class SuggestionRepository:
+    """Suggested phrasings within one unit of work."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record_pick(
+        self, question_id: int, entry_id: str, *, now: datetime | None = None
+    ) -> int | None:
+        """Count the question as a phrasing of ``entry_id``; the suggestion's id, or None: not a phrasing."""
+        question = await self.session.get(Question, question_id)
+        text = phrasing(question.text) if question is not None else None
+        if text is None:
+            return None
+        key = normalise(text)[:MAX_PHRASING_CHARS]
+        now = now or utcnow()
+        language = guess_language(text)
+        row = await self._find(entry_id, language, key)
+        if row is None:
+            row = await self._insert(entry_id, language, text, key, now)
+        else:
+            row.times_chosen += 1
+            row.last_seen_at = now
+        return row.id
+
+    async def listing(self, status: SuggestionStatus | None = SuggestionStatus.PENDING) -> list[Suggestion]:
+        """Suggestions (of one status, or all), most chosen first."""
+        statement = select(SuggestionRow).order_by(
+            SuggestionRow.times_chosen.desc(), SuggestionRow.last_seen_at.desc(), SuggestionRow.id
+        )
+        if status is not None:
+            statement = statement.where(SuggestionRow.status == status.value)
+        return [_suggestion(row) for row in await self.session.scalars(statement)]
+
+    async def accept(self, suggestion_id: int, *, now: datetime | None = None) -> Decision:
+        """Append the phrasing to the entry's alternatives as a new revision (source ``suggestion:<id>``)."""
+        row = await self.session.get(SuggestionRow, suggestion_id, with_for_update=True)
+        if row is None or row.status != SuggestionStatus.PENDING:
+            return _refused(suggestion_id, row)
+        knowledge = KnowledgeRepository(self.session)
+        entry = await knowledge.entry(row.entry_id)
+        if entry is None:
+            return Decision(suggestion_id, Outcome.ENTRY_GONE, _suggestion(row))
+        outcome = Outcome.ALREADY_KNOWN
+        if not _has_phrasing(entry, row.key):
+            alternatives = {
+                **entry.alternatives,
+                row.language: [*entry.alternatives.get(row.language, []), row.text],
+            }
+            await knowledge.save_entry(
+                entry.replace(alternatives=alternatives), source=f"suggestion:{row.id}"
+            )
+            outcome = Outcome.ACCEPTED
+        row.status, row.decided_at = SuggestionStatus.ACCEPTED.value, now or utcnow()
+        return Decision(suggestion_id, outcome, _suggestion(row))
+
+    async def reject(self, suggestion_id: int, *, now: datetime | None = None) -> Decision:
+        """Mark a pending suggestion rejected; it is no longer listed as pending."""
+        row = await self.session.get(SuggestionRow, suggestion_id, with_for_update=True)
+        if row is None or row.status != SuggestionStatus.PENDING:
+            return _refused(suggestion_id, row)
+        row.status, row.decided_at = SuggestionStatus.REJECTED.value, now or utcnow()
+        return Decision(suggestion_id, Outcome.REJECTED, _suggestion(row))
+
+    async def _find(self, entry_id: str, language: str, key: str) -> SuggestionRow | None:
+        # scalars().first(), not scalar(): with a return context mypy picks scalar()'s untyped overload.
+        rows = await self.session.scalars(
+            select(SuggestionRow)
+            .where(
+                SuggestionRow.entry_id == entry_id,
+                SuggestionRow.language == language,
+                SuggestionRow.key == key,
+            )
+            .with_for_update()
+        )
+        return rows.first()
+
+    async def _insert(
+        self, entry_id: str, language: str, text: str, key: str, now: datetime
+    ) -> SuggestionRow:
+        # Two processes may record the same new phrasing at once; the unique constraint decides.
+        try:
+            async with self.session.begin_nested():
+                row = SuggestionRow(
+                    entry_id=entry_id,
+                    language=language,
+                    text=text,
+                    key=key,
+                    times_chosen=1,
+                    status=SuggestionStatus.PENDING.value,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+                self.session.add(row)
+            return row
+        except IntegrityError:
+            found = await self._find(entry_id, language, key)
+            assert found is not None
+            found.times_chosen += 1
+            found.last_seen_at = now
+            return found
+
+
+def _has_phrasing(entry: Entry, key: str) -> bool:
+    known = [*entry.question.values(), *(text for texts in entry.alternatives.values() for text in texts)]
+    return any(normalise(text) == key for text in known)
+
+
+def _refused(suggestion_id: int, row: SuggestionRow | None) -> Decision:
+    if row is None:
+        return Decision(suggestion_id, Outcome.NOT_FOUND)
+    return Decision(suggestion_id, Outcome.NOT_PENDING, _suggestion(row))
+
+
+def _suggestion(row: SuggestionRow) -> Suggestion:
+    return Suggestion(
+        row.id,
+        row.entry_id,
+        row.language,
+        row.text,
+        row.times_chosen,
+        row.status,
+        row.first_seen_at,
+        row.last_seen_at,
+    )

@@ -1,0 +1,149 @@
+"""The public figures of ``GET /api/v1/stats`` and `govbot report stats`: aggregates only, small cells hidden.
+
+The question figures (asked, answer rate, helpful rate) come from storage/stats.py, the transparency page's
+source, so both show the same numbers; this module adds the case figures (cases per department, median
+time to a department's first reply, satisfaction) over the same window and with the same rule: a figure
+computed from fewer than MIN_PEOPLE distinct citizens is ``null`` with ``"suppressed": true``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.case_events import iso
+from storage.cases import CaseChangeRecord, CaseRecord
+from storage.models import Department, UTCDateTime
+from storage.stats import MIN_PEOPLE, MONTHS, Point, transparency_figures
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    citizen_id: int | None
+    department: str
+    created_at: datetime
+    first_reply_at: datetime | None
+    satisfaction: int | None
+
+
+def figure(value: float | None, people: int, *, digits: int = 1) -> dict[str, Any]:
+    """``{"value": …, "suppressed": false}``, or ``null`` and ``true`` when fewer than MIN_PEOPLE people."""
+    if people < MIN_PEOPLE or value is None:
+        return {"value": None, "suppressed": True}
+    return {"value": round(value, digits) if isinstance(value, float) else value, "suppressed": False}
+
+
+def case_figures(rows: Iterable[CaseRow]) -> dict[str, Any]:
+    """Satisfaction, median hours to the first reply and cases per department, from case rows (pure)."""
+    rows = list(rows)
+    by_department: dict[str, list[CaseRow]] = defaultdict(list)
+    for row in rows:
+        by_department[row.department].append(row)
+    return {
+        "satisfaction": _satisfaction(rows),
+        "median_hours_to_first_reply": _first_reply(rows),
+        "cases_per_department": {
+            code: {
+                "cases": figure(len(cases), _people(cases)),
+                "median_hours_to_first_reply": _first_reply(cases),
+                "satisfaction": _satisfaction(cases),
+            }
+            for code, cases in sorted(by_department.items())
+        },
+    }
+
+
+async def public_stats(session: AsyncSession, *, now: datetime, months: int = MONTHS) -> dict[str, Any]:
+    """Every public figure for the last ``months`` months (the transparency page's window)."""
+    resolved = await transparency_figures(session, now=now, months=months)
+    series = {s.key: s for s in resolved.series}
+    cases = case_figures(await _case_rows(session, resolved.since, resolved.until))
+    names = await _department_names(session)
+    departments = [
+        {"department": code, "name": names.get(code, {})} | values
+        for code, values in cases.pop("cases_per_department").items()
+    ]
+    return {
+        "generated_at": iso(now),
+        "since": iso(resolved.since),
+        "until": iso(resolved.until),
+        "min_people": MIN_PEOPLE,
+        "questions_asked": _point(series["questions"].total, digits=0),
+        "answer_rate": _point(series["answer_rate"].total) | {"unit": "percent"},
+        "helpful_rate": _point(series["helpful_rate"].total) | {"unit": "percent"},
+        "satisfaction": cases["satisfaction"] | {"scale": "1-5"},
+        "median_hours_to_first_reply": cases["median_hours_to_first_reply"],
+        "cases_per_department": departments,
+        "monthly": {
+            key: [{"month": p.label} | _point(p, digits=0 if key == "questions" else 1) for p in s.points]
+            for key, s in series.items()
+        },
+    }
+
+
+def _point(point: Point, *, digits: int = 1) -> dict[str, Any]:
+    """A figure of storage/stats.py: there ``None`` means withheld (or from nobody at all)."""
+    if point.value is None:
+        return {"value": None, "suppressed": True}
+    value = round(point.value, digits) if digits else round(point.value)
+    return {"value": value, "suppressed": False}
+
+
+def _people(rows: Iterable[CaseRow]) -> int:
+    return len({row.citizen_id for row in rows if row.citizen_id is not None})
+
+
+def _satisfaction(rows: list[CaseRow]) -> dict[str, Any]:
+    rated = [row for row in rows if row.satisfaction is not None]
+    mean = statistics.fmean(row.satisfaction for row in rated if row.satisfaction) if rated else None
+    return figure(mean, _people(rated), digits=2)
+
+
+def _first_reply(rows: list[CaseRow]) -> dict[str, Any]:
+    replied = [row for row in rows if row.first_reply_at is not None]
+    hours = [
+        (row.first_reply_at - row.created_at).total_seconds() / 3600 for row in replied if row.first_reply_at
+    ]
+    return figure(statistics.median(hours) if hours else None, _people(replied))
+
+
+async def _case_rows(session: AsyncSession, since: datetime, until: datetime) -> list[CaseRow]:
+    first_reply = (
+        select(func.min(CaseChangeRecord.created_at))
+        .where(CaseChangeRecord.case_id == CaseRecord.id, CaseChangeRecord.kind == "reply")
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(
+            CaseRecord.user_id,
+            CaseRecord.department,
+            CaseRecord.created_at,
+            first_reply,
+            CaseRecord.satisfaction,
+        ).where(CaseRecord.created_at >= since, CaseRecord.created_at < until)
+    )
+    return [
+        CaseRow(user_id, department, created, _aware(replied), satisfaction)
+        for user_id, department, created, replied, satisfaction in rows.all()
+    ]
+
+
+async def _department_names(session: AsyncSession) -> dict[str, dict[str, str]]:
+    rows = await session.execute(select(Department.code, Department.name))
+    return {code: dict(name or {}) for code, name in rows.all()}
+
+
+def _aware(value: Any) -> datetime | None:
+    """A time from a subquery (SQLite may give text, naive): UTC-aware like the model's columns."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return UTCDateTime().process_result_value(value, None)

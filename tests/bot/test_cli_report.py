@@ -1,0 +1,201 @@
+"""`govbot report …` and `govbot kb suggestions …` as staff run them, on a seeded SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.commands.tables import render_table, since_argument, width, window_start
+from knowledge.normalise import normalise
+from storage import db
+from storage.knowledge import KnowledgeRepository
+from storage.questions import QuestionRepository
+from storage.suggestions import SuggestionRepository
+from tests.storage.feedback_seed import MISSING, seed
+
+Capture = pytest.CaptureFixture[str]
+
+
+@pytest.fixture(autouse=True)
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    for name in list(os.environ):
+        if name.startswith("GOVBOT_"):
+            monkeypatch.delenv(name)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
+    monkeypatch.setenv("GOVBOT_DATABASE_URL", url)
+    return url
+
+
+def seeded(url: str) -> None:
+    """The feedback seed, dated around the real now (the commands read the real clock)."""
+
+    async def go() -> None:
+        async with db.connected(url) as engine:
+            await seed(db.sessionmaker(engine), datetime.now(UTC) - timedelta(minutes=1))
+
+    asyncio.run(go())
+
+
+def picked(url: str, text: str, entry_id: str) -> None:
+    """A citizen chose ``entry_id`` from "did you mean" for ``text``."""
+
+    async def go() -> None:
+        async with db.connected(url) as engine, db.sessionmaker(engine).begin() as session:
+            question_id = await QuestionRepository(session).record_question(
+                None, text, normalised=normalise(text), language="en", decision="clarify", reason="test",
+                candidates=[], signals={},
+            )  # fmt: skip
+            await SuggestionRepository(session).record_pick(question_id, entry_id)
+
+    asyncio.run(go())
+
+
+def alternatives(url: str, entry_id: str) -> list[str]:
+    async def go() -> list[str]:
+        async with db.connected(url) as engine, db.sessionmaker(engine)() as session:
+            entry = await KnowledgeRepository(session).entry(entry_id)
+            assert entry is not None
+            return entry.alternatives.get("en", [])
+
+    return asyncio.run(go())
+
+
+def test_unanswered_json_has_the_clusters_largest_first(database: str, capsys: Capture) -> None:
+    seeded(database)
+    assert main(["report", "unanswered", "--since", "7d", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["questions"] == 7
+    clusters = report["clusters"]
+    assert [(c["rank"], c["language"], c["count"], c["citizens"]) for c in clusters] == [
+        (1, "en", 3, 2),
+        (2, "zh", 2, 2),
+        (3, "en", 2, 1),
+    ]
+    assert set(clusters[0]["examples"]) == {
+        "When does the swimming pool open?",
+        "swimming pool opening hours",
+        "What time does the public pool open",
+    }
+    assert (clusters[0]["nearest_entry"], clusters[0]["nearest_score"]) == ("id-card-renew", 0.12)
+
+
+def test_unanswered_since_a_longer_period_includes_older_questions(database: str, capsys: Capture) -> None:
+    seeded(database)
+    assert main(["report", "unanswered", "--since", "2w", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["questions"] == 8
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert main(["report", "unanswered", "--since", tomorrow]) == 0
+    assert "nothing unanswered" in capsys.readouterr().out
+
+
+def test_unanswered_table_and_csv(database: str, capsys: Capture) -> None:
+    seeded(database)
+    assert main(["report", "unanswered"]) == 0
+    table = capsys.readouterr().out
+    assert "7 in 3 cluster(s)" in table
+    assert "垃圾" in table
+    assert main(["report", "unanswered", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["count"] for row in rows] == ["3", "2", "2"]
+    assert rows[0]["examples"].count(" | ") == 2
+
+
+def test_feedback_report_puts_the_worst_helpful_rate_first(database: str, capsys: Capture) -> None:
+    seeded(database)
+    assert main(["report", "feedback", "--since", "7d", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    entries = [(e["entry_id"], e["shown"], e["helpful_rate"], e["comments"]) for e in report["entries"]]
+    assert entries == [
+        ("tax-property-pay", 4, 0.333, 1),
+        ("id-card-renew", 2, 1.0, 0),
+        ("id-card-lost", 1, None, 0),
+    ]
+    assert report["entries"][0]["examples"] == [MISSING]
+    assert (report["comments"], report["complaints"]) == (1, 1)
+    assert [c["text"] for c in report["latest_comments"]] == ["办事窗口排队太久", "Very quick, thanks"]
+
+
+def test_feedback_report_as_table_and_csv(database: str, capsys: Capture) -> None:
+    seeded(database)
+    assert main(["report", "feedback"]) == 0
+    table = capsys.readouterr().out
+    assert table.index("tax-property-pay") < table.index("id-card-renew")
+    assert "33%" in table
+    assert "Comments: 1, complaints: 1" in table
+    last_month = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
+    assert main(["report", "feedback", "--format", "csv", "--since", last_month]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert (rows[0]["entry_id"], rows[0]["helpful_rate"]) == ("tax-property-pay", "0.333")
+
+
+def test_reports_on_an_empty_database(capsys: Capture) -> None:
+    assert main(["report", "feedback", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == []
+    assert main(["report", "unanswered", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "rank,language,count,citizens,question,examples,nearest_entry,nearest_score"
+    )
+
+
+def test_a_bad_since_is_refused_with_a_clear_message(capsys: Capture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "unanswered", "--since", "last tuesday"])
+    assert exit_info.value.code == 2
+    assert "not a period like 7d, 24h or 2w" in capsys.readouterr().err
+
+
+def test_suggestions_are_listed_accepted_and_rejected(database: str, capsys: Capture) -> None:
+    seeded(database)
+    for _ in range(2):
+        picked(database, "my wallet was taken with my card inside", "id-card-lost")
+    picked(database, "card renewal counter", "id-card-renew")
+    assert main(["kb", "suggestions", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["suggestions"]
+    assert [(s["text"], s["times_chosen"]) for s in listed] == [
+        ("my wallet was taken with my card inside", 2),
+        ("card renewal counter", 1),
+    ]
+    first, second = listed[0]["id"], listed[1]["id"]
+    assert main(["kb", "suggestions", "accept", str(first)]) == 0
+    assert "added to id-card-lost as a new revision" in capsys.readouterr().out
+    assert alternatives(database, "id-card-lost")[-1] == "my wallet was taken with my card inside"
+    assert main(["kb", "suggestions", "reject", str(second), "999"]) == 1
+    out, err = capsys.readouterr()
+    assert "rejected" in out
+    assert "#999: no such suggestion" in err
+    assert main(["kb", "suggestions", "accept", str(first)]) == 1
+    assert "already accepted" in capsys.readouterr().err
+    assert main(["kb", "suggestions"]) == 0
+    assert capsys.readouterr().out.strip() == "no suggestions"
+    assert main(["kb", "suggestions", "--status", "all", "--format", "csv"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+
+
+def test_suggestion_ids_must_be_numbers(capsys: Capture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["kb", "suggestions", "accept", "abc"])
+    assert exit_info.value.code == 2
+    assert "invalid int value" in capsys.readouterr().err
+
+
+def test_since_accepts_periods_and_iso_dates() -> None:
+    now = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    assert window_start(since_argument("7d"), now) == now - timedelta(days=7)
+    assert window_start(since_argument("24h"), now) == now - timedelta(hours=24)
+    assert window_start(since_argument("2W"), now) == now - timedelta(weeks=2)
+    assert window_start(since_argument("2026-11-01"), now) == datetime(2026, 11, 1, tzinfo=UTC)
+    assert window_start(since_argument("2026-11-01T08:00+08:00"), now) == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_tables_align_chinese_text_by_its_display_width() -> None:
+    table = render_table(("q", "n"), [["护照在哪办", 12], ["passport office", 3]]).splitlines()
+    assert width(table[2]) == width(table[3])
+    assert table[3].endswith(" 3")

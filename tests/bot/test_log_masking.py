@@ -1,0 +1,81 @@
+"""Log lines never hold unmasked personal data, whatever is logged and however."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.log_masking import PersonalDataFilter, mask_logs
+
+log = logging.getLogger("govbot.test")
+
+
+@pytest.fixture
+def masked_root() -> Iterator[None]:
+    """The root logger's handlers (caplog's among them) carry the filter during the test only."""
+    yield
+    for handler in logging.getLogger().handlers:
+        for found in [f for f in handler.filters if isinstance(f, PersonalDataFilter)]:
+            handler.removeFilter(found)
+
+
+@pytest.mark.usefixtures("masked_root")
+def test_arguments_and_messages_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    mask_logs()
+    with caplog.at_level(logging.INFO):
+        log.info("citizen wrote %r from %s", "my phone is 13812345678", "zhang@example.cn")
+        log.warning("ID 110101199003074258 given")
+    assert "13812345678" not in caplog.text
+    assert "zhang@example.cn" not in caplog.text
+    assert "110101199003074258" not in caplog.text
+    assert "138****5678" in caplog.text
+    assert "z***@example.cn" in caplog.text
+    assert all(record.getMessage() == record.msg for record in caplog.records)
+
+
+@pytest.mark.usefixtures("masked_root")
+def test_tracebacks_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    mask_logs()
+    try:
+        raise ValueError("cannot parse 13912345678")
+    except ValueError:
+        log.exception("failed")
+    assert "13912345678" not in caplog.text
+    assert "139****5678" in caplog.text
+
+
+@pytest.mark.usefixtures("masked_root")
+def test_arguments_that_do_not_fit_the_format_are_still_written_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mask_logs()
+    log.warning("two %s %s", "13812345678")
+    assert "13812345678" not in caplog.text
+    assert "138****5678" in caplog.text
+
+
+@pytest.mark.usefixtures("masked_root")
+def test_installing_twice_adds_one_filter() -> None:
+    mask_logs()
+    mask_logs()
+    for handler in logging.getLogger().handlers:
+        assert sum(isinstance(f, PersonalDataFilter) for f in handler.filters) == 1
+
+
+@pytest.mark.usefixtures("masked_root")
+def test_the_cli_masks_its_logs(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("GOVBOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GOVBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}")
+    assert main(["db", "current"]) == 0
+    log.warning("call back on +44 20 7946 0958")
+    assert "7946 0958" not in caplog.text
+    assert "442****0958" in caplog.text

@@ -1,0 +1,471 @@
+"""The web chat over HTTP: identity cookie, CSRF, limits, bad input, escaping, history and catching up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import create_app
+from bot.channels.web import WEB
+from bot.config import load_settings
+from bot.keys import SENDERS
+from bot.notify import Unreachable
+from bot.web.guard import CSP, MAX_BODY
+from bot.web.hub import Hub
+from bot.web.identity import COOKIE, Signer
+from handlers.types import Document, Reply
+from storage.knowledge import KnowledgeRepository
+from storage.models import Question
+from tests.bot.web_kb import HOSTILE_QUESTION, web_kb
+
+Client = TestClient[web.Request, web.Application]
+CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+class Browser:
+    """One citizen's browser: a cookie jar, the page's CSRF token, and the chat API."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.token = ""
+
+    @property
+    def channel(self) -> Any:
+        return self.client.app[WEB]
+
+    async def open(self, **headers: str) -> str:
+        response = await self.client.get("/", headers=headers)
+        assert response.status == 200
+        page = await response.text()
+        found = CSRF.search(page)
+        assert found is not None
+        self.token = found.group(1)
+        return page
+
+    def set_cookie(self, value: str) -> None:
+        """Replace the identity cookie, as a citizen editing it by hand would."""
+        self.client.session.cookie_jar.clear()
+        self.client.session.cookie_jar.update_cookies({COOKIE: value}, self.client.make_url("/"))
+
+    def identity(self) -> str:
+        cookie = self.client.session.cookie_jar.filter_cookies(self.client.make_url("/"))[COOKIE].value
+        identity = self.channel.signer.identity(cookie)
+        assert identity is not None
+        return str(identity)
+
+    async def post(self, body: dict[str, Any], *, token: str | None = None) -> tuple[int, Any]:
+        headers = {"X-CSRF-Token": self.token if token is None else token}
+        response = await self.client.post("/api/chat/messages", json=body, headers=headers)
+        return response.status, await response.json(content_type=None)
+
+    async def say(self, text: str, **fields: Any) -> dict[str, Any]:
+        status, body = await self.post({"text": text, "lang": "en", **fields})
+        assert status == 200, body
+        return dict(body)
+
+    async def press(self, payload: str, reply: int | None = None, **fields: Any) -> dict[str, Any]:
+        status, body = await self.post({"payload": payload, "reply": reply, "lang": "en", **fields})
+        assert status == 200, body
+        return dict(body)
+
+
+Start = Callable[..., Awaitable[Browser]]
+
+
+class ObservedHub(Hub):
+    """A hub that says when a request has started waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening = asyncio.Event()
+
+    @contextlib.contextmanager
+    def listen(self, identity: str) -> Iterator[asyncio.Event]:
+        with super().listen(identity) as event:
+            self.listening.set()
+            yield event
+
+
+@pytest.fixture
+async def start(database_url: str, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Start]:
+    """Serve govbot on a database that already holds the test knowledge base; return a fresh browser."""
+    async with sessions.begin() as session:
+        await KnowledgeRepository(session).apply_import(web_kb(), "test")
+    clients: list[Client] = []
+
+    async def make(**settings: Any) -> Browser:
+        client = Client(TestServer(create_app(load_settings(database_url=database_url, **settings))))
+        await client.start_server()
+        clients.append(client)
+        return Browser(client)
+
+    yield make
+    for client in reversed(clients):
+        await client.close()
+
+
+@pytest.fixture
+async def browser(start: Start) -> Browser:
+    browser = await start()
+    await browser.open()
+    return browser
+
+
+def texts(body: dict[str, Any]) -> list[str]:
+    """The visible text of each entry in a response, tags flattened."""
+
+    def flat(nodes: list[Any]) -> str:
+        return "".join(n if isinstance(n, str) else flat(n["children"]) for n in nodes)
+
+    return [flat(entry["nodes"]) for entry in body["entries"]]
+
+
+def payloads(body: dict[str, Any]) -> list[str]:
+    return [b["payload"] for e in body["entries"] for row in e["buttons"] for b in row if "payload" in b]
+
+
+async def test_the_page_sets_a_signed_httponly_samesite_cookie_and_strict_headers(start: Start) -> None:
+    browser = await start()
+    response = await browser.client.get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert response.status == 200
+    cookie = response.cookies[COOKIE]
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Lax"
+    assert cookie["path"] == "/"
+    assert browser.channel.signer.identity(cookie.value) is not None
+    assert response.headers["Content-Security-Policy"] == CSP
+    assert "'unsafe-inline'" not in CSP
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    page = await response.text()
+    assert '<html lang="zh">' in page
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page), "no inline script"
+    assert 'role="log"' in page
+    assert 'aria-live="polite"' in page
+    assert '<label for="message"' in page
+
+
+async def test_a_question_gets_its_answer_with_rating_buttons_and_links(browser: Browser) -> None:
+    body = await browser.say("how do I renew my identity card")
+    citizen, answer = body["entries"]
+    assert (citizen["role"], citizen["nodes"]) == ("citizen", ["how do I renew my identity card"])
+    assert answer["role"] == "bot"
+    assert answer["kind"] == "answer"
+    assert "registry office" in texts(body)[1]
+    link, rating = answer["buttons"]
+    assert link == [{"label": "Book online", "url": "https://registry.example.gov/id"}]
+    assert [b["payload"].rsplit(":", 1)[1] for b in rating] == ["1", "0"]
+    assert body["last_seq"] == 2
+    assert body["lang"] == "en"
+
+
+async def test_did_you_mean_and_rating_are_button_presses_shown_with_their_labels(browser: Browser) -> None:
+    clarify = await browser.say("identity card")
+    reply_seq = clarify["entries"][-1]["seq"]
+    first = payloads(clarify)[0]
+    picked = await browser.press(first, reply_seq)
+    pressed, answer = picked["entries"]
+    assert pressed["role"] == "press"
+    offered = clarify["entries"][-1]["buttons"][0][0]["label"]
+    assert pressed["nodes"] == [offered]
+    assert answer["kind"] == "answer"
+    helpful = next(p for p in payloads(picked) if p.endswith(":1"))
+    rated = await browser.press(helpful, answer["seq"])
+    assert texts(rated) == ["👍 Helpful", "Thank you for your feedback!"]
+
+
+async def test_a_post_without_the_right_csrf_token_is_forbidden(start: Start) -> None:
+    browser = await start()
+    await browser.open()
+    for token in ("", "forged", Signer("another secret of 32 characters!").csrf_token(browser.identity())):
+        status, body = await browser.post({"text": "hello"}, token=token)
+        assert status == 403
+        assert body["status"] == 403
+    async with browser.client.session.post(
+        browser.client.make_url("/api/chat/messages"), json={"text": "hello"}
+    ) as response:
+        assert response.status == 403
+        assert response.content_type == "application/problem+json"
+
+
+async def test_a_post_from_another_site_is_forbidden_even_with_the_token(browser: Browser) -> None:
+    response = await browser.client.post(
+        "/api/chat/messages",
+        json={"text": "hello"},
+        headers={"X-CSRF-Token": browser.token, "Origin": "https://evil.example"},
+    )
+    assert response.status == 403
+    response = await browser.client.post(
+        "/api/chat/messages",
+        json={"text": "hello"},
+        headers={"X-CSRF-Token": browser.token, "Sec-Fetch-Site": "cross-site"},
+    )
+    assert response.status == 403
+
+
+async def test_a_tampered_cookie_gets_a_new_identity_and_the_page_not_an_error(browser: Browser) -> None:
+    await browser.say("how do I renew my identity card")
+    old = browser.identity()
+    browser.set_cookie(old[:-1] + ("A" if old[-1] != "A" else "B") + ".bad-signature")
+    page = await browser.open()
+    assert browser.identity() != old
+    assert "renew my identity card" not in page, "a forged identity sees none of the history"
+
+
+async def test_a_tampered_cookie_cannot_post(browser: Browser) -> None:
+    browser.set_cookie("x" * 22 + ".forged")
+    status, body = await browser.post({"text": "hello"})
+    assert status == 403
+    assert "reload" in body["detail"]
+
+
+async def test_an_oversized_body_is_refused_with_413(browser: Browser) -> None:
+    status, body = await browser.post({"text": "x" * (MAX_BODY + 1)})
+    assert status == 413
+    assert body["title"] == "Content Too Large"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(MAX_BODY // 1000 + 2):
+            yield b" " * 1000
+
+    response = await browser.client.post(
+        "/api/chat/messages",
+        data=chunks(),
+        headers={"X-CSRF-Token": browser.token, "Content-Type": "application/json"},
+    )
+    assert response.status == 413
+
+
+MALFORMED = [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "JSON object"),
+    (b'{"text": 5}', "text must be a string"),
+    (b'{"text": "a", "payload": "b"}', "either text or payload"),
+    (b"{}", "either text or payload"),
+    (json.dumps({"payload": "x" * 65}).encode(), "payload over"),
+    (b'{"text": "a", "client_id": "../../etc"}', "client_id"),
+    (b'{"payload": "rate:1:1", "reply": "seven"}', "reply"),
+    (b'{"payload": "rate:1:1", "reply": true}', "reply"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"[" * 10_000, "not valid JSON"),
+]
+
+
+async def test_malformed_messages_get_400_problem_json(browser: Browser) -> None:
+    for body, detail in MALFORMED:
+        response = await browser.client.post(
+            "/api/chat/messages",
+            data=body,
+            headers={"X-CSRF-Token": browser.token, "Content-Type": "application/json"},
+        )
+        assert response.status == 400, body[:40]
+        assert response.content_type == "application/problem+json"
+        assert detail in (await response.json(content_type=None))["detail"], body[:40]
+
+
+async def test_other_media_types_get_415(browser: Browser) -> None:
+    response = await browser.client.post(
+        "/api/chat/messages",
+        data=b"hello",
+        headers={"X-CSRF-Token": browser.token, "Content-Type": "text/plain"},
+    )
+    assert response.status == 415
+
+
+async def test_a_flood_from_one_citizen_gets_429_in_their_language(start: Start) -> None:
+    browser = await start(flood_limit_per_minute=2)
+    await browser.open()
+    await browser.say("hello")
+    await browser.say("hello again")
+    status, body = await browser.post({"text": "and again", "lang": "zh"})
+    assert status == 429
+    assert body["detail"] == "您发送消息太快了，请稍等片刻再发送。"
+
+
+async def test_a_flood_from_one_address_gets_429_with_retry_after(start: Start) -> None:
+    browser = await start(web_requests_per_minute=3)
+    statuses = [(await browser.client.get("/")).status for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = await browser.client.get("/transparency")
+    assert response.status == 429
+    assert int(response.headers["Retry-After"]) > 0
+    assert (await browser.client.get("/healthz")).status == 200, "only the citizens' pages are limited"
+
+
+async def test_script_in_an_answer_or_a_message_is_shown_as_text(browser: Browser) -> None:
+    await browser.say("<script>alert('citizen')</script>")
+    body = await browser.say(HOSTILE_QUESTION)
+    answer = body["entries"][-1]
+    assert answer["kind"] == "answer"
+    assert answer["nodes"][0] == {"tag": "b", "children": ["Parking office"]}
+    flat = json.dumps(answer["nodes"])
+    assert "javascript:" not in flat
+    assert '"tag": "script"' not in flat
+    assert '"tag": "img"' not in flat
+    assert "<script>alert('kb')</script>" in texts(body)[-1]
+    assert all("url" not in b for row in answer["buttons"] for b in row), "a javascript: link is no link"
+    page = await browser.open()
+    log = page[page.index('id="log"') : page.index('id="status"')]
+    assert "<script" not in log
+    assert "<img" not in log
+    assert "javascript:" not in log
+    assert "&lt;script&gt;alert(&#x27;citizen&#x27;)&lt;/script&gt;" in log
+    assert "&lt;script&gt;alert(&#x27;kb&#x27;)&lt;/script&gt;" in log
+    assert '<b>Parking office</b>' in log
+    assert '<a href="https://parking.example.gov/" rel="noopener noreferrer">Parking site</a>' in log
+
+
+async def test_the_history_is_on_the_page_after_a_reload(browser: Browser) -> None:
+    await browser.say("how do I renew my identity card")
+    await browser.say("pay property tax")
+    page = await browser.open()
+    assert page.index("how do I renew my identity card") < page.index("pay property tax")
+    assert 'data-last-seq="4"' in page
+    assert 'name="payload" value="rate:' in page
+    assert 'href="https://registry.example.gov/id"' in page
+
+
+async def test_a_page_that_lost_its_connection_gets_everything_after_its_last_entry(browser: Browser) -> None:
+    await browser.say("how do I renew my identity card")
+    await browser.say("pay property tax")
+    response = await browser.client.get("/api/chat/updates", params={"after": "2"})
+    body = await response.json()
+    assert [e["seq"] for e in body["entries"]] == [3, 4]
+    assert body["last_seq"] == 4
+    caught_up = await (await browser.client.get("/api/chat/updates", params={"after": "4"})).json()
+    assert caught_up == {"entries": [], "last_seq": 4}
+
+
+async def test_a_message_sent_again_is_answered_from_the_log_not_handled_twice(
+    browser: Browser, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first = await browser.say("pay property tax", client_id="m-0001-retry")
+    again = await browser.say("pay property tax", client_id="m-0001-retry")
+    assert again["entries"] == first["entries"]
+    assert again["duplicate"] is True
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(Question.id))) == 1
+
+
+async def test_a_department_notice_wakes_a_waiting_page(browser: Browser) -> None:
+    await browser.say("hello")
+    identity = browser.identity()
+    waiting = asyncio.create_task(browser.client.get("/api/chat/updates", params={"after": 2, "wait": 20}))
+    sender = browser.client.app[SENDERS]["web"]
+    await sender.send(identity, [Reply("Your case <b>TR-2026-000001</b> is now in progress.", kind="notice")])
+    response = await asyncio.wait_for(waiting, 10)
+    body = await response.json()
+    assert [e["nodes"] for e in body["entries"]] == [
+        ["Your case ", {"tag": "b", "children": ["TR-2026-000001"]}, " is now in progress."]
+    ]
+
+
+async def test_a_notice_for_an_unknown_web_identity_is_unreachable(browser: Browser) -> None:
+    with pytest.raises(Unreachable):
+        await browser.channel.send(browser.identity(), [Reply("Your case is closed.")])
+
+
+async def test_waiting_pages_are_released_when_the_server_shuts_down(browser: Browser) -> None:
+    await browser.say("hello")
+    hub = browser.channel.hub = ObservedHub()
+    waiting = asyncio.create_task(browser.client.get("/api/chat/updates", params={"after": 2, "wait": 25}))
+    await asyncio.wait_for(hub.listening.wait(), 10)
+    hub.close()
+    body = await (await asyncio.wait_for(waiting, 10)).json()
+    assert body["entries"] == []
+
+
+async def test_bad_catch_up_parameters_get_400(browser: Browser) -> None:
+    for query in ("after=-1", "after=x", "wait=abc", "wait=nan", "wait=1000", "wait=-1", "after=" + "9" * 30):
+        response = await browser.client.get(f"/api/chat/updates?{query}")
+        assert response.status == 400, query
+        assert response.content_type == "application/problem+json", query
+
+
+async def test_catching_up_needs_the_identity_cookie(start: Start) -> None:
+    browser = await start()
+    response = await browser.client.get("/api/chat/updates")
+    assert response.status == 403
+
+
+async def test_the_language_switch_answers_in_the_new_language_and_the_page_follows(browser: Browser) -> None:
+    body = await browser.press("lang:zh")
+    assert body["lang"] == "zh"
+    assert body["ui"]["web_send"] == "发送"
+    assert texts(body) == ["中文", "已切换为简体中文。"]
+    page = await browser.open(**{"Accept-Language": "en"})
+    assert '<html lang="zh">' in page
+    assert 'value="lang:zh" lang="zh" class="lang" aria-pressed="true"' in page
+
+
+async def test_a_form_post_without_javascript_works_and_redirects(browser: Browser) -> None:
+    response = await browser.client.post(
+        "/api/chat/messages",
+        data={"csrf": browser.token, "text": "pay property tax", "lang": "en"},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    assert response.headers["Location"].startswith("/")
+    assert "property tax online" in await browser.open()
+    forged = await browser.client.post(
+        "/api/chat/messages", data={"csrf": "nope", "text": "x"}, allow_redirects=False
+    )
+    assert forged.status == 403
+
+
+async def test_a_file_sent_to_a_citizen_is_downloadable_by_them_only(start: Start) -> None:
+    owner, stranger = await start(), None
+    await owner.open()
+    await owner.say("hello")
+    export = Document("mydata.json", b'{"questions": []}')
+    await owner.channel.send(owner.identity(), [Reply("Your data", document=export, kind="mydata")])
+    page = await owner.open()
+    assert 'href="/api/chat/documents/3" download>Download mydata.json</a>' in page
+    response = await owner.client.get("/api/chat/documents/3")
+    assert response.status == 200
+    assert await response.read() == export.content
+    assert response.headers["Content-Disposition"] == 'attachment; filename="mydata.json"'
+    owner.client.session.cookie_jar.clear()
+    stranger = owner
+    await stranger.open()
+    assert (await stranger.client.get("/api/chat/documents/3")).status == 404
+    assert (await stranger.client.get("/api/chat/documents/abc")).status == 404
+
+
+async def test_identities_survive_a_restart_with_the_secret_kept_in_the_database(start: Start) -> None:
+    first = await start()
+    await first.open()
+    await first.say("pay property tax")
+    cookie = first.client.session.cookie_jar.filter_cookies(first.client.make_url("/"))[COOKIE].value
+    second = await start()
+    second.set_cookie(cookie)
+    assert "property tax online" in await second.open()
+
+
+async def test_a_configured_secret_signs_the_cookies(start: Start) -> None:
+    secret = "a configured secret of enough length"
+    browser = await start(web_secret=secret)
+    await browser.open()
+    cookie = browser.client.session.cookie_jar.filter_cookies(browser.client.make_url("/"))[COOKIE].value
+    assert Signer(secret).identity(cookie) == browser.identity()
+
+
+async def test_static_files_are_served_and_the_script_never_uses_inner_html(browser: Browser) -> None:
+    response = await browser.client.get("/static/chat.js")
+    assert response.status == 200
+    assert response.headers["Content-Security-Policy"] == CSP
+    script = await response.text()
+    assert "innerHTML" not in script
+    assert "outerHTML" not in script
+    assert "eval(" not in script
+    assert (await browser.client.get("/static/../app.py")).status in (403, 404)

@@ -1,0 +1,311 @@
+"""Govbot on Telegram by long polling, end to end: the real app, dialogue and database, a fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram.error import TelegramError
+
+from bot.channels.telegram import CHANNEL
+from bot.channels.telegram_render import split_html
+from bot.keys import SENDERS
+from bot.notify import Unreachable
+from handlers.i18n import t
+from handlers.types import Button, Document, Incoming, Reply
+from tests.e2e.conftest import StartBot, inbox
+from tests.fakes.telegram_server import FakeTelegramServer, SentMessage
+
+Sessions = async_sessionmaker[AsyncSession]
+CITIZEN = 42
+GROUP = -1001
+BOT = "govbot_test_bot"
+
+
+def payloads(message: SentMessage) -> list[str]:
+    return [button["callback_data"] for button in message.buttons if "callback_data" in button]
+
+
+async def test_start_is_answered_with_the_greeting_and_the_language_choice(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    telegram.send_message(CITIZEN, "/start")
+    greeting, languages = await telegram.wait_for_sent(2, chat_id=CITIZEN)
+    assert (greeting.method, greeting.parse_mode) == ("sendMessage", "HTML")
+    assert greeting.text == t("en", "greeting") + "\n\n" + t("en", "privacy_notice")
+    assert payloads(greeting) == ["menu:1"]
+    assert payloads(languages) == ["lang:en", "lang:zh"]
+
+
+async def test_a_question_is_answered_from_the_knowledge_base_with_rating_buttons(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    telegram.send_message(CITIZEN, "How do I renew my identity card?", language_code="en-GB",
+                          first_name="Ana")
+    [answer] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert "<b>20 yuan</b>" in (answer.text or "")
+    assert [p.rsplit(":", 1)[1] for p in payloads(answer)] == ["1", "0"]
+    assert any(button.get("url", "").startswith("https://registry.") for button in answer.buttons)
+    [seen] = bot.puppet.seen
+    assert (seen.channel, seen.chat_id, seen.user_id, seen.language) == ("telegram", "42", "42", "en-GB")
+    assert (seen.display_name, seen.is_group) == ("Ana", False)
+
+
+async def test_the_reply_follows_the_citizens_telegram_language(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    telegram.send_message(CITIZEN, "/help", language_code="zh-hans")
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("zh", "help")
+
+
+async def test_an_update_sent_twice_is_answered_once(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    await start_bot()
+    update = telegram.send_message(CITIZEN, "/help")
+    await telegram.wait_for_sent(chat_id=CITIZEN)
+    telegram.push_update(update)  # Telegram re-sends it: same update_id
+    telegram.send_message(CITIZEN, "/menu")
+    await telegram.wait_for_sent(2, chat_id=CITIZEN)
+    help_reply, menu = telegram.sent
+    assert help_reply.text == t("en", "help")
+    assert (menu.text or "").startswith(t("en", "menu_title"))
+    stored = await inbox(sessions)
+    assert sorted(stored) == ["1", "2"]
+
+
+async def test_a_429_is_waited_out_and_the_reply_still_arrives(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    telegram.fail_next("sendMessage", 429, retry_after=1)
+    telegram.send_message(CITIZEN, "/help")
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("en", "help")
+    refused, accepted = [call for call in telegram.calls if call.method == "sendMessage"]
+    assert (refused.status, accepted.status) == (429, 200)
+    assert accepted.time - refused.time >= 1.0
+
+
+async def test_a_429_is_waited_out_by_the_rate_limiter_when_it_is_on(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot(telegram_rate_limit=True)
+    telegram.fail_next("sendMessage", 429, retry_after=1)
+    telegram.send_message(CITIZEN, "/help")
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("en", "help")
+    refused, accepted = [call for call in telegram.calls if call.method == "sendMessage"]
+    assert accepted.time - refused.time >= 1.0
+
+
+async def test_a_reply_over_4096_characters_arrives_in_valid_parts_with_the_buttons_last(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    paragraphs = ["<b>Fees</b> &amp; " + "documents " * 300, "<i>" + "opening hours " * 300 + "</i>"] * 2
+    buttons = ((Button("👍", payload="rate:1:1"),),)
+
+    async def long_answer(incoming: Incoming) -> list[Reply]:
+        return [Reply("\n\n".join(paragraphs), buttons=buttons, kind="answer")]
+
+    bot.puppet.scripts["/long"] = long_answer
+    telegram.send_message(CITIZEN, "/long")
+    expected = split_html("\n\n".join(paragraphs))
+    parts = await telegram.wait_for_sent(len(expected), chat_id=CITIZEN)
+    assert len(expected) >= 3
+    assert [part.text for part in parts] == expected  # each one accepted by Telegram's HTML parser
+    assert all(len(part.plain_text or "") <= 4096 for part in parts)
+    assert [payloads(part) for part in parts] == [[]] * (len(expected) - 1) + [["rate:1:1"]]
+
+
+async def test_a_sticker_gets_the_polite_text_only_reply(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    telegram.send_sticker(CITIZEN)
+    telegram.send_photo(CITIZEN, caption="see attached")
+    sticker_reply, photo_reply = await telegram.wait_for_sent(2, chat_id=CITIZEN)
+    assert sticker_reply.text == photo_reply.text == t("en", "text_only")
+    assert [(seen.unsupported, seen.text) for seen in bot.puppet.seen] == [("sticker", None), ("photo", None)]
+
+
+async def test_in_a_group_only_commands_mentions_and_replies_to_the_bot_are_answered(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    telegram.send_message(GROUP, "good morning everyone", chat_type="group")
+    telegram.send_message(GROUP, "/help@some_other_bot", chat_type="group")
+    telegram.send_message(GROUP, "/help", chat_type="group")
+    [help_reply] = await telegram.wait_for_sent(chat_id=GROUP)
+    telegram.send_message(GROUP, f"@{BOT} How do I renew my identity card?", chat_type="supergroup",
+                          user_id=7)
+    telegram.send_sticker(GROUP, chat_type="group", user_id=7)  # not addressed to the bot
+    telegram.send_message(GROUP, f"/help@{BOT}", chat_type="group")
+    await telegram.wait_for_sent(3, chat_id=GROUP)
+    reply_to_bot = telegram.message(GROUP, "and for my son?", chat_type="group", user_id=7)
+    reply_to_bot["message"]["reply_to_message"] = telegram.messages[(GROUP, help_reply.message_id)]
+    telegram.push_update(reply_to_bot)
+    await telegram.wait_for_sent(4, chat_id=GROUP)
+    assert [(seen.text, seen.is_group) for seen in bot.puppet.seen] == [
+        ("/help", True), ("How do I renew my identity card?", True), (f"/help@{BOT}", True),
+        ("and for my son?", True)]
+    assert len(telegram.sent) == 4
+
+
+async def test_a_button_press_is_acknowledged_and_edits_the_message_it_was_on(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    telegram.send_message(CITIZEN, "/menu")
+    [menu] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    category = payloads(menu)[0]
+    telegram.send_callback(CITIZEN, category, message_id=menu.message_id)
+    _, edited = await telegram.wait_for_sent(2, chat_id=CITIZEN)
+    assert (edited.method, edited.message_id) == ("editMessageText", menu.message_id)
+    assert any(p.startswith("show:") for p in payloads(edited))
+    [answered] = await telegram.wait_for_call("answerCallbackQuery")
+    assert answered.status == 200
+    assert not telegram.open_queries
+
+
+async def test_a_press_on_a_message_that_cannot_be_edited_is_answered_with_a_new_message(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    telegram.send_callback(CITIZEN, "menu:1", message_id=999)  # an old message Telegram no longer has
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.method == "sendMessage"
+    assert (reply.text or "").startswith(t("en", "menu_title"))
+    assert not telegram.open_queries
+
+
+async def test_a_press_that_would_change_nothing_sends_nothing_new(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    telegram.send_message(CITIZEN, "/menu")
+    [menu] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    telegram.send_callback(CITIZEN, "menu:1", message_id=menu.message_id)  # the page it already shows
+    await telegram.wait_for_call("answerCallbackQuery")
+    await bot.channel.idle()
+    [edit] = [call for call in telegram.calls if call.method == "editMessageText"]
+    assert edit.status == 400
+    assert telegram.sent == [menu]
+
+
+async def test_a_notice_is_shown_on_the_button_press(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    telegram.send_message(CITIZEN, "/language")
+    [choice] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    telegram.send_callback(CITIZEN, "lang:zh", message_id=choice.message_id)
+    [answered] = await telegram.wait_for_call("answerCallbackQuery")
+    assert answered.params["text"] == t("zh", "language_set")
+    [_, confirmation] = await telegram.wait_for_sent(2, chat_id=CITIZEN)
+    assert confirmation.text == t("zh", "language_set")
+
+
+async def test_a_failing_dialogue_gets_an_apology_and_the_next_message_is_still_answered(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot()
+
+    async def fail(incoming: Incoming) -> list[Reply]:
+        raise RuntimeError("the dialogue broke")
+
+    bot.puppet.scripts["boom"] = fail
+    failing = telegram.send_message(CITIZEN, "boom")
+    telegram.send_message(CITIZEN, "/help")
+    apology, answer = await telegram.wait_for_sent(2, chat_id=CITIZEN)
+    assert (apology.text, answer.text) == (t("en", "error"), t("en", "help"))
+    await bot.channel.idle()
+    stored = await inbox(sessions)
+    assert stored[str(failing["update_id"])].error == "RuntimeError: the dialogue broke"
+    assert stored[str(failing["update_id"])].processed_at is None
+    async with aiohttp.ClientSession() as client, client.get(bot.url + "/metrics") as response:
+        metrics = await response.text()
+    assert 'govbot_updates_handled_total{channel="telegram",result="error"} 1.0' in metrics
+    assert 'govbot_updates_handled_total{channel="telegram",result="ok"} 1.0' in metrics
+
+
+async def test_a_document_reply_is_uploaded_with_its_caption(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+
+    async def export(incoming: Incoming) -> list[Reply]:
+        return [Reply("Your <b>data</b>", document=Document("mydata.json", b'{"questions": []}'))]
+
+    bot.puppet.scripts["/mydata"] = export
+    telegram.send_message(CITIZEN, "/mydata")
+    [sent] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert (sent.method, sent.document_name, sent.document_bytes) == (
+        "sendDocument", "mydata.json", b'{"questions": []}')
+    assert sent.plain_text == "Your data"
+
+
+async def test_shutdown_finishes_the_update_in_flight(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot()
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(incoming: Incoming) -> list[Reply]:
+        entered.set()
+        await release.wait()
+        return [Reply("done at last")]
+
+    bot.puppet.scripts["slow"] = slow
+    update = telegram.send_message(CITIZEN, "slow")
+    await entered.wait()
+    stopping = asyncio.create_task(bot.stop())
+    # The last getUpdates (no long poll) confirms what was fetched: polling has stopped, the update is
+    # still being handled.
+    await telegram.wait_for_call("getUpdates", predicate=lambda call: str(call.params.get("timeout")) == "0")
+    assert not stopping.done()
+    release.set()
+    await stopping
+    assert [m.text for m in telegram.sent] == ["done at last"]
+    assert (await inbox(sessions))[str(update["update_id"])].processed_at is not None
+
+
+async def test_an_update_cut_off_by_shutdown_is_processed_on_the_next_start(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot()
+    entered = asyncio.Event()
+
+    async def stuck(incoming: Incoming) -> list[Reply]:
+        entered.set()
+        await asyncio.Event().wait()
+        return []
+
+    bot.puppet.scripts["/help"] = stuck
+    update = telegram.send_message(CITIZEN, "/help")
+    await entered.wait()
+    await bot.channel.stop(timeout=0.05)
+    await bot.stop()
+    assert telegram.sent == []
+    assert (await inbox(sessions))[str(update["update_id"])].processed_at is None
+    again = await start_bot()
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("en", "help")
+    await again.channel.idle()
+    stored = (await inbox(sessions))[str(update["update_id"])]
+    assert (stored.attempts, stored.processed_at is not None) == (2, True)
+
+
+async def test_a_department_reply_is_sent_to_the_citizens_chat_unprompted(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    sender = bot.app[SENDERS][CHANNEL]
+    await sender.send(str(CITIZEN), [Reply("<b>TR-2026-000123</b>: your case was answered.",
+                                           buttons=((Button("Rate", payload="rate:1:1"),),))])
+    [notice] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert notice.plain_text == "TR-2026-000123: your case was answered."
+    assert payloads(notice) == ["rate:1:1"]
+
+
+async def test_a_chat_that_blocked_the_bot_is_reported_unreachable(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    sender = bot.app[SENDERS][CHANNEL]
+    telegram.fail_next("sendMessage", 403)
+    with pytest.raises(Unreachable, match="blocked"):
+        await sender.send(str(CITIZEN), [Reply("Your case was answered.")])
+    with pytest.raises(Unreachable, match="not a Telegram chat id"):
+        await sender.send("web-visitor-1", [Reply("Your case was answered.")])
+    telegram.fail_next("sendMessage", 500)
+    with pytest.raises(TelegramError):  # a passing failure: the notifier tries again later
+        await sender.send(str(CITIZEN), [Reply("Your case was answered.")])

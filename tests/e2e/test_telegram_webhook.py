@@ -1,0 +1,179 @@
+"""Govbot on Telegram by webhook, end to end: setWebhook with a secret, durable acceptance, recovery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram.error import BadRequest, InvalidToken
+
+from bot.channels.telegram import CHANNEL, SECRET_HEADER, TELEGRAM, WEBHOOK_PATH
+from handlers.i18n import t
+from storage.inbox import InboxRepository
+from tests.e2e.conftest import StartBot, inbox
+from tests.fakes.telegram_server import FakeTelegramServer
+
+Sessions = async_sessionmaker[AsyncSession]
+CITIZEN = 42
+
+
+async def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    async with aiohttp.ClientSession() as client, client.post(url, data=body, headers=headers) as response:
+        return response.status
+
+
+async def test_the_webhook_is_registered_at_the_public_url_with_a_random_secret(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot(webhook=True)
+    assert telegram.webhook.url == bot.url + WEBHOOK_PATH
+    assert telegram.webhook.secret_token is not None
+    assert len(telegram.webhook.secret_token) >= 32
+    assert telegram.webhook.allowed_updates == ["message", "callback_query"]
+    assert not [call for call in telegram.calls if call.method == "getUpdates"]
+
+
+async def test_an_update_with_the_secret_is_accepted_and_answered(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot(webhook=True)
+    assert await telegram.deliver(telegram.message(CITIZEN, "/help")) == 200
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("en", "help")
+
+
+async def test_the_update_is_stored_before_the_webhook_answers_200(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot(webhook=True)
+    update = telegram.message(CITIZEN, "/help")
+    assert await telegram.deliver(update) == 200
+    stored = (await inbox(sessions))[str(update["update_id"])]
+    assert stored.payload == update
+    await bot.channel.idle()
+    assert (await inbox(sessions))[str(update["update_id"])].processed_at is not None
+
+
+async def test_an_update_without_the_right_secret_is_refused_and_not_processed(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot(webhook=True)
+    for secret in (None, "wrong-secret", "", (telegram.webhook.secret_token or "") + "x", "ünïcode"):
+        update = telegram.message(CITIZEN, "/help")
+        assert await telegram.deliver(update, secret_token=secret) == 403, secret
+    await bot.channel.idle()
+    assert await inbox(sessions) == {}
+    assert telegram.sent == []
+
+
+async def test_a_body_that_is_not_an_update_is_refused_with_400(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot(webhook=True)
+    headers = {SECRET_HEADER: telegram.webhook.secret_token or "", "Content-Type": "application/json"}
+    for body in (b"not json", b"[1, 2]", b'{"message": {}}', b'{"update_id": "7"}', b'{"update_id": true}',
+                 b'{"update_id": -1}', b'{"update_id": 1e3}', b"\xff\xfe", b""):
+        assert await post(bot.url + WEBHOOK_PATH, body, headers) == 400, body
+    assert await inbox(sessions) == {}
+
+
+async def test_an_update_delivered_twice_is_answered_once(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot(webhook=True)
+    update = telegram.message(CITIZEN, "/help")
+    assert await telegram.deliver(update) == 200
+    assert await telegram.deliver(update) == 200  # Telegram did not see the first 200 and re-sends
+    await bot.channel.idle()
+    assert [m.text for m in telegram.sent] == [t("en", "help")]
+
+
+async def test_edited_messages_and_unknown_updates_are_stored_and_ignored(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot(webhook=True)
+    edited = {"edited_message": telegram.message(CITIZEN, "/help")["message"]}
+    assert await telegram.deliver(edited) == 200
+    assert await telegram.deliver({"future_kind_of_update": {"id": "1"}}) == 200
+    await bot.channel.idle()
+    assert telegram.sent == []
+    assert bot.puppet.seen == []
+    stored = await inbox(sessions)
+    assert len(stored) == 2
+    assert all(row.processed_at is not None for row in stored.values())
+
+
+async def test_a_malformed_update_is_recorded_as_failed_and_the_next_one_is_answered(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot(webhook=True)
+    malformed = {"poll": {"id": "1"}}  # a Poll without its required fields
+    assert await telegram.deliver(malformed) == 200
+    assert await telegram.deliver(telegram.message(CITIZEN, "/help")) == 200
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("en", "help")
+    await bot.channel.idle()
+    failed = (await inbox(sessions))[str(malformed["update_id"])]
+    assert failed.processed_at is None
+    assert (failed.error or "").startswith("TypeError: ")
+
+
+async def test_a_flooding_citizen_is_told_once_and_then_ignored(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot(webhook=True, flood_limit_per_minute=2)
+    for _ in range(5):
+        assert await telegram.deliver(telegram.message(CITIZEN, "/help")) == 200
+    assert await telegram.deliver(telegram.message(CITIZEN + 1, "/help")) == 200
+    await bot.channel.idle()
+    to_citizen = [m.text for m in telegram.sent if m.chat_id == CITIZEN]
+    assert to_citizen == [t("en", "help"), t("en", "help"), t("en", "flood")]
+    assert [m.text for m in telegram.sent if m.chat_id == CITIZEN + 1] == [t("en", "help")]
+
+
+async def test_updates_left_unprocessed_by_a_crash_are_processed_on_start(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    crashed: dict[str, Any] = {"update_id": 500, **telegram.message(CITIZEN, "/help")}
+    exhausted: dict[str, Any] = {"update_id": 501, **telegram.message(CITIZEN + 1, "/help")}
+    async with sessions.begin() as session:
+        repo = InboxRepository(session)
+        assert await repo.accept(CHANNEL, "500", crashed)  # stored, then the process died
+        assert await repo.accept(CHANNEL, "501", exhausted)
+        await repo.mark_failed(CHANNEL, "501", "RuntimeError: third failure")
+    async with sessions.begin() as session:
+        for attempts in (1, 2):
+            assert await InboxRepository(session).claim(CHANNEL, "501", attempts)
+    bot = await start_bot(webhook=True)
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("en", "help")
+    await bot.channel.idle()
+    stored = await inbox(sessions)
+    assert stored["500"].processed_at is not None
+    assert (stored["500"].attempts, stored["501"].attempts) == (2, 3)
+    assert stored["501"].processed_at is None  # three attempts failed: left for staff
+    assert [m.chat_id for m in telegram.sent] == [CITIZEN]
+
+
+async def test_a_button_press_by_webhook_is_acknowledged(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot(webhook=True)
+    assert await telegram.deliver(telegram.message(CITIZEN, "/menu")) == 200
+    [menu] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    data = menu.buttons[0]["callback_data"]
+    assert await telegram.deliver(telegram.callback(CITIZEN, data, message_id=menu.message_id)) == 200
+    await bot.channel.idle()
+    assert not telegram.open_queries
+    assert [m.method for m in telegram.sent] == ["sendMessage", "editMessageText"]
+
+
+async def test_without_a_token_there_is_no_telegram_and_no_webhook(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot(telegram_token=None)
+    assert TELEGRAM not in bot.app
+    assert await post(bot.url + WEBHOOK_PATH, b"{}", {SECRET_HEADER: "anything"}) == 404
+    assert telegram.calls == []
+
+
+async def test_a_refused_webhook_stops_the_start_up_with_telegrams_error(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    telegram.fail_next("setWebhook", 400, description="Bad Request: bad webhook: IP address is not allowed")
+    with pytest.raises(BadRequest, match=r"(?i)bad webhook"):
+        await start_bot(webhook=True)
+
+
+async def test_a_wrong_token_stops_the_start_up(start_bot: StartBot) -> None:
+    with pytest.raises(InvalidToken):
+        await start_bot(telegram_token="999:WRONG")

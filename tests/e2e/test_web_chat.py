@@ -1,0 +1,236 @@
+"""The web chat in headless Chromium against the real server, used as a citizen would: keys and clicks."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from bot.app import create_app
+from bot.channels.web import WEB, WebChannel
+from bot.config import load_settings
+from bot.web.identity import COOKIE
+from handlers.i18n import t
+from handlers.types import Reply
+from storage import db
+from storage.knowledge import KnowledgeRepository
+from tests.bot.web_kb import HOSTILE_QUESTION, web_kb
+from tests.conftest import IN_CI, REPO
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
+# One browser for the module (starting Chromium is the slow part); every test gets a new server and page.
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+HAS_CHROMIUM = CHROMIUM.exists()
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-gpu",
+]
+TIMEOUT_MS = 10_000
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip locally; in CI (CI=true) a missing browser is a failure, not a pass."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the browser tests must run)")
+    pytest.skip(reason)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright's bundled driver."""
+    if not HAS_CHROMIUM:
+        _unavailable(f"no Chromium at {CHROMIUM}")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+@dataclass
+class Govbot:
+    """govbot serving on 127.0.0.1 with a SQLite database holding the test knowledge base."""
+
+    app: web.Application
+    url: str
+
+    @property
+    def channel(self) -> WebChannel:
+        return self.app[WEB]
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def govbot(tmp_path: Path) -> AsyncIterator[Govbot]:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
+    async with db.connected(database_url) as engine, db.sessionmaker(engine).begin() as session:
+        await KnowledgeRepository(session).apply_import(web_kb(), "test")
+    app = create_app(load_settings(database_url=database_url))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, listening).start()
+    yield Govbot(app, f"http://127.0.0.1:{listening.getsockname()[1]}")
+    await runner.cleanup()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(chromium: Browser, govbot: Govbot) -> AsyncIterator[Page]:
+    context = await chromium.new_context(viewport={"width": 1000, "height": 800}, locale="en-GB")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    await page.goto(govbot.url + "/")
+    yield page
+    await context.close()
+    assert errors == [], "the page had script errors or CSP violations"
+
+
+async def ask(page: Page, text: str) -> None:
+    """Type a question and send it with Enter, as a keyboard user does."""
+    await page.locator("#message").fill(text)
+    await page.locator("#message").press("Enter")
+
+
+async def test_a_question_gets_its_answer_with_a_link_and_rating_buttons(page: Page) -> None:
+    await ask(page, "how do I renew my identity card")
+    answer = page.locator(".msg-bot").last
+    await answer.locator(".bubble", has_text="registry office").wait_for()
+    link = answer.get_by_role("link", name="Book online")
+    assert await link.get_attribute("href") == "https://registry.example.gov/id"
+    assert await answer.get_by_role("button", name="👍 Helpful").is_visible()
+    mine = page.locator(".msg-citizen .bubble").last
+    assert await mine.text_content() == "You: how do I renew my identity card"
+    assert await page.locator("#message").evaluate("e => e === document.activeElement")
+
+
+async def test_did_you_mean_and_rating_work_from_the_keyboard(page: Page) -> None:
+    await ask(page, "identity card")
+    await page.get_by_text("Did you mean one of these?").wait_for()
+    choice = page.locator(".msg-bot").last.get_by_role("button").first
+    label = await choice.inner_text()
+    await choice.focus()
+    assert await choice.evaluate("e => getComputedStyle(e).outlineStyle") != "none", "focus is visible"
+    await page.keyboard.press("Enter")
+    await page.locator(".msg-citizen .bubble", has_text=label).wait_for()
+    answer = page.locator(".msg-bot").last
+    await answer.get_by_role("button", name="👍 Helpful").wait_for()
+    await page.locator("#message").focus()
+    await page.keyboard.press("Shift+Tab")  # back from the message box to the last button: 👎
+    await page.keyboard.press("Shift+Tab")  # and to 👍
+    assert await page.evaluate("document.activeElement.textContent") == "👍 Helpful"
+    await page.keyboard.press("Space")
+    await page.get_by_text("Thank you for your feedback!").wait_for()
+
+
+async def test_switching_language_changes_the_page_and_the_answers(page: Page) -> None:
+    assert await page.get_attribute("html", "lang") == "en"
+    await page.get_by_role("button", name="中文").click()
+    await page.get_by_text("已切换为简体中文。").wait_for()
+    assert await page.get_attribute("html", "lang") == "zh"
+    assert await page.locator("label[for=message]").inner_text() == "您的问题"
+    assert await page.get_by_role("button", name="中文").get_attribute("aria-pressed") == "true"
+    await ask(page, "身份证到期了怎么换领")
+    await page.get_by_text("工本费20元").wait_for()
+    await page.reload()
+    assert await page.get_attribute("html", "lang") == "zh"
+
+
+async def test_escalating_and_a_case_update_arriving_later(page: Page, govbot: Govbot) -> None:
+    await ask(page, "What time does the moon festival fireworks show start?")
+    department = page.get_by_role("button", name=str(t("en", "btn_talk_department")))
+    await department.wait_for()
+    before = await page.locator(".msg-bot").count()
+    await department.click()
+    await page.locator(".msg-bot").nth(before).wait_for()
+    assert str(t("en", "error")) not in await page.locator(".msg-bot").last.inner_text()
+    cookie = next(c for c in await page.context.cookies() if c["name"] == COOKIE)
+    identity = govbot.channel.signer.identity(cookie["value"])
+    assert identity is not None
+    await govbot.channel.send(identity, [Reply("Case <b>TR-2026-000123</b> is now <i>in progress</i>.")])
+    update = page.locator(".msg-bot .bubble", has_text="TR-2026-000123")
+    await update.wait_for()
+    assert await update.locator("b").inner_text() == "TR-2026-000123"
+
+
+async def test_after_a_reload_the_history_is_there(page: Page) -> None:
+    await ask(page, "pay property tax")
+    await page.get_by_text("Pay property tax online").wait_for()
+    await page.reload()
+    assert await page.locator(".msg-citizen .bubble").last.text_content() == "You: pay property tax"
+    assert "Pay property tax online" in await page.locator(".msg-bot .bubble").last.inner_text()
+    await ask(page, "how do I renew my identity card")
+    await page.get_by_text("registry office").wait_for()
+    assert await page.locator(".msg").count() == 4
+
+
+async def test_a_message_written_offline_is_sent_when_the_connection_is_back(page: Page) -> None:
+    await page.context.set_offline(True)
+    await ask(page, "pay property tax")
+    await page.locator(".pending", has_text="pay property tax").wait_for()
+    await page.get_by_text("Connection lost").wait_for()
+    await page.context.set_offline(False)
+    await page.get_by_text("Pay property tax online").wait_for()
+    assert await page.locator(".pending").count() == 0
+    assert await page.locator(".msg-citizen", has_text="pay property tax").count() == 1
+
+
+async def test_a_script_in_a_message_or_an_answer_is_shown_as_text(page: Page) -> None:
+    await page.evaluate("window.injected = false")
+    await ask(page, "<script>window.injected = true</script><img src=x onerror=\"window.injected=true\">")
+    await ask(page, HOSTILE_QUESTION)
+    await page.get_by_text("<script>alert('kb')</script>", exact=False).wait_for()
+    assert "<img src=x" in await page.locator(".msg-citizen .bubble").first.inner_text()
+    await page.reload()
+    await page.get_by_text("<script>alert('kb')</script>", exact=False).wait_for()
+    assert await page.evaluate("window.injected === undefined || window.injected === false")
+    assert await page.locator("#log script, #log img").count() == 0
+    assert await page.locator("#log a[href^='javascript']").count() == 0
+    assert await page.locator("#log b", has_text="Parking office").count() == 1
+
+
+async def test_screenshots_of_the_chat_on_a_desktop_and_a_phone(page: Page) -> None:
+    await ask(page, "how do I renew my identity card")
+    await page.get_by_text("registry office").wait_for()
+    await ask(page, "identity card")
+    await page.get_by_text("Did you mean one of these?").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "web-chat.png")
+    await page.set_viewport_size({"width": 375, "height": 740})
+    assert await page.evaluate("document.documentElement.scrollWidth <= 375"), "no sideways scrolling"
+    await page.locator("#log").evaluate("log => { log.style.scrollBehavior = 'auto'; log.scrollTop = 1e9; }")
+    await page.screenshot(path=ARTIFACTS / "web-chat-phone.png")
+    assert (ARTIFACTS / "web-chat.png").stat().st_size > 10_000
+
+
+async def test_the_transparency_page_shows_charts_without_scripts(page: Page, govbot: Govbot) -> None:
+    await page.goto(govbot.url + "/transparency")
+    assert await page.locator("svg.chart[role=img]").count() == 3
+    assert await page.locator("script").count() == 0
+    await page.set_viewport_size({"width": 375, "height": 740})
+    assert await page.evaluate("document.documentElement.scrollWidth <= 375")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "transparency.png", full_page=True)

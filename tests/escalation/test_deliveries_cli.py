@@ -1,0 +1,115 @@
+"""`govbot deliveries …` and `govbot dispatch --once` as an operator runs them, on a SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.commands.deliveries import parse_since
+from storage import db
+from storage.departments import DepartmentRepository
+from storage.outbox import AttemptResult, OutboxRepository, Outcome
+from tests.escalation.conftest import NOW, open_case
+
+
+@pytest.fixture(autouse=True)
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    for name in list(os.environ):
+        if name.startswith("GOVBOT_"):
+            monkeypatch.delenv(name)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
+    monkeypatch.setenv("GOVBOT_DATABASE_URL", url)
+    return url
+
+
+def prepare(url: str, *, dead: bool) -> None:
+    """TRANSPORT with an endpoint nobody listens on, one case; its event dead-lettered if ``dead``."""
+
+    async def go() -> None:
+        async with db.connected(url) as engine:
+            sessions = db.sessionmaker(engine)
+            async with sessions.begin() as session:
+                await DepartmentRepository(session).add(
+                    "TRANSPORT",
+                    {"en": "Transport"},
+                    webhook_url="http://127.0.0.1:9/hook",
+                    secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+                    ticket_prefix="TR",
+                )
+            await open_case(sessions, now=datetime.now(UTC))
+            if dead:
+                async with sessions.begin() as session:
+                    [claimed] = await OutboxRepository(session).claim(
+                        "d", datetime.now(UTC), limit=1, lease=timedelta(seconds=60)
+                    )
+                    result = AttemptResult(claimed, Outcome.FAILED, NOW, status_code=500, error="HTTP 500")
+                    await OutboxRepository(session).record("d", [result], NOW)
+
+    asyncio.run(go())
+
+
+def test_list_shows_dead_deliveries_with_their_ticket_and_error(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prepare(database, dead=True)
+    assert main(["deliveries", "list", "--status", "dead"]) == 0
+    out = capsys.readouterr().out
+    assert "TR-2026-000001" in out
+    assert "HTTP 500" in out
+    assert main(["deliveries", "list", "--status", "failed"]) == 0
+    assert "no deliveries with status failed" in capsys.readouterr().out
+
+
+def test_replay_queues_a_dead_delivery_again_and_show_lists_its_attempts(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prepare(database, dead=True)
+    assert main(["deliveries", "replay", "1"]) == 0
+    assert "1 delivery(ies) queued again" in capsys.readouterr().out
+    assert main(["deliveries", "list", "--status", "failed"]) == 0
+    assert "TR-2026-000001" in capsys.readouterr().out
+    assert main(["deliveries", "show", "1"]) == 0
+    assert "#1" in capsys.readouterr().out
+    assert main(["deliveries", "replay", "999"]) == 1
+    assert "no delivery '999'" in capsys.readouterr().err
+
+
+def test_replay_by_department_since_a_time(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    prepare(database, dead=True)
+    assert main(["deliveries", "replay", "--department", "TRANSPORT", "--since", "1d"]) == 0
+    assert "1 delivery(ies)" in capsys.readouterr().out
+    assert main(["deliveries", "replay", "--department", "TRANSPORT", "--since", "yesterday"]) == 2
+    assert "--since takes" in capsys.readouterr().err
+    assert main(["deliveries", "replay"]) == 2
+
+
+def test_dispatch_once_records_a_failed_attempt_when_nobody_listens(
+    database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepare(database, dead=False)
+    monkeypatch.setenv("GOVBOT_WEBHOOK_ALLOW_HTTP", "true")
+    monkeypatch.setenv("GOVBOT_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+    assert main(["dispatch", "--once"]) == 0
+    assert "1 delivery attempt(s)" in capsys.readouterr().out
+    assert main(["deliveries", "list", "--json"]) == 0
+    assert '"status": "failed"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("6h", NOW - timedelta(hours=6)),
+        ("2d", NOW - timedelta(days=2)),
+        ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
+        ("2026-11-01T08:00:00+08:00", datetime(2026, 11, 1, 0, tzinfo=UTC)),
+        ("soon", None),
+        ("", None),
+    ],
+)
+def test_since_takes_an_age_or_an_iso_time(text: str, expected: datetime | None) -> None:
+    assert parse_since(text, NOW) == expected

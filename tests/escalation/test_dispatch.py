@@ -1,0 +1,301 @@
+"""The dispatcher against real receivers on 127.0.0.1; every delivery is verified with `standardwebhooks`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.dispatch import DispatchConfig, Dispatcher, DispatchMetrics
+from bot.webhooks import RETRY_DELAYS, UrlPolicy, new_secret
+from storage.cases import CaseRepository
+from storage.departments import DepartmentRepository
+from storage.models import utcnow
+from storage.outbox import DeliveryStatus, OutboxRepository
+from tests.escalation.conftest import Dept, open_case
+from tests.escalation.receiver import DROP, HANG, Receiver, receiving
+
+Sessions = async_sessionmaker[AsyncSession]
+LOCAL = UrlPolicy.create(allow_http=True, networks=["127.0.0.0/8"])
+
+
+class Clock:
+    """Time that moves only when the test says so (starting now, so signatures stay fresh)."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def receiver(departments: dict[str, Dept], sessions: Sessions) -> AsyncIterator[Receiver]:
+    """TRANSPORT's endpoint."""
+    async with receiving(departments["TRANSPORT"].secret) as endpoint:
+        await set_url(sessions, "TRANSPORT", endpoint.url)
+        yield endpoint
+    assert endpoint.rejected == [], "every delivery must verify"
+
+
+async def set_url(sessions: Sessions, code: str, url: str) -> None:
+    async with sessions.begin() as session:
+        await DepartmentRepository(session).update(code, webhook_url=url)
+
+
+def dispatcher(
+    sessions: Sessions,
+    clock: Clock,
+    *,
+    policy: UrlPolicy = LOCAL,
+    timeout: float = 15.0,
+    metrics: DispatchMetrics | None = None,
+) -> Dispatcher:
+    config = DispatchConfig(policy=policy, timeout=timeout, poll=0.05, concurrency=16)
+    return Dispatcher(
+        sessions, config, clock=clock, rng=random.Random(3), metrics=metrics, name="test-dispatcher"
+    )
+
+
+async def event_status(sessions: Sessions, key: str = "1") -> tuple[str, int, str | None]:
+    async with sessions() as session:
+        event = await OutboxRepository(session).event(key)
+    assert event is not None
+    return event.status, event.attempts, event.last_error
+
+
+async def test_a_new_case_is_delivered_signed_with_its_ticket_and_excerpt(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    case = await open_case(sessions, now=clock())
+    async with dispatcher(sessions, clock) as d:
+        assert await d.run_once() == 1
+    [delivery] = receiver.received
+    assert delivery.payload["type"] == "case.created"
+    assert delivery.payload["version"] == 1
+    assert delivery.payload["id"] == delivery.headers["webhook-id"]
+    assert delivery.payload["data"]["case"]["ticket"] == case.ticket
+    assert delivery.payload["data"]["excerpt"][0]["text"] == "bus did not stop"
+    assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 1, None)
+    async with sessions() as session:
+        [attempt] = await OutboxRepository(session).attempts(1)
+    assert (attempt.outcome, attempt.status_code) == ("delivered", 200)
+    assert attempt.latency_ms is not None
+
+
+async def test_a_500_is_retried_after_the_first_wait_with_the_same_webhook_id(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    receiver.answers = [500]
+    await open_case(sessions, now=clock())
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+        assert await event_status(sessions) == (DeliveryStatus.PENDING, 1, "HTTP 500")
+        clock.advance(RETRY_DELAYS[0] * 0.7)
+        assert await d.run_once() == 0
+        clock.advance(RETRY_DELAYS[0] * 0.6)
+        assert await d.run_once() == 1
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 2, None)
+
+
+async def test_after_the_whole_schedule_the_delivery_is_dead_logged_and_counted(
+    sessions: Sessions, receiver: Receiver, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.answers = [500] * 20
+    await open_case(sessions, now=clock())
+    registry = CollectorRegistry()
+    metrics = DispatchMetrics(registry)
+    async with dispatcher(sessions, clock, metrics=metrics) as d:
+        for _ in range(len(RETRY_DELAYS) + 1):
+            assert await d.run_once() == 1
+            clock.advance(timedelta(hours=13))
+        assert await d.run_once() == 0
+    assert len(receiver.received) == len(RETRY_DELAYS) + 1
+    assert await event_status(sessions) == (DeliveryStatus.DEAD, 8, "HTTP 500")
+    assert "DEAD LETTER" in caplog.text
+    assert any(r.levelno == logging.ERROR for r in caplog.records)
+    assert registry.get_sample_value("govbot_webhook_dead_letters_total", {"department": "TRANSPORT"}) == 1
+
+
+async def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    receiver.answers = [HANG]
+    await open_case(sessions, now=clock())
+    async with dispatcher(sessions, clock, timeout=0.3) as d:
+        await d.run_once()
+    status, attempts, error = await event_status(sessions)
+    assert (status, attempts) == (DeliveryStatus.PENDING, 1)
+    assert error == "no answer within 0.3 s"
+
+
+async def test_a_dropped_connection_is_a_failed_attempt(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    receiver.answers = [DROP]
+    await open_case(sessions, now=clock())
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+    status, _, error = await event_status(sessions)
+    assert status == DeliveryStatus.PENDING
+    assert error is not None
+    assert "Disconnected" in error or "Connection" in error
+
+
+async def test_a_redirect_is_not_followed(sessions: Sessions, receiver: Receiver, clock: Clock) -> None:
+    receiver.answers = [307]
+    await open_case(sessions, now=clock())
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+    assert receiver.requests == 1
+    assert (await event_status(sessions))[2] == "HTTP 307 (redirects are not followed)"
+
+
+async def test_410_gone_disables_the_endpoint_until_an_operator_sets_it_again(
+    sessions: Sessions, receiver: Receiver, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.answers = [410, 410]
+    await open_case(sessions, now=clock())
+    await open_case(sessions, user="43", now=clock())
+    async with dispatcher(sessions, clock) as d:
+        assert await d.run_once() == 2
+        async with sessions() as session:
+            department = await DepartmentRepository(session).get("TRANSPORT")
+        assert department is not None
+        assert not department.webhook_enabled
+        assert "410 Gone" in caplog.text
+        clock.advance(timedelta(days=1))
+        assert await d.run_once() == 0
+        await set_url(sessions, "TRANSPORT", receiver.url)
+        assert await d.run_once() == 2
+    assert len(receiver.received) == 4
+    assert [(await event_status(sessions, key))[0] for key in ("1", "2")] == [DeliveryStatus.DELIVERED] * 2
+
+
+async def test_events_of_one_case_arrive_in_order_even_when_the_first_needs_retries(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    receiver.answers = [503]
+    case = await open_case(sessions, now=clock())
+    async with sessions.begin() as session:
+        await CaseRepository(session).add_information(
+            case.id, case.citizen_id or 0, "It was the 7:40.", clock()
+        )
+        await CaseRepository(session).withdraw(case.id, case.citizen_id or 0, clock())
+    async with dispatcher(sessions, clock) as d:
+        for _ in range(4):
+            await d.run_once()
+            clock.advance(timedelta(seconds=7))
+    assert [r.payload["type"] for r in receiver.received] == [
+        "case.created",
+        "case.created",
+        "case.updated",
+        "case.closed",
+    ]
+
+
+async def test_rotated_secrets_both_verify_the_same_delivery(
+    sessions: Sessions, departments: dict[str, Dept], clock: Clock
+) -> None:
+    new = new_secret()
+    async with sessions.begin() as session:
+        await DepartmentRepository(session).add_secret("TRANSPORT", new)
+    async with receiving(departments["TRANSPORT"].secret) as old_side, receiving(new) as new_side:
+        await open_case(sessions, now=clock())
+        for side in (old_side, new_side):
+            await set_url(sessions, "TRANSPORT", side.url)
+            async with sessions.begin() as session:
+                await OutboxRepository(session).replay("1", clock())
+            async with dispatcher(sessions, clock) as d:
+                await d.run_once()
+        assert len(old_side.received) == len(new_side.received) == 1
+        assert old_side.rejected == new_side.rejected == []
+
+
+async def test_an_endpoint_name_resolving_to_loopback_is_refused_at_delivery(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    # Saved when loopback was allowed (or the name pointed elsewhere): checked again at every delivery.
+    await set_url(sessions, "TRANSPORT", receiver.url.replace("127.0.0.1", "localhost"))
+    await open_case(sessions, now=clock())
+    strict = UrlPolicy.create(allow_http=True, networks=[])
+    async with dispatcher(sessions, clock, policy=strict) as d:
+        await d.run_once()
+    assert receiver.requests == 0
+    error = (await event_status(sessions))[2]
+    assert error is not None
+    assert "resolves only to refused addresses" in error
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data", "http://10.0.0.1/hook", "http://[::ffff:127.0.0.1]:9/hook"],
+)
+async def test_internal_addresses_are_refused_at_delivery_without_a_request(
+    sessions: Sessions, departments: dict[str, Dept], clock: Clock, url: str
+) -> None:
+    await set_url(sessions, "TRANSPORT", url)
+    await open_case(sessions, now=clock())
+    strict = UrlPolicy.create(allow_http=True, networks=[])
+    async with dispatcher(sessions, clock, policy=strict) as d:
+        await d.run_once()
+    status, _, error = await event_status(sessions)
+    assert status == DeliveryStatus.PENDING
+    assert error is not None
+    assert error.startswith("endpoint refused")
+
+
+async def test_the_running_loop_delivers_a_new_case_and_stops_cleanly(
+    sessions: Sessions, receiver: Receiver
+) -> None:
+    config = DispatchConfig(policy=LOCAL, poll=0.05, concurrency=8)
+    async with Dispatcher(sessions, config) as d:
+        task = asyncio.create_task(d.run())
+        await open_case(sessions, now=utcnow())
+        await receiver.wait_for(1)
+        d.stop()
+        await asyncio.wait_for(task, timeout=10)
+    assert (await event_status(sessions))[0] == DeliveryStatus.DELIVERED
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_dispatchers_on_postgresql_deliver_each_event_once(
+    sessions: Sessions, receiver: Receiver
+) -> None:
+    for n in range(150):
+        await open_case(sessions, user=str(n), now=utcnow())
+    config = DispatchConfig(policy=LOCAL, poll=0.02, concurrency=16)
+    async with (
+        Dispatcher(sessions, config, name="one") as one,
+        Dispatcher(sessions, config, name="two") as two,
+    ):
+        tasks = [asyncio.create_task(one.run()), asyncio.create_task(two.run())]
+        await receiver.wait_for(150, timeout=60)
+        one.stop()
+        two.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == len(set(ids)) == 150
+    assert receiver.overlaps == []
+    async with sessions() as session:
+        counts = await OutboxRepository(session).counts()
+        attempts = {a.dispatcher for e in range(1, 151) for a in await OutboxRepository(session).attempts(e)}
+    assert counts["delivered"] == 150
+    assert attempts == {"one", "two"}

@@ -1,0 +1,159 @@
+"""The notifier: department replies reach the citizen's channel in order; an outage delays, never drops."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.notify import GIVE_UP_AFTER, Notifier, Unreachable
+from handlers.types import Reply
+from storage.cases import CaseRepository
+from storage.models import Message
+from storage.notices import CitizenNotice, NoticeRepository
+from tests.escalation.conftest import NOW, Dept, open_case
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+class RecordingSender:
+    """A channel that records what it sends, or fails as told."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Reply]]] = []
+        self.failures: list[Exception] = []
+
+    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append((chat_id, replies))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def sender() -> RecordingSender:
+    return RecordingSender()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def notifier(sessions: Sessions, sender: RecordingSender, clock: Clock) -> Notifier:
+    return Notifier(sessions, {"test": sender}, clock=clock, rng=random.Random(5), name="n1")
+
+
+async def reply(sessions: Sessions, case_id: int, text: str) -> None:
+    async with sessions.begin() as session:
+        await CaseRepository(session).reply(case_id, "TRANSPORT", text, NOW)
+
+
+async def statuses(sessions: Sessions) -> list[tuple[str, int, str | None]]:
+    async with sessions() as session:
+        rows = await session.scalars(select(CitizenNotice).order_by(CitizenNotice.id))
+        return [(r.status, r.attempts, r.last_error) for r in rows]
+
+
+async def test_replies_reach_the_chat_in_order_and_join_the_conversation(
+    sessions: Sessions, departments: dict[str, Dept], sender: RecordingSender, clock: Clock
+) -> None:
+    case = await open_case(sessions)
+    await reply(sessions, case.id, "First")
+    await reply(sessions, case.id, "Second")
+    n = notifier(sessions, sender, clock)
+    assert await n.run_once() == 1  # one at a time per chat
+    assert await n.run_once() == 1
+    assert await n.run_once() == 0
+    assert [(chat, replies[0].text.split("\n\n")[1]) for chat, replies in sender.sent] == [
+        ("42", "First"),
+        ("42", "Second"),
+    ]
+    assert "Transport Bureau" in sender.sent[0][1][0].text
+    async with sessions() as session:
+        out = (await session.scalars(select(Message.text).where(Message.direction == "out"))).all()
+    assert [text.split("\n\n")[1] for text in out] == ["First", "Second"]
+
+
+async def test_an_outage_delays_the_notice_and_it_is_sent_later(
+    sessions: Sessions, departments: dict[str, Dept], sender: RecordingSender, clock: Clock
+) -> None:
+    case = await open_case(sessions)
+    await reply(sessions, case.id, "Hello")
+    sender.failures = [ConnectionError("Telegram is down"), TimeoutError()]
+    n = notifier(sessions, sender, clock)
+    await n.run_once()
+    assert await statuses(sessions) == [("pending", 1, "ConnectionError: Telegram is down")]
+    assert await n.run_once() == 0  # not before the retry time
+    clock.now += timedelta(seconds=7)
+    await n.run_once()
+    clock.now += timedelta(seconds=40)
+    await n.run_once()
+    assert await statuses(sessions) == [("sent", 3, None)]
+    assert len(sender.sent) == 1
+
+
+async def test_an_unreachable_chat_ends_the_notice_with_an_error_in_the_log(
+    sessions: Sessions,
+    departments: dict[str, Dept],
+    sender: RecordingSender,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    case = await open_case(sessions)
+    await reply(sessions, case.id, "Hello")
+    sender.failures = [Unreachable("Forbidden: bot was blocked by the user")]
+    await notifier(sessions, sender, clock).run_once()
+    assert await statuses(sessions) == [("dead", 1, "unreachable: Forbidden: bot was blocked by the user")]
+    assert any(r.levelno == logging.ERROR for r in caplog.records)
+
+
+async def test_a_week_of_failures_ends_a_notice(
+    sessions: Sessions, departments: dict[str, Dept], sender: RecordingSender, clock: Clock
+) -> None:
+    case = await open_case(sessions)
+    await reply(sessions, case.id, "Hello")
+    clock.now += GIVE_UP_AFTER
+    sender.failures = [ConnectionError("still down")]
+    await notifier(sessions, sender, clock).run_once()
+    assert (await statuses(sessions))[0][0] == "dead"
+
+
+async def test_notices_of_channels_without_a_sender_wait(
+    sessions: Sessions, departments: dict[str, Dept], sender: RecordingSender, clock: Clock
+) -> None:
+    case = await open_case(sessions)
+    await reply(sessions, case.id, "Hello")
+    assert await Notifier(sessions, {"telegram": sender}, clock=clock).run_once() == 0
+    async with sessions() as session:
+        assert len(await NoticeRepository(session).pending()) == 1
+
+
+async def test_a_notice_that_cannot_be_rendered_is_dead_not_retried_forever(
+    sessions: Sessions, departments: dict[str, Dept], sender: RecordingSender, clock: Clock
+) -> None:
+    async with sessions.begin() as session:
+        await NoticeRepository(session).enqueue(
+            citizen_id=None,
+            channel="test",
+            chat_id="42",
+            language="en",
+            case_id=None,
+            kind="mystery",
+            data={},
+            now=NOW,
+        )
+    await notifier(sessions, sender, clock).run_once()
+    assert (await statuses(sessions))[0][0] == "dead"
+    assert sender.sent == []

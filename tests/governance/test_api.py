@@ -1,0 +1,64 @@
+"""The department API answers with what the department may see now, and its reads are audited."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.audit import AuditEntry, AuditKind, AuditLog
+from storage.cases import CaseRepository
+from storage.governance import set_clearance
+from tests.escalation.conftest import NOW, Client, Dept, open_case
+
+Sessions = async_sessionmaker[AsyncSession]
+DESCRIPTION = "The 7 bus did not stop at Harbour Road this morning."
+
+
+async def disclosures(sessions: Sessions) -> list[AuditEntry]:
+    async with sessions() as session:
+        return list(await AuditLog(session).search(kind=AuditKind.DISCLOSURE))
+
+
+async def test_reading_a_case_is_a_disclosure_and_is_audited(
+    api: Client, departments: dict[str, Dept], sessions: Sessions
+) -> None:
+    case = await open_case(sessions, "TRANSPORT")
+    body = await (await api.get(f"/api/v1/cases/{case.ticket}", headers=departments["TRANSPORT"].auth)).json()
+    assert body["case"]["description"] == DESCRIPTION
+    assert body["privacy"] == {"clearance": "personal", "withheld": []}
+    [record] = await disclosures(sessions)
+    assert (record.department, record.ticket, record.details["channel"]) == ("TRANSPORT", case.ticket, "api")
+
+
+async def test_after_the_clearance_is_lowered_the_api_holds_the_text_back(
+    api: Client, departments: dict[str, Dept], sessions: Sessions
+) -> None:
+    case = await open_case(sessions, "TRANSPORT")
+    async with sessions.begin() as session:
+        await set_clearance(session, "TRANSPORT", "internal", now=NOW)
+    auth = departments["TRANSPORT"].auth
+    one = await (await api.get(f"/api/v1/cases/{case.ticket}", headers=auth)).json()
+    listed = await (await api.get("/api/v1/cases", headers=auth)).json()
+    status = await api.post(
+        f"/api/v1/cases/{case.ticket}/status", json={"status": "in_progress"}, headers=auth
+    )
+    changed = await status.json()
+    for body in (one, listed, changed):
+        assert DESCRIPTION not in json.dumps(body)
+    assert one["privacy"]["withheld"] == [{"field": "free_text", "reason": "clearance"}]
+    assert listed["cases"][0]["privacy"]["withheld"] == [{"field": "free_text", "reason": "clearance"}]
+    assert changed["case"]["status"] == "in_progress"
+    assert await disclosures(sessions) == []
+
+
+async def test_a_department_a_case_was_transferred_to_sees_the_text_only_with_consent(
+    api: Client, departments: dict[str, Dept], sessions: Sessions
+) -> None:
+    case = await open_case(sessions, "TRANSPORT")
+    async with sessions.begin() as session:
+        await CaseRepository(session).transfer(case.id, "TRANSPORT", "TAX", None, NOW + timedelta(minutes=1))
+    body = await (await api.get(f"/api/v1/cases/{case.ticket}", headers=departments["TAX"].auth)).json()
+    assert body["case"]["description"] == ""
+    assert body["privacy"]["withheld"] == [{"field": "free_text", "reason": "consent"}]

@@ -1,0 +1,282 @@
+"""What a department receives follows its clearance, the citizen's consent and erasure at delivery time."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.dispatch import DispatchConfig, Dispatcher
+from bot.webhooks import RETRY_DELAYS, UrlPolicy
+from storage import citizen_data
+from storage.audit import AuditEntry, AuditKind, AuditLog
+from storage.cases import Case, CaseRepository, NewCase
+from storage.citizens import CitizenRepository
+from storage.consent import ConsentRepository
+from storage.departments import DepartmentRepository
+from storage.governance import set_clearance, share_after_consent
+from storage.models import utcnow
+from storage.notices import CitizenNotice
+from storage.outbox import OutboxEvent, OutboxRepository
+from tests.escalation.conftest import Dept
+from tests.escalation.receiver import Receiver, receiving
+
+Sessions = async_sessionmaker[AsyncSession]
+LOCAL = UrlPolicy.create(allow_http=True, networks=["127.0.0.0/8"])
+DESCRIPTION = "The 7 bus did not stop at Harbour Road; I waited with my son for an hour."
+CONTACT = "Li Wei 13800138000"
+
+
+class Clock:
+    """Time that moves only when the test says so (starting now, so signatures stay fresh)."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def transport(departments: dict[str, Dept], sessions: Sessions) -> AsyncIterator[Receiver]:
+    async with receiving(departments["TRANSPORT"].secret) as endpoint:
+        await _set_url(sessions, "TRANSPORT", endpoint.url)
+        yield endpoint
+    assert endpoint.rejected == []
+
+
+@pytest.fixture
+async def tax(departments: dict[str, Dept], sessions: Sessions) -> AsyncIterator[Receiver]:
+    async with receiving(departments["TAX"].secret) as endpoint:
+        await _set_url(sessions, "TAX", endpoint.url)
+        yield endpoint
+
+
+async def _set_url(sessions: Sessions, code: str, url: str) -> None:
+    async with sessions.begin() as session:
+        await DepartmentRepository(session).update(code, webhook_url=url)
+
+
+def dispatcher(sessions: Sessions, clock: Clock) -> Dispatcher:
+    config = DispatchConfig(policy=LOCAL, timeout=15.0, poll=0.05, concurrency=16)
+    return Dispatcher(sessions, config, clock=clock, rng=random.Random(3), name="governance-test")
+
+
+async def open_case(sessions: Sessions, now: datetime, *, contact: str | None = None) -> Case:
+    async with sessions.begin() as session:
+        citizen = await CitizenRepository(session).get_or_create("test", "42", now=now)
+        await CitizenRepository(session).record_message(citizen.id, "in", DESCRIPTION, now=now)
+        new = NewCase(
+            citizen.id, "test", "42", "en", "TRANSPORT", DESCRIPTION, contact=contact,
+            contact_consent_at=now if contact else None,
+        )  # fmt: skip
+        return await CaseRepository(session).open_case(new, now)
+
+
+async def clearance(sessions: Sessions, code: str, value: str, now: datetime) -> None:
+    async with sessions.begin() as session:
+        await set_clearance(session, code, value, now=now)
+
+
+async def audit(sessions: Sessions, kind: AuditKind) -> list[AuditEntry]:
+    async with sessions() as session:
+        return list(await AuditLog(session).search(kind=kind))
+
+
+async def test_a_cleared_department_gets_the_case_and_the_disclosure_is_audited(
+    sessions: Sessions, transport: Receiver, clock: Clock
+) -> None:
+    case = await open_case(sessions, clock(), contact=CONTACT)
+    async with dispatcher(sessions, clock) as d:
+        assert await d.run_once() == 1
+    data = transport.received[0].payload["data"]
+    assert data["case"]["description"] == DESCRIPTION
+    assert data["excerpt"][0]["text"] == DESCRIPTION
+    assert data["citizen"]["contact"] == CONTACT
+    assert data["privacy"] == {"clearance": "personal", "withheld": []}
+    async with sessions() as session:
+        [record] = await AuditLog(session).search(kind=AuditKind.DISCLOSURE)
+        assert (await AuditLog(session).verify()).ok
+    assert (record.department, record.ticket, record.citizen_ref) == ("TRANSPORT", case.ticket, "C1")
+    assert {"free_text", "contact"} <= set(record.fields)
+    assert record.basis == {
+        "clearance": "personal",
+        "consent": {"contact": "escalation", "free_text": "escalation"},
+    }
+    assert record.details["webhook_id"] == transport.received[0].headers["webhook-id"]
+    assert CONTACT not in json.dumps(record.to_json())
+
+
+async def test_a_clearance_lowered_while_the_delivery_waits_is_the_one_applied(
+    sessions: Sessions, transport: Receiver, clock: Clock
+) -> None:
+    await open_case(sessions, clock(), contact=CONTACT)
+    await clearance(sessions, "TRANSPORT", "internal", clock())
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+    data = transport.received[0].payload["data"]
+    text = json.dumps(data, ensure_ascii=False)
+    assert DESCRIPTION not in text
+    assert CONTACT not in text
+    assert data["case"]["description"] == ""
+    assert data["excerpt"] == []
+    assert data["privacy"]["withheld"] == [
+        {"field": "contact", "reason": "clearance"},
+        {"field": "free_text", "reason": "clearance"},
+    ]
+    assert await audit(sessions, AuditKind.DISCLOSURE) == []
+    assert len(await audit(sessions, AuditKind.CLEARANCE)) == 1
+
+
+async def test_a_retry_after_the_clearance_was_raised_carries_what_it_now_allows(
+    sessions: Sessions, transport: Receiver, clock: Clock
+) -> None:
+    transport.answers = [500]
+    await clearance(sessions, "TRANSPORT", "internal", clock())
+    await open_case(sessions, clock())
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+        await clearance(sessions, "TRANSPORT", "personal", clock())
+        clock.advance(RETRY_DELAYS[0] * 2)
+        assert await d.run_once() == 1
+    first, second = transport.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.payload["data"]["case"]["description"] == ""
+    assert second.payload["data"]["case"]["description"] == DESCRIPTION
+
+
+async def test_withdrawn_consent_holds_back_pending_deliveries(
+    sessions: Sessions, transport: Receiver, clock: Clock
+) -> None:
+    case = await open_case(sessions, clock(), contact=CONTACT)
+    clock.advance(timedelta(seconds=1))
+    async with sessions.begin() as session:
+        await ConsentRepository(session).withdraw(case.citizen_id or 0, "TRANSPORT", clock())
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+    data = transport.received[0].payload["data"]
+    assert "contact" not in data["citizen"]
+    assert DESCRIPTION not in json.dumps(data, ensure_ascii=False)
+    assert {w["reason"] for w in data["privacy"]["withheld"]} == {"refused"}
+
+
+async def test_a_transferred_case_asks_the_citizen_and_shares_after_yes(
+    sessions: Sessions, transport: Receiver, tax: Receiver, clock: Clock
+) -> None:
+    case = await open_case(sessions, clock(), contact=CONTACT)
+    async with sessions.begin() as session:
+        await CaseRepository(session).transfer(case.id, "TRANSPORT", "TAX", "theirs", clock())
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+        moved = tax.received[0].payload
+        assert moved["type"] == "case.transferred"
+        assert DESCRIPTION not in json.dumps(moved, ensure_ascii=False)
+        assert CONTACT not in json.dumps(moved, ensure_ascii=False)
+        assert moved["data"]["privacy"]["withheld"] == [
+            {"field": "contact", "reason": "consent"},
+            {"field": "free_text", "reason": "consent"},
+        ]
+        async with sessions() as session:
+            [notice] = list(
+                await session.scalars(select(CitizenNotice).where(CitizenNotice.kind == "consent"))
+            )
+        assert notice.data["fields"] == ["contact", "free_text"]
+        clock.advance(timedelta(minutes=1))
+        async with sessions.begin() as session:
+            answer = await ConsentRepository(session).answer(
+                notice.data["prompt"], case.citizen_id or 0, granted=True, now=clock()
+            )
+            await share_after_consent(session, case.citizen_id or 0, "TAX", answer.applied, clock())
+        await d.run_once()
+    update = tax.received[1].payload
+    assert update["type"] == "case.updated"
+    assert update["data"]["consent"]["granted"] == ["contact", "free_text"]
+    assert update["data"]["case"]["description"] == DESCRIPTION
+    assert update["data"]["citizen"]["contact"] == CONTACT
+
+
+async def test_an_erasure_while_a_delivery_is_pending_leaves_nothing_erased_in_it(
+    sessions: Sessions, transport: Receiver, clock: Clock
+) -> None:
+    transport.answers = [500]
+    case = await open_case(sessions, clock(), contact=CONTACT)
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+        assert transport.received[0].payload["data"]["case"]["description"] == DESCRIPTION
+        async with sessions.begin() as session:
+            await citizen_data.erase(session, case.citizen_id or 0, clock())
+        clock.advance(RETRY_DELAYS[0] * 2)
+        await d.run_once()
+        await d.run_once()
+    retried, closed = transport.received[1:]
+    for delivery in (retried, closed):
+        text = json.dumps(delivery.payload, ensure_ascii=False)
+        assert DESCRIPTION not in text
+        assert CONTACT not in text
+        assert "13800138000" not in text
+    assert retried.payload["data"]["privacy"]["withheld"] == [
+        {"field": "contact", "reason": "erased"},
+        {"field": "free_text", "reason": "erased"},
+    ]
+    assert (closed.payload["type"], closed.payload["data"]["reason"]) == ("case.closed", "erased")
+    async with sessions() as session:
+        stored = [e.payload for e in await session.scalars(select(OutboxEvent))]
+    assert DESCRIPTION not in json.dumps(stored, ensure_ascii=False)
+
+
+async def test_an_erasure_after_a_dispatcher_claimed_and_died_sends_nothing_erased(
+    sessions: Sessions, transport: Receiver, clock: Clock
+) -> None:
+    case = await open_case(sessions, clock())
+    async with sessions.begin() as session:  # a dispatcher claims the event, then dies before posting
+        await OutboxRepository(session).claim("dead", clock(), limit=10, lease=timedelta(seconds=60))
+    async with sessions.begin() as session:
+        await citizen_data.erase(session, case.citizen_id or 0, clock())
+    clock.advance(timedelta(minutes=2))
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+        await d.run_once()
+    assert [r.payload["type"] for r in transport.received] == ["case.created", "case.closed"]
+    assert DESCRIPTION not in json.dumps([r.payload for r in transport.received], ensure_ascii=False)
+
+
+async def test_a_batch_of_deliveries_is_governed_case_by_case(
+    sessions: Sessions, transport: Receiver, clock: Clock
+) -> None:
+    async with sessions.begin() as session:
+        cases = []
+        for user in ("41", "42", "43"):
+            citizen = await CitizenRepository(session).get_or_create("test", user, now=clock())
+            new = NewCase(citizen.id, "test", user, "en", "TRANSPORT", f"{DESCRIPTION} ({user})")
+            cases.append(await CaseRepository(session).open_case(new, clock()))
+    clock.advance(timedelta(seconds=1))
+    async with sessions.begin() as session:
+        await ConsentRepository(session).withdraw(cases[1].citizen_id or 0, "TRANSPORT", clock())
+    async with dispatcher(sessions, clock) as d:
+        assert await d.run_once() == 3
+    shown = {
+        r.payload["data"]["case"]["ticket"]: r.payload["data"]["case"]["description"]
+        for r in transport.received
+    }
+    assert shown == {
+        cases[0].ticket: f"{DESCRIPTION} (41)",
+        cases[1].ticket: "",
+        cases[2].ticket: f"{DESCRIPTION} (43)",
+    }
+    records = await audit(sessions, AuditKind.DISCLOSURE)
+    assert sorted(r.ticket or "" for r in records) == [cases[0].ticket, cases[2].ticket]
+    async with sessions() as session:
+        assert (await AuditLog(session).verify()).ok

@@ -1,0 +1,100 @@
+"""Retention: what is older than the period goes (or is only counted with --dry-run); counts stay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.audit import AuditKind, AuditLog
+from storage.citizens import CitizenRepository, DialogueState
+from storage.models import Conversation, Message, Question
+from storage.questions import QuestionRepository
+from storage.retention import RetentionJob, run_retention
+
+Sessions = async_sessionmaker[AsyncSession]
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+OLD = NOW - timedelta(days=400)
+
+
+async def seed(sessions: Sessions) -> None:
+    """One citizen who wrote 400 days ago and today."""
+    async with sessions.begin() as session:
+        citizens = CitizenRepository(session)
+        me = await citizens.get_or_create("test", "42", now=OLD)
+        for when, text in ((OLD, "an old question"), (NOW, "a new question")):
+            await citizens.record_message(me.id, "in", text, now=when)
+            await QuestionRepository(session).record_question(
+                me.id, text, normalised=text, language="en", decision="none", reason="r", candidates=[],
+                signals={}, now=when,
+            )  # fmt: skip
+        await citizens.save_state(me.id, DialogueState("esc_describe"))
+    async with sessions.begin() as session:
+        row = await session.get(Conversation, me.id)
+        assert row is not None
+        row.updated_at = OLD
+
+
+async def counts(sessions: Sessions) -> tuple[int, int, list[str]]:
+    async with sessions() as session:
+        messages = await session.scalar(select(func.count()).select_from(Message))
+        conversations = await session.scalar(select(func.count()).select_from(Conversation))
+        texts = sorted(await session.scalars(select(Question.text)))
+    return int(messages or 0), int(conversations or 0), texts
+
+
+async def test_a_dry_run_only_counts(sessions: Sessions) -> None:
+    await seed(sessions)
+    result = await run_retention(sessions, days=365, now=NOW, dry_run=True)
+    assert result.counts["messages"] == 1
+    assert result.counts["questions"] == 1
+    assert result.counts["conversation"] == 1
+    assert await counts(sessions) == (2, 1, ["a new question", "an old question"])
+    async with sessions() as session:
+        assert await AuditLog(session).search() == []
+
+
+async def test_a_run_purges_what_is_older_keeps_the_rest_and_is_audited(sessions: Sessions) -> None:
+    await seed(sessions)
+    result = await run_retention(sessions, days=365, now=NOW)
+    assert result.total == 3
+    assert await counts(sessions) == (1, 0, ["", "a new question"])
+    async with sessions() as session:
+        [record] = await AuditLog(session).search(kind=AuditKind.RETENTION)
+        assert await session.scalar(select(func.count()).select_from(Question)) == 2
+    assert record.basis == {"retention_days": 365}
+    assert (await run_retention(sessions, days=365, now=NOW)).total == 0
+
+
+async def test_the_job_waits_then_purges_daily_with_the_clock_it_is_given(sessions: Sessions) -> None:
+    await seed(sessions)
+    waits: list[float] = []
+    ran = asyncio.Event()
+
+    async def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) > 1:
+            ran.set()
+            await asyncio.Event().wait()  # the next day never comes in this test
+
+    job = RetentionJob(sessions, 365, clock=lambda: NOW, wait=wait)
+    task = asyncio.create_task(job.run())
+    await asyncio.wait_for(ran.wait(), timeout=10)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert waits == [600.0, 86400.0]
+    assert job.runs == 1
+    assert (await counts(sessions))[0] == 1
+
+
+async def test_a_failing_purge_is_logged_and_the_job_goes_on(sessions: Sessions) -> None:
+    def broken_clock() -> datetime:
+        raise RuntimeError("clock broke")
+
+    job = RetentionJob(sessions, 365, clock=broken_clock)
+    assert await job.run_once() is None
+    assert job.runs == 1

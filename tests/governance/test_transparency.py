@@ -1,0 +1,88 @@
+"""Transparency figures: aggregates only, and nothing computed from fewer than five people."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.cases import CaseRepository, CaseStatus, NewCase
+from storage.citizens import CitizenRepository
+from storage.questions import QuestionRepository
+from storage.transparency import CaseRow, case_figures, figure, public_stats
+from tests.escalation.conftest import Dept
+
+Sessions = async_sessionmaker[AsyncSession]
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+
+
+def test_a_figure_from_four_people_is_suppressed_from_five_shown() -> None:
+    assert figure(3.0, 4) == {"value": None, "suppressed": True}
+    assert figure(3.0, 5) == {"value": 3.0, "suppressed": False}
+    assert figure(None, 50) == {"value": None, "suppressed": True}
+
+
+def row(
+    citizen: int, department: str = "TAX", reply_hours: float | None = 2.0, rating: int | None = 4
+) -> CaseRow:
+    replied = NOW + timedelta(hours=reply_hours) if reply_hours is not None else None
+    return CaseRow(citizen, department, NOW, replied, rating)
+
+
+def test_case_figures_per_department_with_medians_and_means() -> None:
+    rows = [row(n, reply_hours=float(n), rating=n % 5 + 1) for n in range(1, 8)] + [row(9, "LAND")]
+    figures = case_figures(rows)
+    assert figures["median_hours_to_first_reply"] == {"value": 3.5, "suppressed": False}
+    assert figures["cases_per_department"]["TAX"]["cases"] == {"value": 7, "suppressed": False}
+    assert figures["cases_per_department"]["TAX"]["median_hours_to_first_reply"]["value"] == 4.0
+    assert figures["cases_per_department"]["LAND"]["cases"] == {"value": None, "suppressed": True}
+    assert figures["satisfaction"]["suppressed"] is False
+
+
+def test_many_cases_of_few_people_are_still_suppressed() -> None:
+    rows = [row(n % 4) for n in range(40)]
+    figures = case_figures(rows)
+    assert figures["cases_per_department"]["TAX"]["cases"]["suppressed"] is True
+    assert figures["satisfaction"]["suppressed"] is True
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 12), st.sampled_from(["TAX", "LAND"]), st.none() | st.integers(1, 5)))
+)
+def test_no_shown_figure_comes_from_fewer_than_five_people(cases: list[tuple[int, str, int | None]]) -> None:
+    rows = [row(citizen, department, rating=rating) for citizen, department, rating in cases]
+    figures = case_figures(rows)
+    for code, values in figures["cases_per_department"].items():
+        people = {r.citizen_id for r in rows if r.department == code}
+        assert values["cases"]["suppressed"] is (len(people) < 5)
+    raters = {r.citizen_id for r in rows if r.satisfaction is not None}
+    assert figures["satisfaction"]["suppressed"] is (len(raters) < 5)
+
+
+async def test_public_stats_from_the_database(sessions: Sessions, departments: dict[str, Dept]) -> None:
+    async with sessions.begin() as session:
+        for n in range(6):
+            me = await CitizenRepository(session).get_or_create("test", str(n), now=NOW)
+            await QuestionRepository(session).record_question(
+                me.id, "q", normalised="q", language="en", decision="answer" if n else "none", reason="r",
+                candidates=[], signals={}, now=NOW,
+            )  # fmt: skip
+            department = "TAX" if n < 5 else "TRANSPORT"
+            case = await CaseRepository(session).open_case(
+                NewCase(me.id, "test", str(n), "en", department, "help"), NOW
+            )
+            await CaseRepository(session).reply(case.id, department, "ok", NOW + timedelta(hours=n + 1))
+            await CaseRepository(session).set_status(case.id, department, CaseStatus.RESOLVED, None, NOW)
+            await CaseRepository(session).rate(case.id, me.id, 4, NOW)
+    async with sessions() as session:
+        stats = await public_stats(session, now=NOW + timedelta(days=1))
+    assert stats["questions_asked"] == {"value": 6, "suppressed": False}
+    assert stats["answer_rate"]["value"] == 83.3
+    assert stats["satisfaction"] == {"value": 4.0, "suppressed": False, "scale": "1-5"}
+    assert stats["median_hours_to_first_reply"] == {"value": 3.5, "suppressed": False}
+    by_code = {d["department"]: d for d in stats["cases_per_department"]}
+    assert by_code["TAX"]["cases"] == {"value": 5, "suppressed": False}
+    assert by_code["TAX"]["name"]["en"] == "Tax Bureau"
+    assert by_code["TRANSPORT"]["cases"] == {"value": None, "suppressed": True}

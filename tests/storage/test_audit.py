@@ -1,0 +1,219 @@
+"""The audit log: append-only, a linear hash chain under concurrent writers, any edit or deletion detected."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage import db
+from storage.audit import (
+    GENESIS,
+    AuditKind,
+    AuditLog,
+    AuditRecord,
+    NewRecord,
+    citizen_ref,
+    parse_citizen_ref,
+)
+
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+CHAIN = 8
+
+
+async def append_some(sessions: async_sessionmaker[AsyncSession], count: int) -> None:
+    for number in range(count):
+        async with sessions.begin() as session:
+            await AuditLog(session).append(
+                AuditKind.DISCLOSURE,
+                now=NOW + timedelta(seconds=number),
+                citizen=citizen_ref(number % 3),
+                department=("TAX", "HOUSING")[number % 2],
+                ticket=f"TX-2026-{number:06d}",
+                fields=["free_text", "contact"],
+                basis={"clearance": "personal", "consent": {"contact": "escalation"}},
+                details={"webhook_id": f"msg_{number}", "attempt": 1},
+            )
+
+
+async def test_an_untouched_chain_verifies(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await append_some(sessions, 5)
+    async with sessions() as session:
+        result = await AuditLog(session).verify(batch=2)
+    assert result.ok
+    assert result.checked == 5
+    assert result.head_hash != GENESIS
+
+
+async def test_a_batch_appends_in_order_between_single_records(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await append_some(sessions, 1)
+    async with sessions.begin() as session:
+        batch = [NewRecord(AuditKind.DISCLOSURE, citizen=f"C{n}", department="TAX") for n in range(3)]
+        entries = await AuditLog(session).append_many(batch, now=NOW)
+        assert await AuditLog(session).append_many([], now=NOW) == []
+    await append_some(sessions, 1)
+    assert [e.id for e in entries] == [2, 3, 4]
+    assert [e.citizen_ref for e in entries] == ["C0", "C1", "C2"]
+    assert entries[1].prev_hash == entries[0].hash
+    async with sessions() as session:
+        result = await AuditLog(session).verify(batch=2)
+    assert result.ok
+    assert result.checked == 5
+
+
+async def test_an_empty_log_verifies(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        result = await AuditLog(session).verify()
+    assert result.ok
+    assert result.checked == 0
+
+
+async def test_concurrent_writers_make_one_gapless_chain(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async def one(number: int) -> int:
+        async with sessions.begin() as session:
+            entry = await AuditLog(session).append(AuditKind.EXPORT, now=NOW, details={"n": number})
+            return entry.id
+
+    ids = await asyncio.gather(*(one(n) for n in range(20)))
+    assert sorted(ids) == list(range(1, 21))
+    async with sessions() as session:
+        result = await AuditLog(session).verify()
+    assert result.ok
+    assert result.checked == 20
+
+
+async def test_a_rolled_back_append_leaves_no_gap(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await append_some(sessions, 2)
+    async with sessions() as session:
+        await AuditLog(session).append(AuditKind.EXPORT, now=NOW)
+        await session.rollback()  # the change the record describes failed
+    await append_some(sessions, 1)
+    async with sessions() as session:
+        result = await AuditLog(session).verify()
+        assert [e.id for e in await AuditLog(session).search()] == [3, 2, 1]
+    assert result.ok
+
+
+async def test_the_database_refuses_updates_and_deletes(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await append_some(sessions, 2)
+    for statement in (
+        update(AuditRecord).where(AuditRecord.id == 1).values(department="OTHER"),
+        delete(AuditRecord).where(AuditRecord.id == 2),
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with sessions.begin() as session:
+                await session.execute(statement)
+
+
+async def test_search_by_citizen_and_department(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await append_some(sessions, 6)
+    async with sessions() as session:
+        log = AuditLog(session)
+        of_citizen = await log.search(citizen="C1")
+        of_department = await log.search(department="TAX")
+        both = await log.search(citizen="C0", department="TAX")
+    assert [e.id for e in of_citizen] == [5, 2]
+    assert [e.id for e in of_department] == [5, 3, 1]
+    assert [e.id for e in both] == [1]
+    assert of_citizen[0].to_json()["fields"] == ["contact", "free_text"]
+
+
+async def test_details_that_are_not_json_are_kept_as_text_and_still_verify(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as session:
+        await AuditLog(session).append(AuditKind.EXPORT, now=NOW, details={"when": NOW, "ids": (1, 2)})
+    async with sessions() as session:
+        assert (await AuditLog(session).verify()).ok
+        [entry] = await AuditLog(session).search()
+    assert entry.details == {"when": str(NOW), "ids": [1, 2]}
+
+
+@pytest.mark.parametrize(("text_", "expected"), [("C42", "C42"), ("c7", "C7"), (" 12 ", "C12"), ("x1", None)])
+def test_citizen_references(text_: str, expected: str | None) -> None:
+    assert parse_citizen_ref(text_) == expected
+
+
+# Tampering: the chain is built once per backend; each example edits or deletes one record inside a
+# transaction (with the append-only trigger lifted), verifies, and rolls back.
+
+EDITS: dict[str, Any] = {
+    "kind": "export",
+    "department": "OTHER",
+    "citizen_ref": "C999",
+    "ticket": "TX-2026-999999",
+    "fields": ["national_id"],
+    "basis": {"clearance": "sensitive"},
+    "details": {"attempt": 2},
+    "at": NOW - timedelta(days=1),
+    "hash": "f" * 64,
+    "prev_hash": "e" * 64,
+}
+
+
+@pytest.fixture
+def chain(database_url: str) -> str:
+    async def build() -> None:
+        engine = db.create_engine(database_url)
+        try:
+            if engine.url.get_backend_name() == "sqlite":
+                await db.upgrade(engine)  # a new file: the log is empty
+            else:
+                async with engine.begin() as conn:  # TRUNCATE passes the row triggers, which stay on
+                    await conn.execute(text("TRUNCATE audit_records"))
+                    reset = text("UPDATE audit_head SET last_id = 0, last_hash = :g")
+                    await conn.execute(reset, {"g": GENESIS})
+            await append_some(db.sessionmaker(engine), CHAIN)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(build())
+    return database_url
+
+
+async def _lift_trigger(conn: Any) -> None:
+    """Within the current transaction only: the tests play an intruder with write access."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("ALTER TABLE audit_records DISABLE TRIGGER audit_records_append_only"))
+    else:
+        await conn.execute(text("UPDATE audit_head SET last_id = last_id"))  # opens the transaction
+        for operation in ("UPDATE", "DELETE"):
+            await conn.execute(text(f"DROP TRIGGER IF EXISTS audit_records_append_only_{operation}"))
+
+
+async def _tampered_verification(url: str, record: int, column: str | None) -> tuple[bool, int | None]:
+    engine = db.create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            transaction = await conn.begin()
+            await _lift_trigger(conn)
+            if column is None:
+                await conn.execute(delete(AuditRecord).where(AuditRecord.id == record))
+            else:
+                edit = update(AuditRecord).where(AuditRecord.id == record).values({column: EDITS[column]})
+                await conn.execute(edit)
+            session = AsyncSession(bind=conn)
+            result = await AuditLog(session).verify(batch=3)
+            await transaction.rollback()
+        return result.ok, result.broken_id
+    finally:
+        await engine.dispose()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(record=st.integers(1, CHAIN), column=st.sampled_from([None, *EDITS]))
+def test_any_single_edit_or_deletion_is_detected_at_that_record(
+    chain: str, record: int, column: str | None
+) -> None:
+    ok, broken = asyncio.run(_tampered_verification(chain, record, column))
+    assert not ok
+    assert broken == record

@@ -1,0 +1,223 @@
+"""Personal data in free text is found and masked; ordinary numbers are left alone."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import phonenumbers
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from storage.masking import (
+    Kind,
+    find,
+    is_resident_id,
+    luhn_valid,
+    mask,
+    masked,
+    resident_id_check,
+)
+
+FILLER = st.text(
+    alphabet=st.sampled_from(list("办理身份证的问题谢谢您好 ,.;!?，。：、()abcXYZ")),
+    max_size=12,
+)
+SEPARATOR = st.sampled_from([" ", "，", "：", "。", "(", ")", "\n", " - ", "号码"])
+
+
+@st.composite
+def resident_ids(draw: st.DrawFn) -> str:
+    region = draw(st.sampled_from(["110101", "310104", "440305", "510107"]))
+    born = draw(st.dates(min_value=date(1920, 1, 1), max_value=date(2100, 12, 31)))
+    serial = draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
+    first17 = f"{region}{born:%Y%m%d}{serial}"
+    return first17 + resident_id_check(first17)
+
+
+@st.composite
+def card_numbers(draw: st.DrawFn) -> str:
+    body = draw(st.from_regex(r"6[0-9]{12,17}", fullmatch=True))
+    check = next(d for d in "0123456789" if luhn_valid(body + d))
+    number = body + check
+    if draw(st.booleans()) and len(number) == 16:
+        number = " ".join(number[i : i + 4] for i in range(0, 16, 4))
+    return number
+
+
+@st.composite
+def cn_mobiles(draw: st.DrawFn) -> tuple[str, str]:
+    prefix = draw(st.sampled_from(["130", "135", "138", "150", "159", "166", "177", "186", "189", "199"]))
+    digits = prefix + draw(st.from_regex(r"[0-9]{8}", fullmatch=True))
+    number = phonenumbers.parse(digits, "CN")
+    assume(phonenumbers.is_valid_number(number))
+    style = draw(st.sampled_from(["plain", "spaced", "dashed", "e164", "international"]))
+    shown = {
+        "plain": digits,
+        "spaced": f"{digits[:3]} {digits[3:7]} {digits[7:]}",
+        "dashed": f"{digits[:3]}-{digits[3:7]}-{digits[7:]}",
+        "e164": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        "international": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
+    }[style]
+    return shown, digits
+
+
+@st.composite
+def other_phones(draw: st.DrawFn) -> tuple[str, str]:
+    """Landlines in China and numbers abroad, written as people write them."""
+    region = draw(st.sampled_from(["CN", "GB", "DE", "FR", "JP", "HK", "SG", "AU"]))
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.FIXED_LINE)
+    assert example is not None
+    national = str(example.national_number)
+    tail = draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
+    number = phonenumbers.parse(f"+{example.country_code}{national[:-3]}{tail}", None)
+    assume(phonenumbers.is_valid_number(number))
+    fmt = phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    if region == "CN" and draw(st.booleans()):
+        fmt = phonenumbers.PhoneNumberFormat.NATIONAL
+    return phonenumbers.format_number(number, fmt), str(number.national_number)
+
+
+@st.composite
+def emails(draw: st.DrawFn) -> str:
+    local = draw(st.from_regex(r"[a-z][a-z0-9._+-]{0,10}", fullmatch=True))
+    domain = draw(st.from_regex(r"[a-z]{2,8}\.(com|cn|gov\.cn|org)", fullmatch=True))
+    return f"{local}@{domain}"
+
+
+DATES = st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31))
+ORDINARY = st.one_of(
+    DATES.map(lambda d: f"{d:%Y-%m-%d}"),
+    DATES.map(lambda d: f"{d:%Y/%m/%d}"),
+    DATES.map(lambda d: f"{d.year}年{d.month}月{d.day}日"),
+    DATES.map(lambda d: f"{d:%d.%m.%Y}"),
+    st.times().map(lambda t: f"{t:%H:%M}"),
+    st.from_regex(r"TR-20[0-9]{2}-[0-9]{6}", fullmatch=True),
+    st.integers(0, 999_999).map(lambda n: f"{n / 100:,.2f}"),
+    st.integers(1, 9999).map(str),
+    st.just("12345"),
+)
+
+
+def digits_of(text: str) -> str:
+    return re.sub(r"[^0-9]", "", text)
+
+
+@given(FILLER, SEPARATOR, resident_ids(), SEPARATOR, FILLER)
+def test_no_valid_resident_id_survives_masking(
+    before: str, left: str, number: str, right: str, after: str
+) -> None:
+    result = mask(before + left + number + right + after)
+    assert number[:17] not in digits_of(result)
+    assert not [f for f in find(result) if f.kind is Kind.NATIONAL_ID]
+
+
+@given(FILLER, SEPARATOR, cn_mobiles(), SEPARATOR, FILLER)
+def test_no_valid_mobile_number_survives_masking(
+    before: str, left: str, phone: tuple[str, str], right: str, after: str
+) -> None:
+    shown, digits = phone
+    result = mask(before + left + shown + right + after)
+    assert digits not in digits_of(result)
+    assert not phonenumbers.PhoneNumberMatcher(result, "CN").has_next()
+
+
+@given(FILLER, cn_mobiles(), FILLER)
+def test_mobile_numbers_glued_to_words_are_masked_too(
+    before: str, phone: tuple[str, str], after: str
+) -> None:
+    _, digits = phone
+    assert digits not in digits_of(mask(f"{before}tel{digits}{after}"))
+
+
+@given(FILLER, SEPARATOR, other_phones(), SEPARATOR, FILLER)
+def test_landlines_and_foreign_numbers_are_masked(
+    before: str, left: str, phone: tuple[str, str], right: str, after: str
+) -> None:
+    shown, national = phone
+    assert national not in digits_of(mask(before + left + shown + right + after))
+
+
+@given(FILLER, SEPARATOR, card_numbers(), SEPARATOR, FILLER)
+def test_no_luhn_valid_card_number_survives_masking(
+    before: str, left: str, card: str, right: str, after: str
+) -> None:
+    result = mask(before + left + card + right + after)
+    assert digits_of(card) not in digits_of(result)
+
+
+@given(FILLER, emails(), FILLER)
+def test_no_email_address_survives_masking(before: str, address: str, after: str) -> None:
+    result = mask(f"{before} {address} {after}")
+    assert address not in result
+    assert "@" + address.split("@")[1] in result
+
+
+@given(st.lists(st.tuples(ORDINARY, SEPARATOR, FILLER), max_size=5))
+def test_dates_tickets_amounts_and_hotlines_are_left_alone(pieces: list[tuple[str, str, str]]) -> None:
+    text = "".join(number + sep + " " + words + " " for number, sep, words in pieces)
+    assert mask(text) == text
+
+
+@given(
+    st.lists(
+        st.one_of(
+            resident_ids(), card_numbers(), emails(), cn_mobiles().map(lambda p: p[0]), ORDINARY, FILLER
+        ),
+        max_size=6,
+    )
+)
+def test_masking_is_idempotent(pieces: list[str]) -> None:
+    once = mask(" ".join(pieces))
+    assert mask(once) == once
+
+
+@given(st.text(max_size=200))
+def test_any_text_masks_without_error_and_keeps_its_length_bounded(text: str) -> None:
+    result = mask(text)
+    assert len(result) <= len(text) + 20 * max(1, len(find(text)))
+
+
+@given(st.from_regex(r"[0-9]{17}[0-9X]", fullmatch=True))
+def test_random_eighteen_digits_are_masked_only_when_they_are_a_valid_id(digits: str) -> None:
+    assume(not luhn_valid(digits))
+    assume(not phonenumbers.PhoneNumberMatcher(digits, "CN").has_next())
+    result = mask(f"编号 {digits} 。")
+    assert (result == f"编号 {digits} 。") is not is_resident_id(digits)
+
+
+def test_resident_id_needs_a_valid_checksum_and_birth_date() -> None:
+    assert is_resident_id("110101199003074258")
+    assert not is_resident_id("110101199003074259")  # wrong check digit
+    assert not is_resident_id("110101199013074253")  # month 13
+    assert is_resident_id("11010119900307" + "123" + resident_id_check("11010119900307123"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("call me on 13812345678 please", "call me on 138****5678 please"),
+        ("我的手机１３８１２３４５６７８谢谢", "我的手机138****5678谢谢"),
+        ("ID 110101199003074258.", "ID 110****4258."),
+        ("mail zhang.san@example.gov.cn now", "mail z***@example.gov.cn now"),
+        ("card 4111 1111 1111 1111", "card 411****1111"),
+        (
+            "ticket TR-2026-000123 on 2026-11-23 at 09:30, fee 1,234.50, hotline 12345",
+            "ticket TR-2026-000123 on 2026-11-23 at 09:30, fee 1,234.50, hotline 12345",
+        ),
+    ],
+)
+def test_examples_are_masked_as_documented(text: str, expected: str) -> None:
+    assert mask(text) == expected
+
+
+def test_kinds_the_reader_is_cleared_for_are_kept() -> None:
+    text = "13812345678 / a@b.cn"
+    assert mask(text, keep={"phone"}) == "13812345678 / a***@b.cn"
+    assert mask(text, keep={"phone", "email"}) == text
+
+
+def test_masked_form_of_a_short_number_hides_all_but_two_digits() -> None:
+    assert masked("phone", "12345678") == "****78"
+    assert masked("phone", "123") == "****"

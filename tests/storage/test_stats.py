@@ -1,0 +1,67 @@
+"""The transparency figures: counted by month, nothing shown that rests on fewer than five people."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import Answer, Question, User
+from storage.stats import MIN_PEOPLE, month_starts, transparency_figures
+
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+OCTOBER = datetime(2026, 10, 15, tzinfo=UTC)
+NOVEMBER = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def test_months_run_back_across_the_new_year() -> None:
+    starts = month_starts(datetime(2026, 2, 10, tzinfo=UTC), 4)
+    assert [s.strftime("%Y-%m") for s in starts] == ["2025-11", "2025-12", "2026-01", "2026-02", "2026-03"]
+
+
+async def add_citizens(session: AsyncSession, count: int) -> list[int]:
+    users = [User(channel="test", external_id=f"citizen-{i}") for i in range(count)]
+    session.add_all(users)
+    await session.flush()
+    return [user.id for user in users]
+
+
+def question(user_id: int, when: datetime, decision: str, chosen: str | None = None) -> Question:
+    return Question(user_id=user_id, text="q", normalised="q", language="en", decision=decision, reason="r",
+                    candidates=[], signals={}, chosen_entry_id=chosen, created_at=when)
+
+
+async def test_figures_by_month_with_small_groups_withheld(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as session:
+        people = await add_citizens(session, MIN_PEOPLE)
+        for index, user_id in enumerate(people):  # October: five people, eight questions
+            session.add(question(user_id, OCTOBER, "answer"))
+            if index < 3:
+                session.add(question(user_id, OCTOBER, "clarify", chosen="e1" if index == 0 else None))
+        for user_id in people[:MIN_PEOPLE - 1]:  # November: four people only
+            session.add(question(user_id, NOVEMBER, "answer"))
+        for index, user_id in enumerate(people):
+            session.add(Answer(user_id=user_id, entry_id="e1", how="matched",
+                               rating="helpful" if index < 4 else "not_helpful", created_at=OCTOBER))
+        session.add(Answer(user_id=people[0], entry_id="e1", how="matched", rating=None, created_at=OCTOBER))
+    async with sessions() as session:
+        figures = await transparency_figures(session, now=NOW)
+    asked, answered, helpful = figures.series
+    assert [p.label for p in asked.points] == [f"2026-{month:02d}" for month in range(6, 12)]
+    assert asked.points[-2].value == 8
+    assert answered.points[-2].value == 100.0 * 6 / 8
+    assert helpful.points[-2].value == 80.0
+    assert asked.points[-1].value is None, "four people are too few to show"
+    assert answered.points[-1].value is None
+    assert all(p.value is None for p in asked.points[:-2]), "no questions at all is withheld, not zero"
+    assert asked.total.value == 12
+    assert figures.since == datetime(2026, 6, 1, tzinfo=UTC)
+    assert figures.until == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+async def test_an_empty_database_shows_nothing(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        figures = await transparency_figures(session, now=NOW)
+    assert all(p.value is None for s in figures.series for p in (*s.points, s.total))
