@@ -186,13 +186,16 @@ SENSITIVE = {"database_url", "telegram_token", "web_secret"}
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings, turning every validation problem into one ConfigError naming the setting."""
-    settings_cls = Settings
+    settings_cls: type[Settings] = Settings
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": path})  # type: ignore[typeddict-item]
-        settings_cls = type("FileSettings", (Settings,), {"model_config": config})
+
+        class FileSettings(Settings):
+            model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": path})
+
+        settings_cls = FileSettings
     try:
         return settings_cls(**overrides)
     except ValidationError as exc:

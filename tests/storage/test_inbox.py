@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.inbox import MAX_ATTEMPTS, InboxRepository, PendingUpdate
+from storage.models import InboxUpdate
 
 Sessions = async_sessionmaker[AsyncSession]
 PAYLOAD: dict[str, Any] = {"update_id": 7, "message": {"text": "你好 & hello", "chat": {"id": 42}}}
@@ -60,6 +61,16 @@ async def test_a_processed_update_is_no_longer_pending_nor_accepted_again(sessio
         await InboxRepository(session).mark_processed("telegram", "7")
     assert [p.update_id for p in await pending(sessions)] == ["8"]
     assert not await accept(sessions, "7")
+
+
+async def test_a_processed_update_keeps_no_personal_data(sessions: Sessions) -> None:
+    await accept(sessions, "7")
+    async with sessions.begin() as session:
+        await InboxRepository(session).mark_processed("telegram", "7")
+    async with sessions() as session:
+        stored = await session.get(InboxUpdate, ("telegram", "7"))
+    assert stored is not None
+    assert stored.payload == {}
 
 
 async def test_updates_marked_processed_together_are_all_done_and_only_they(sessions: Sessions) -> None:

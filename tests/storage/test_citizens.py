@@ -1,0 +1,76 @@
+"""Citizens and their dialogue state: what a turn reads and writes, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage.citizens import LAST_SEEN_PRECISION, CitizenRepository, DialogueState
+from storage.models import User
+
+Sessions = async_sessionmaker[AsyncSession]
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement the engine sends while the block runs."""
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def seen(sessions: Sessions, at: datetime) -> datetime:
+    """The citizen's last_seen_at after a turn at ``at``."""
+    async with sessions.begin() as session:
+        citizen = await CitizenRepository(session).get_or_create("telegram", "42", now=at)
+    async with sessions() as session:
+        row = await session.get(User, citizen.id)
+        assert row is not None
+        return row.last_seen_at
+
+
+async def test_last_seen_moves_once_a_minute_has_passed_and_not_on_every_turn(sessions: Sessions) -> None:
+    assert await seen(sessions, NOW) == NOW
+    assert await seen(sessions, NOW + timedelta(seconds=30)) == NOW
+    later = NOW + LAST_SEEN_PRECISION
+    assert await seen(sessions, later) == later
+    assert await seen(sessions, NOW) == later  # a clock behind does not move it back
+
+
+async def turn(sessions: Sessions, state: DialogueState) -> DialogueState:
+    """One unit of work as the dialogue does it: the citizen, their state, the new state saved."""
+    async with sessions.begin() as session:
+        citizens = CitizenRepository(session)
+        citizen = await citizens.get_or_create("telegram", "42", now=NOW)
+        before = await citizens.state(citizen.id)
+        await citizens.save_state(citizen.id, state)
+    return before
+
+
+async def test_the_state_saved_in_a_turn_is_the_state_the_next_turn_reads(sessions: Sessions) -> None:
+    waiting = DialogueState("feedback_comment", {"kind": "comment"})
+    assert await turn(sessions, waiting) == DialogueState()
+    assert await turn(sessions, DialogueState()) == waiting
+    assert await turn(sessions, waiting) == DialogueState()
+
+
+async def test_a_turn_reads_an_existing_conversation_once(sessions: Sessions, engine: AsyncEngine) -> None:
+    await turn(sessions, DialogueState())
+    for state in (DialogueState("feedback_comment", {"kind": "comment"}), DialogueState()):
+        with statements(engine) as sent:
+            await turn(sessions, state)
+        reads = [s for s in sent if s.lstrip().upper().startswith("SELECT") and "FROM conversations" in s]
+        assert len(reads) == 1
