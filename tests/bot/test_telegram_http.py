@@ -80,7 +80,7 @@ async def test_a_document_is_uploaded_with_its_name_and_bytes(
 
 async def test_an_error_of_the_bot_api_becomes_the_error_python_telegram_bot_raises(
         bot: Bot, tg: FakeTelegramServer) -> None:
-    with pytest.raises(BadRequest, match="(?i)chat not found"):
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
         await bot.send_message("not a chat", "hi")
 
 
