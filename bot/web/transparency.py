@@ -1,14 +1,16 @@
 """GET /transparency: the public figures as server-rendered SVG bar charts, each with a data table.
 
-The renderer takes a :class:`storage.stats.Figures` and knows nothing of where it came from; the source is
-``app[FIGURES]``, so the figures of the stats API can replace the database query without touching this.
+The renderer takes a :class:`storage.stats.Figures` and the case part of the stats API
+(:func:`storage.transparency.public_stats`) and knows nothing of where they came from; the source is
+``app[FIGURES]``, so another source can replace the database query without touching this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -17,6 +19,7 @@ from bot.web.pages import LANGUAGE_NAMES, Markup, accepted_language, escape, ren
 from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from storage.models import utcnow
 from storage.stats import Figures, Point, Series, transparency_figures
+from storage.transparency import public_stats
 
 TITLES = {
     "questions": "web_tr_questions",
@@ -26,16 +29,75 @@ TITLES = {
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WIDTH, HEIGHT = 360, 220
 LEFT, RIGHT, TOP, BOTTOM = 42, 8, 22, 42
+ROW, PAD, VALUE_ROOM = 40, 8, 56
+
+
+@dataclass(frozen=True)
+class DepartmentCases:
+    """One department's cases in the window; ``cases`` is None when withheld."""
+
+    code: str
+    names: Mapping[str, str]
+    cases: float | None
+
+    def name(self, lang: str) -> str:
+        return self.names.get(lang) or self.names.get(DEFAULT_LANGUAGE) or self.code
+
+
+@dataclass(frozen=True)
+class CaseFigures:
+    """The case figures of the stats API; a None figure is withheld (fewer than 5 people, or nobody)."""
+
+    satisfaction: float | None
+    median_hours: float | None
+    departments: tuple[DepartmentCases, ...]
+
+
+@dataclass(frozen=True)
+class PageFigures:
+    """Everything the page shows: the question series and, if known, the case figures."""
+
+    figures: Figures
+    cases: CaseFigures | None = None
 
 
 class FiguresSource(Protocol):
-    def __call__(self, app: web.Application, now: datetime) -> Awaitable[Figures]: ...
+    def __call__(self, app: web.Application, now: datetime) -> Awaitable[PageFigures]: ...
 
 
-async def database_figures(app: web.Application, now: datetime) -> Figures:
-    """The figures computed from this database."""
+async def database_figures(app: web.Application, now: datetime) -> PageFigures:
+    """The figures computed from this database, the case figures exactly as ``GET /api/v1/stats`` has them."""
     async with app[SESSIONS]() as session:
-        return await transparency_figures(session, now=now)
+        figures = await transparency_figures(session, now=now)
+        stats = await public_stats(session, now=now)
+    return PageFigures(figures, case_part(stats))
+
+
+def case_part(stats: Mapping[str, Any]) -> CaseFigures:
+    """The case figures of a ``public_stats`` document; anything missing or malformed counts as withheld."""
+    listed = stats.get("cases_per_department")
+    departments = tuple(
+        DepartmentCases(str(item.get("department", "")), _names(item.get("name")), _shown(item.get("cases")))
+        for item in (listed if isinstance(listed, list) else [])
+        if isinstance(item, Mapping)
+    )
+    return CaseFigures(
+        _shown(stats.get("satisfaction")), _shown(stats.get("median_hours_to_first_reply")), departments
+    )
+
+
+def _shown(item: object) -> float | None:
+    """The value of a ``{"value": …, "suppressed": …}`` figure, None unless it is plainly shown."""
+    if not isinstance(item, Mapping) or item.get("suppressed") is not False:
+        return None
+    value = item.get("value")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _names(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(lang): str(name) for lang, name in value.items() if name}
 
 
 FIGURES = web.AppKey("transparency_figures", FiguresSource)
@@ -52,14 +114,18 @@ async def transparency_page(request: web.Request) -> web.Response:
     """GET /transparency[?lang=zh]."""
     asked = request.query.get("lang", "")
     lang = asked if asked in LANGUAGES else accepted_language(request.headers.get("Accept-Language"))
-    figures = await request.app[FIGURES](request.app, utcnow())
-    return web.Response(text=render_page(figures, lang or DEFAULT_LANGUAGE), content_type="text/html")
+    data = await request.app[FIGURES](request.app, utcnow())
+    page = render_page(data.figures, lang or DEFAULT_LANGUAGE, data.cases)
+    return web.Response(text=page, content_type="text/html")
 
 
-def render_page(figures: Figures, lang: str) -> str:
-    """The whole page in ``lang``."""
+def render_page(figures: Figures, lang: str, cases: CaseFigures | None = None) -> str:
+    """The whole page in ``lang``; the case figures too when given."""
     sections = "\n".join(_section(series, lang) for series in figures.series)
     summary = "".join(_total(series, lang) for series in figures.series)
+    if cases is not None:
+        sections += "\n" + _department_section(cases.departments, lang)
+        summary += _case_totals(cases, lang)
     current = ' aria-current="page"'
     links = "".join(
         f'<a href="?lang={code}" lang="{code}" hreflang="{code}"{current if code == lang else ""}>'
@@ -121,7 +187,7 @@ def bar_chart(series: Series, lang: str) -> str:
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-labelledby="{chart_id}-title {chart_id}-desc" xmlns="http://www.w3.org/2000/svg">'
         f'<title id="{chart_id}-title">{escape(title)}</title>'
-        f'<desc id="{chart_id}-desc">{escape(t(lang, "web_tr_chart", summary=summary))}</desc>'
+        f'<desc id="{chart_id}-desc">{t(lang, "web_tr_chart", summary=summary)}</desc>'
         + "".join(parts)
         + "</svg>"
     )
@@ -190,8 +256,90 @@ def _section(series: Series, lang: str) -> str:
 
 
 def _total(series: Series, lang: str) -> str:
-    withheld = " withheld" if series.total.value is None else ""
+    title = t(lang, TITLES.get(series.key, series.key))
+    return _card(title, format_value(series.total, series.unit, lang), withheld=series.total.value is None)
+
+
+def _card(title: str, text: str, *, withheld: bool) -> str:
+    marked = " withheld" if withheld else ""
+    return f'<div class="card"><dt>{escape(title)}</dt><dd class="number{marked}">{escape(text)}</dd></div>'
+
+
+def _case_totals(cases: CaseFigures, lang: str) -> str:
+    """Satisfaction and the median time to a first reply as headline figures."""
+    satisfaction, hours = cases.satisfaction, cases.median_hours
+    withheld = str(t(lang, "web_tr_suppressed"))
+    score = None if satisfaction is None else f"{satisfaction:.1f}"
+    rated = withheld if score is None else _filled(lang, "web_tr_out_of_five", value=score)
+    waited = _filled(lang, "web_tr_hours", hours=f"{hours:,.1f}") if hours is not None else withheld
+    return _card(t(lang, "web_tr_satisfaction"), rated, withheld=satisfaction is None) + _card(
+        t(lang, "web_tr_first_reply"), waited, withheld=hours is None
+    )
+
+
+def _filled(lang: str, key: str, **values: str) -> Markup:
+    """A catalogue text with values: t() escapes what it fills in and the catalogue is ours, so it is safe."""
+    return Markup(t(lang, key, **values))
+
+
+def department_value(department: DepartmentCases, lang: str) -> str:
+    if department.cases is None:
+        return str(t(lang, "web_tr_suppressed"))
+    return f"{department.cases:,.0f}"
+
+
+def department_chart(departments: tuple[DepartmentCases, ...], lang: str) -> str:
+    """A horizontal SVG bar chart of cases per department: a name above each bar, withheld ones marked."""
+    top = _nice_ceiling(max((d.cases or 0 for d in departments), default=0))
+    plot_w = WIDTH - 2 * PAD - VALUE_ROOM
+    parts = []
+    for index, department in enumerate(departments):
+        y = PAD + index * ROW
+        parts.append(f'<text class="name" x="{PAD}" y="{y + 12}">{escape(department.name(lang))}</text>')
+        value = escape(department_value(department, lang))
+        if department.cases is None:
+            parts.append(
+                f'<rect class="withheld" x="{PAD}" y="{y + 18}" width="14" height="14"/>'
+                f'<text class="value withheld-label" x="{PAD + 20}" y="{y + 29}">{value}</text>'
+            )
+            continue
+        width = plot_w * min(department.cases / top, 1.0)
+        parts.append(
+            f'<rect class="bar" x="{PAD}" y="{y + 18}" width="{width:.1f}" height="14"/>'
+            f'<text class="value" x="{PAD + width + 6:.1f}" y="{y + 29}">{value}</text>'
+        )
+    summary = "; ".join(f"{d.name(lang)}: {department_value(d, lang)}" for d in departments)
+    height = 2 * PAD + ROW * len(departments)
+    described = _filled(lang, "web_tr_department_chart", summary=summary)
     return (
-        f'<div class="card"><dt>{escape(t(lang, TITLES.get(series.key, series.key)))}</dt>'
-        f'<dd class="number{withheld}">{escape(format_value(series.total, series.unit, lang))}</dd></div>'
+        f'<svg class="chart departments" viewBox="0 0 {WIDTH} {height}" role="img" '
+        'aria-labelledby="chart-departments-title chart-departments-desc" xmlns="http://www.w3.org/2000/svg">'
+        f'<title id="chart-departments-title">{escape(t(lang, "web_tr_departments"))}</title>'
+        f'<desc id="chart-departments-desc">{described}</desc>'
+        + "".join(parts)
+        + "</svg>"
+    )
+
+
+def _department_section(departments: tuple[DepartmentCases, ...], lang: str) -> str:
+    title = escape(t(lang, "web_tr_departments"))
+    if not departments:
+        body = f'<p class="empty">{escape(t(lang, "web_tr_no_cases"))}</p>'
+    else:
+        rows = "".join(
+            f'<tr><th scope="row">{escape(d.name(lang))}</th>'
+            f"<td>{escape(department_value(d, lang))}</td></tr>"
+            for d in departments
+        )
+        body = (
+            f"{department_chart(departments, lang)}"
+            f"<details><summary>{escape(t(lang, 'web_tr_table'))}</summary>"
+            f'<table><thead><tr><th scope="col">{escape(t(lang, "web_tr_department"))}</th>'
+            f'<th scope="col">{escape(t(lang, "web_tr_cases"))}</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+            "</details>"
+        )
+    return (
+        f'<section class="figure" aria-labelledby="h-departments">'
+        f'<h2 id="h-departments">{title}</h2>{body}</section>'
     )

@@ -228,7 +228,7 @@ async def test_screenshots_of_the_chat_on_a_desktop_and_a_phone(page: Page) -> N
 
 async def test_the_transparency_page_shows_charts_without_scripts(page: Page, govbot: Govbot) -> None:
     await page.goto(govbot.url + "/transparency")
-    assert await page.locator("svg.chart[role=img]").count() == 3
+    assert await page.locator("svg.chart[role=img]").count() >= 3  # a fourth when there were cases
     assert await page.locator("script").count() == 0
     await page.set_viewport_size({"width": 375, "height": 740})
     assert await page.evaluate("document.documentElement.scrollWidth <= 375")
