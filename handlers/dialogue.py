@@ -74,7 +74,7 @@ class Dialogue:
                 incoming=incoming,
                 session=session,
                 citizen=citizen,
-                lang=self._language(citizen, incoming),
+                lang=await self._language(citizens, citizen, incoming),
                 state=await citizens.state(citizen.id),
                 knowledge=self.knowledge,
                 now=now,
@@ -117,8 +117,17 @@ class Dialogue:
             return turn.say("unknown_command", command="", kind="unknown_command")
         return await router.text(turn)
 
-    def _language(self, citizen: Citizen, incoming: Incoming) -> str:
-        return citizen.language or language_of(incoming.language) or _language_guess(incoming)
+    async def _language(self, citizens: CitizenRepository, citizen: Citizen, incoming: Incoming) -> str:
+        """The citizen's choice, else the platform's code, else the script of what they last typed."""
+        chosen = citizen.language or language_of(incoming.language)
+        if chosen:
+            return chosen
+        if incoming.text:
+            return _language_guess(incoming)
+        # A button press has no text: the language is that of the message that led to the button.
+        recent = await citizens.recent_messages(citizen.id, 5)
+        said = [text for direction, text, _ in recent if direction == "in"]
+        return guess_language(said[-1]) if said else DEFAULT_LANGUAGE
 
 
 def sanitise(incoming: Incoming) -> tuple[Incoming, bool]:

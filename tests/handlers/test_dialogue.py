@@ -39,6 +39,14 @@ async def test_language_follows_telegram_code_then_the_script_of_the_text(dialog
     assert reply.text == "先挂失，再到户籍窗口申请补领。"
 
 
+async def test_button_press_answers_in_the_language_the_citizen_typed(dialogue: Dialogue) -> None:
+    options = payloads(await dialogue.handle(said("身份证的事", user="7", language=None)))
+    picked = await dialogue.handle(said(payload=options[0], user="7", language=None))
+    assert picked[0].kind == "answer"
+    chinese = {"携带旧身份证和照片到任一户籍窗口办理，工本费20元。", "先挂失，再到户籍窗口申请补领。"}
+    assert picked[0].text in chinese
+
+
 async def test_confident_question_gets_the_answer_with_links_and_rating_buttons(
     dialogue: Dialogue, sessions: Sessions
 ) -> None:
