@@ -26,8 +26,9 @@ flood limit (raised anyway) is not what is measured. Each row of the table loads
 
 updates/s: updates answered ÷ (first POST → last reply received by the fake). Latency: the POST is sent
 → the fake receives the sendMessage (or editMessageText, for a button that replaces its message) to
-that chat. Bot CPU: this process's CPU time per update and as a share of one core (all of govbot's work
-is on one event loop, so 100 % means the bot is the bottleneck); Telegram CPU: the same for the child.
+that chat. CPU per update: this process (all of govbot's work is on its one event loop), the PostgreSQL
+server processes of the scratch database (read from /proc), and the Telegram child; "bot busy" is this
+process's CPU as a share of one core — near 100 % the bot itself is the bottleneck.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ REPLY_TIMEOUT = 30.0
 TELEGRAM_CONNECTIONS = 100
 """Telegram's largest max_connections for a webhook: the POSTs it may have open at once."""
 FLOOD_LIMIT = 10_000
+MAX_COMMANDS = 1000
+"""Loads the child process runs at most before it stops by itself."""
+SAMPLE_SECONDS = 0.5
+IDLE_SECONDS = 5.0
+"""How long the bot's CPU is measured with nothing to do, after the warm-up."""
 
 
 @dataclass(frozen=True)
@@ -316,10 +322,10 @@ def serve_telegram(connection: Connection, seed: int) -> None:
 async def _serve_telegram(connection: Connection, seed: int) -> None:
     async with TelegramSide(seed) as side:
         connection.send(side.endpoint())
-        while True:
+        for _ in range(MAX_COMMANDS):
             try:
                 command: JSON = await asyncio.to_thread(connection.recv)
-            except EOFError:
+            except EOFError:  # the bot process is gone
                 return
             if command.get("load") is None:
                 return
@@ -405,21 +411,22 @@ class Row:
     load: Load
     outcome: Outcome
     bot_cpu: float
+    database_cpu: float | None
 
     def cells(self) -> list[str]:
         done = len(self.outcome.latencies)
         ms = [f"{1000 * value:.1f}" for value in percentiles(self.outcome.latencies, (50, 95, 99, 100))]
+        per_update = [f"{1000 * cpu / max(done, 1):.1f}" if cpu is not None else "–"
+                      for cpu in (self.bot_cpu, self.database_cpu, self.outcome.cpu)]
         return [
             self.database, self.load.label, f"{done}", f"{done / self.outcome.elapsed:.0f}", *ms,
-            f"{self.outcome.refused + self.outcome.lost}",
-            f"{1000 * self.bot_cpu / max(done, 1):.2f}",
+            f"{self.outcome.refused + self.outcome.lost}", " / ".join(per_update),
             f"{100 * self.bot_cpu / self.outcome.elapsed:.0f}%",
-            f"{100 * self.outcome.cpu / self.outcome.elapsed:.0f}%",
         ]
 
 
 HEADERS = ["database", "load", "answered", "updates/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "failed",
-           "bot CPU ms/update", "bot CPU", "Telegram CPU"]
+           "CPU ms/update: bot / PostgreSQL / Telegram", "bot busy"]
 
 
 def percentiles(values: list[float], points: tuple[int, ...]) -> list[float]:
@@ -436,20 +443,69 @@ def table(rows: list[Row]) -> str:
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
+def backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL server process serving ``database`` (Linux; else empty)."""
+    found: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if f" {database} " not in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+@asynccontextmanager
+async def server_cpu(database: str | None) -> AsyncIterator[list[float]]:
+    """The CPU seconds PostgreSQL spends for ``database`` during the block, in the list's one item.
+
+    Sampled every SAMPLE_SECONDS too, because the pool closes surplus connections during a run and the CPU
+    of a process that has exited can no longer be read.
+    """
+    result: list[float] = []
+    if database is None:
+        yield result
+        return
+    before = backend_cpu(database)
+    latest = dict(before)
+
+    async def sample() -> None:
+        while True:  # until cancelled at the end of the block
+            latest.update(backend_cpu(database))
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        yield result
+    finally:
+        sampler.cancel()
+        latest.update(backend_cpu(database))
+        result.append(sum(latest.values()) - sum(before.values()))
+
+
 async def bench_database(kind: str, loads: list[Load], warmup: Load, *, inline: bool,
                          seed: int) -> list[Row]:
     """Every load against one fresh database, after a warm-up run."""
     rows: list[Row] = []
     async with (scratch_database(kind) as url, telegram_side(inline=inline, seed=seed) as side,
                 running_bot(url, side.endpoint()) as channel):
+        database = make_url(url).database if kind == "postgresql" else None
         await side.run(warmup)
         await channel.idle()
+        cpu = time.process_time()
+        await asyncio.sleep(IDLE_SECONDS)
+        print(f"{kind}: the idle bot (background jobs) uses "
+              f"{100 * (time.process_time() - cpu) / IDLE_SECONDS:.1f}% of a core", flush=True)
         for load in loads:
-            cpu = time.process_time()
-            outcome = await side.run(load)
-            bot_cpu = time.process_time() - cpu
+            async with server_cpu(database) as spent:
+                cpu = time.process_time()
+                outcome = await side.run(load)
+                bot_cpu = time.process_time() - cpu
             await channel.idle()  # inbox bookkeeping of the last updates, before the next row starts
-            rows.append(Row(kind, load, outcome, bot_cpu))
+            rows.append(Row(kind, load, outcome, bot_cpu, spent[0] if database else None))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     return rows
 
@@ -458,8 +514,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--updates", type=int, default=3000, help="updates per row (default 3000)")
-    parser.add_argument("--concurrency", type=int, nargs="*", default=[8, 32],
-                        help="closed-loop rows: updates in flight (default 8 32)")
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32],
+                        help="closed-loop rows: updates in flight (default 1 8 32)")
     parser.add_argument("--rate", type=float, nargs="*", default=[300.0],
                         help="paced rows: updates per second (default 300)")
     parser.add_argument("--max-in-flight", type=int, default=200, help="cap of the paced rows")
