@@ -131,7 +131,7 @@ class RecordingTelegram(FakeTelegramServer):
 
     def _record(self, method: str, params: JSON, message: JSON, **details: Any) -> None:
         super()._record(method, params, message, **details)
-        received = time.perf_counter()  # before anything else in this loop runs
+        received = time.perf_counter()  # the moment the fake has it, not when the waiter next runs
         sent = self.sent[-1]
         waiter = self.waiting.pop(sent.chat_id, None)
         if waiter is not None and not waiter.done():

@@ -17,7 +17,7 @@ MAX_STORED_TEXT = 4000
 """Longer messages are stored cut to this many characters (the matcher reads far less)."""
 LAST_SEEN_PRECISION = timedelta(minutes=1)
 """``last_seen_at`` is rewritten only when it is older than this: a citizen sends several updates a minute,
-and an UPDATE of the citizen's row for each was a tenth of the database work of a turn."""
+and rewriting it on each cost an UPDATE of the citizen's row per turn."""
 
 
 def for_storage(text: str) -> str:
