@@ -4,10 +4,13 @@
 
 Needs PostgreSQL (GOVBOT_BENCH_POSTGRES_URL, default postgresql+asyncpg://postgres@127.0.0.1:5432/postgres);
 creates a scratch database and drops it afterwards. A receiver process on 127.0.0.1 answers every delivery
-with 200. Prints one table row per dispatcher count:
+with 200. Prints one Markdown table row per dispatcher count:
 - deliveries/s: a backlog of ``--events`` case.created events committed at once, delivered to the end;
+- CPU ms/delivery: CPU seconds (user + system, from /proc) of the dispatcher processes, and of the
+  PostgreSQL server processes serving the scratch database, spent while the backlog drained, per event;
 - first attempt p50/p95/max: cases created one at a time into an idle queue, from the case's creation to
-  the start of its first delivery attempt (as recorded in delivery_attempts).
+  the start of its first delivery attempt (as recorded in delivery_attempts);
+- load average: the 1-minute figure at the end of the row (the machine's load, benchmark included).
 """
 
 from __future__ import annotations
@@ -16,25 +19,22 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.support import free_port, process_cpu, scratch_postgres, server_cpu  # noqa: E402
 from bot.webhooks import new_secret  # noqa: E402
 from storage import db  # noqa: E402
 from storage.cases import CaseRepository, NewCase  # noqa: E402
@@ -59,30 +59,6 @@ def serve_receiver(port: int) -> None:
     app = web.Application()
     app.router.add_post("/hook", hook)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    name = f"govbot_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        engine = db.create_engine(url)
-        await db.upgrade(engine)
-        await engine.dispose()
-        yield url
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 def start_dispatchers(url: str, count: int, *, core: bool) -> list[subprocess.Popen[bytes]]:
@@ -166,8 +142,11 @@ async def measure(
     try:
         await asyncio.sleep(3)  # start-up of the processes (imports), not part of the measurement
         await create_cases(sessions, citizen, events)
-        begun = time.perf_counter()
-        ended = await wait_delivered(sessions, events)
+        async with server_cpu(make_url(url).database) as database_cpu:
+            cpu_before = sum(process_cpu(p.pid) for p in processes)
+            begun = time.perf_counter()
+            ended = await wait_delivered(sessions, events)
+            dispatcher_cpu = sum(process_cpu(p.pid) for p in processes) - cpu_before
         rate = events / (ended - begun)
         await reset(sessions)
         rng = random.Random(1)
@@ -184,18 +163,36 @@ async def measure(
         await engine.dispose()
     return {
         "rate": rate,
+        "dispatcher_ms": 1000 * dispatcher_cpu / events,
+        "database_ms": 1000 * database_cpu[0] / events,
         "p50": statistics.median(delays),
         "p95": delays[int(len(delays) * 0.95) - 1],
         "max": delays[-1],
     }
 
 
-async def main(events: int, idle_cases: int) -> None:
+HEADERS = (
+    "dispatcher", "processes", "events", "deliveries/s", "dispatcher CPU ms/delivery",
+    "PostgreSQL CPU ms/delivery", "first attempt p50", "p95", "max", "load average",
+)  # fmt: skip
+
+
+def row(label: str, count: int, events: int, r: dict[str, float]) -> str:
+    """One Markdown table row; the load average is the 1-minute figure at the end of the measurement."""
+    cells = [
+        label, str(count), str(events), f"{r['rate']:.0f}", f"{r['dispatcher_ms']:.2f}",
+        f"{r['database_ms']:.2f}", *(f"{r[k] * 1000:.0f} ms" for k in ("p50", "p95", "max")),
+        f"{os.getloadavg()[0]:.1f}",
+    ]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
+async def main(events: int, idle_cases: int, counts: list[int], kinds: list[str]) -> None:
     port = free_port()
     command = [sys.executable, __file__, "--receiver", str(port)]
     receiver = subprocess.Popen(command, cwd=REPO)  # noqa: S603, ASYNC220
     try:
-        async with scratch_database() as url:
+        async with scratch_postgres(ADMIN_URL) as url:
             engine = db.create_engine(url)
             async with db.sessionmaker(engine).begin() as session:
                 await DepartmentRepository(session).add(
@@ -207,21 +204,16 @@ async def main(events: int, idle_cases: int) -> None:
                 )
                 citizen = (await CitizenRepository(session).get_or_create("bench", "1")).id
             await engine.dispose()
-            print(
-                f"{'dispatcher':<26}  {'processes':>9}  {'events':>6}  {'deliveries/s':>12}  "
-                f"{'first attempt p50':>17}  {'p95':>7}  {'max':>7}",
-                flush=True,
-            )
-            for core in (False, True):
+            print(f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} CPUs, load average before: "
+                  + ", ".join(f"{load:.2f}" for load in os.getloadavg()), flush=True)
+            print("| " + " | ".join(HEADERS) + " |", flush=True)
+            print("|---" + "|---:" * (len(HEADERS) - 1) + "|", flush=True)
+            for kind in kinds:
+                core = kind == "core"
                 label = "core (governance bypassed)" if core else "govbot dispatch"
-                for count in (1, 2):
+                for count in counts:
                     r = await measure(url, citizen, count, events, idle_cases, core=core)
-                    p50, p95, most = (r[k] * 1000 for k in ("p50", "p95", "max"))
-                    print(
-                        f"{label:<26}  {count:>9}  {events:>6}  {r['rate']:>12.0f}  {p50:>14.0f} ms  "
-                        f"{p95:>4.0f} ms  {most:>4.0f} ms",
-                        flush=True,
-                    )
+                    print(row(label, count, events, r), flush=True)
     finally:
         receiver.terminate()
         receiver.wait(timeout=10)
@@ -233,6 +225,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--idle-cases", type=int, default=200)
+    parser.add_argument("--dispatchers", type=int, nargs="+", default=[1, 2], help="process counts to run")
+    parser.add_argument(
+        "--only", choices=("governed", "core"), default=None, help="run only one kind of dispatcher"
+    )
     parser.add_argument("--receiver", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--core-dispatcher", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -241,4 +237,5 @@ if __name__ == "__main__":
     elif args.receiver is not None:
         serve_receiver(args.receiver)
     else:
-        asyncio.run(main(args.events, args.idle_cases))
+        kinds = [args.only] if args.only else ["governed", "core"]
+        asyncio.run(main(args.events, args.idle_cases, args.dispatchers, kinds))

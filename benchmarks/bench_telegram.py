@@ -41,11 +41,9 @@ import logging
 import multiprocessing
 import os
 import random
-import socket
 import sys
 import tempfile
 import time
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -57,18 +55,16 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.support import local_socket, scratch_postgres, server_cpu  # noqa: E402
 from bot.app import create_app  # noqa: E402
 from bot.channels.telegram import SECRET_HEADER, TELEGRAM, TelegramChannel  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.log_masking import mask_logs  # noqa: E402
-from storage import db  # noqa: E402
+from bot.log_masking import AccessLog, mask_logs  # noqa: E402
 from tests.fakes.telegram_server import FakeTelegramServer, SentMessage  # noqa: E402
 
 JSON = dict[str, Any]
@@ -85,7 +81,6 @@ TELEGRAM_CONNECTIONS = 100
 FLOOD_LIMIT = 10_000
 MAX_COMMANDS = 1000
 """Loads the child process runs at most before it stops by itself."""
-SAMPLE_SECONDS = 0.5
 IDLE_SECONDS = 5.0
 """How long the bot's CPU is measured with nothing to do, after the warm-up."""
 
@@ -365,27 +360,14 @@ async def scratch_database(kind: str) -> AsyncIterator[str]:
         with tempfile.TemporaryDirectory(prefix="govbot-bench-") as folder:
             yield f"sqlite+aiosqlite:///{folder}/govbot.db"  # create_app migrates SQLite itself
         return
-    name = f"govbot_bench_tg_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        engine = db.create_engine(url)
-        await db.upgrade(engine)
-        await engine.dispose()
+    async with scratch_postgres(ADMIN_URL, "govbot_bench_tg") as url:
         yield url
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 @asynccontextmanager
 async def running_bot(database_url: str, telegram: JSON) -> AsyncIterator[TelegramChannel]:
     """govbot's app in webhook mode on 127.0.0.1, talking to the given Bot API; its Telegram channel."""
-    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listening.bind(("127.0.0.1", 0))
+    listening = local_socket()
     settings = load_settings(
         database_url=database_url, telegram_token=telegram["token"],
         telegram_api_base_url=telegram["base_url"],
@@ -393,7 +375,7 @@ async def running_bot(database_url: str, telegram: JSON) -> AsyncIterator[Telegr
         telegram_rate_limit=False, flood_limit_per_minute=FLOOD_LIMIT,
     )
     logging.getLogger().setLevel(settings.log_level)  # as `govbot run` does
-    runner = web.AppRunner(create_app(settings))  # with the access log, as web.run_app has it
+    runner = web.AppRunner(create_app(settings), access_log_class=AccessLog)  # the access log as `govbot run`
     try:
         await runner.setup()
         await web.SockSite(runner, listening).start()
@@ -443,49 +425,6 @@ def table(rows: list[Row]) -> str:
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
-def backend_cpu(database: str) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL server process serving ``database`` (Linux; else empty)."""
-    found: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            if f" {database} " not in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile, or not ours to read
-    return found
-
-
-@asynccontextmanager
-async def server_cpu(database: str | None) -> AsyncIterator[list[float]]:
-    """The CPU seconds PostgreSQL spends for ``database`` during the block, in the list's one item.
-
-    Sampled every SAMPLE_SECONDS too, because the pool closes surplus connections during a run and the CPU
-    of a process that has exited can no longer be read.
-    """
-    result: list[float] = []
-    if database is None:
-        yield result
-        return
-    before = backend_cpu(database)
-    latest = dict(before)
-
-    async def sample() -> None:
-        while True:  # until cancelled at the end of the block
-            latest.update(backend_cpu(database))
-            await asyncio.sleep(SAMPLE_SECONDS)
-
-    sampler = asyncio.create_task(sample())
-    try:
-        yield result
-    finally:
-        sampler.cancel()
-        latest.update(backend_cpu(database))
-        result.append(sum(latest.values()) - sum(before.values()))
-
-
 async def bench_database(kind: str, loads: list[Load], warmup: Load, *, inline: bool,
                          seed: int) -> list[Row]:
     """Every load against one fresh database, after a warm-up run."""
@@ -524,6 +463,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run the fake Telegram in the bot's event loop instead of a child process")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--log-file", default=os.devnull, help="where the bot's log goes (default nowhere)")
+    parser.add_argument("--no-match-cache", action="store_true",
+                        help="score every question afresh (the script's questions repeat, so the bot's "
+                             "cache of recent matches answers most of them otherwise)")
+
     args = parser.parse_args(argv)
     if args.updates < 1 or args.warmup < 0 or args.max_in_flight < 1:
         parser.error("--updates and --max-in-flight must be positive, --warmup not negative")
@@ -533,12 +476,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.no_match_cache:
+        os.environ["GOVBOT_MATCH_CACHE_SIZE"] = "0"  # the bot's settings are read from the environment
     loads = [Load(args.updates, c) for c in args.concurrency]
     loads += [Load(args.updates, args.max_in_flight, r) for r in args.rate]
     warmup = Load(args.warmup, 8)
     kinds = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
     print(f"nproc {os.cpu_count()}, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}, "
-          f"Telegram {'in the bot process' if args.inline else 'in a child process'}", flush=True)
+          f"Telegram {'in the bot process' if args.inline else 'in a child process'}, "
+          f"match cache {'off' if args.no_match_cache else 'on'}", flush=True)
     print("\n".join(table([]).splitlines()[:2]), flush=True)
     for kind in kinds:
         await bench_database(kind, loads, warmup, inline=args.inline, seed=args.seed)

@@ -104,7 +104,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _knowledge(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     await seed_knowledge(app[SESSIONS], settings.kb_paths)
-    knowledge = LiveKnowledge(app[SESSIONS], settings.matcher_config())
+    knowledge = LiveKnowledge(app[SESSIONS], settings.matcher_config(), recent=settings.match_cache_size)
     await knowledge.load()
     app[KNOWLEDGE] = knowledge
     follower = asyncio.create_task(knowledge.follow(settings.kb_refresh_seconds), name="knowledge-follow")

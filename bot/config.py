@@ -18,7 +18,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from knowledge.matcher import MatcherConfig, Thresholds
+from knowledge.matcher import RECENT_MATCHES, MatcherConfig, Thresholds
 
 THRESHOLD_NAMES = {f.name for f in fields(Thresholds)}
 ENV_PREFIX = "GOVBOT_"
@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """Knowledge-base files or folders loaded into an empty database on first start."""
     kb_refresh_seconds: float = Field(default=2.0, gt=0, le=3600)
     """How often a running bot looks for knowledge-base changes made by other processes."""
+    match_cache_size: int = Field(default=RECENT_MATCHES, ge=0, le=100_000)
+    """Matches kept for questions asked again word for word; any knowledge-base change forgets them."""
 
     telegram_token: SecretStr | None = None
     telegram_api_base_url: str | None = None
@@ -77,6 +79,8 @@ class Settings(BaseSettings):
     """Signs the web chat's identity cookies; when unset, one is made on first start and kept in the db."""
     web_requests_per_minute: int = Field(default=300, ge=1, le=100_000)
     """Requests one client address may make to the web chat and transparency pages in any minute."""
+    web_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated CIDRs of reverse proxies in front of govbot whose X-Forwarded-For is believed."""
 
     # Data governance (storage/masking.py, storage/audit.py, storage/retention.py).
     phone_region: str = "CN"
@@ -153,7 +157,7 @@ class Settings(BaseSettings):
     def _empty_department_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("webhook_allowed_networks", mode="before")
+    @field_validator("webhook_allowed_networks", "web_trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: Any) -> Any:
         items = value.split(",") if isinstance(value, str) else value

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.polling import PollTimer
 from bot.webhooks import EndpointRefused, InvalidSecret, UrlPolicy, body_bytes, retry_at, signed_headers
 from storage import cases as _cases  # noqa: F401 - the outbox's foreign keys point at its tables
 from storage.departments import DepartmentRepository
@@ -141,8 +142,10 @@ class Dispatcher:
         self.signing_clock = signing_clock
         self.name = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
         self._http: aiohttp.ClientSession | None = None
-        self._wakeup = asyncio.Event()
-        self._stopping = False
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout)
+        self._accepted_urls: set[str] = set()
+        """URLs whose form the policy accepted: a few per department, checked once instead of per delivery."""
+        self._poll = PollTimer(config.poll)
         self._results: asyncio.Queue[AttemptResult] = asyncio.Queue()
 
     async def __aenter__(self) -> Dispatcher:
@@ -159,12 +162,11 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Look for due events now instead of at the next poll."""
-        self._wakeup.set()
+        self._poll.wake()
 
     def stop(self) -> None:
         """Finish the deliveries in flight, record them, and return from :meth:`run`."""
-        self._stopping = True
-        self._wakeup.set()
+        self._poll.stop()
 
     async def run_once(self) -> int:
         """Claim what is due, deliver it all, record the results; the number of attempts made."""
@@ -179,7 +181,7 @@ class Dispatcher:
         inflight: set[asyncio.Task[None]] = set()
         log.info("dispatcher %s started", self.name)
         try:
-            while not self._stopping:
+            while not self._poll.stopping:
                 free = self.config.concurrency - len(inflight)
                 claimed = await self._claim_safely(free) if free > 0 else []
                 for delivery in claimed:
@@ -187,7 +189,7 @@ class Dispatcher:
                     inflight.add(task)
                     task.add_done_callback(inflight.discard)
                 if len(claimed) < free or free == 0:
-                    await self._sleep()
+                    await self._poll.pause()
         finally:
             await asyncio.gather(*inflight, return_exceptions=True)
             await self._results.join()
@@ -195,11 +197,6 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
             log.info("dispatcher %s stopped", self.name)
-
-    async def _sleep(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=self.config.poll)
-        self._wakeup.clear()
 
     async def _claim_safely(self, limit: int) -> list[Delivery]:
         try:
@@ -232,7 +229,7 @@ class Dispatcher:
             finally:
                 for _ in batch:
                     self._results.task_done()
-            self._wakeup.set()  # recorded events may let the next event of their case go
+            self._poll.wake()  # recorded events may let the next event of their case go
 
     async def _attempt(self, delivery: Delivery) -> AttemptResult:
         """One signed POST; never raises."""
@@ -260,7 +257,9 @@ class Dispatcher:
 
     async def _post(self, delivery: Delivery) -> int:
         assert self._http is not None, "use the dispatcher as `async with Dispatcher(…)`"
-        self.config.policy.check_url(delivery.url)  # literal addresses; names are checked by the resolver
+        if delivery.url not in self._accepted_urls:
+            self.config.policy.check_url(delivery.url)  # literal addresses; names are checked by the resolver
+            self._accepted_urls.add(delivery.url)
         if not delivery.secrets:
             raise InvalidSecret(f"department {delivery.department} has no signing secret")
         body = body_bytes(delivery.payload)
@@ -270,7 +269,7 @@ class Dispatcher:
             data=body,
             headers=headers,
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            timeout=self._timeout,
         ) as response:
             await response.content.read(READ_LIMIT)
             return response.status

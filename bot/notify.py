@@ -9,7 +9,6 @@ week of failures ends a notice as dead, with an ERROR in the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -22,6 +21,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.polling import PollTimer
 from handlers.escalation import notice_replies
 from handlers.types import Reply
 from storage import cases as _cases  # noqa: F401 - the notices' foreign keys point at its tables
@@ -91,19 +91,18 @@ class Notifier:
         self.senders = senders
         self.clock = clock
         self.rng = rng or random.Random()
-        self.poll = poll
         self.lease = lease
         self.batch = batch
         self.name = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
-        self._wakeup = asyncio.Event()
-        self._stopping = False
+        self._poll = PollTimer(poll)
 
     def wake(self) -> None:
-        self._wakeup.set()
+        """Look for due notices now instead of at the next poll."""
+        self._poll.wake()
 
     def stop(self) -> None:
-        self._stopping = True
-        self._wakeup.set()
+        """Finish the round in progress and return from :meth:`run`."""
+        self._poll.stop()
 
     async def run_once(self) -> int:
         """Claim due notices of the registered channels, send them, record the outcome; how many."""
@@ -119,16 +118,14 @@ class Notifier:
 
     async def run(self) -> None:
         """Send until :meth:`stop`; a failing round is logged and the next one tried after the poll."""
-        while not self._stopping:
+        while not self._poll.stopping:
             try:
                 sent = await self.run_once()
             except Exception:
                 log.exception("notifier %s: a round failed; trying again shortly", self.name)
                 sent = 0
             if sent < self.batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
-                self._wakeup.clear()
+                await self._poll.pause()
 
     async def _send(self, notice: Notice) -> Sent:
         try:

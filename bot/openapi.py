@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from storage.classification import LOWEST_CLEARANCE, DataClass, Field
+from storage.disclosure import Withheld
+
 JSON = dict[str, Any]
 
 
@@ -17,6 +20,10 @@ def _problem(description: str) -> JSON:
 
 def _json(description: str, schema: JSON) -> JSON:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(properties: JSON, *, required: tuple[str, ...] = ()) -> JSON:
+    return {"type": "object", "required": list(required), "properties": properties}
 
 
 TICKET = {
@@ -36,6 +43,7 @@ IDEMPOTENCY_KEY = {
 }
 STATUS = {"type": "string", "enum": ["open", "in_progress", "resolved", "closed"]}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 4096}
+TIME = {"type": "string", "format": "date-time"}
 ERRORS = {
     "400": _problem("Malformed JSON or parameters"),
     "401": _problem("Missing or wrong bearer token"),
@@ -58,23 +66,24 @@ CASE: JSON = {
         "department": {"type": "string"},
         "language": {"type": "string"},
         "channel": {"type": "string"},
-        "description": {"type": "string"},
+        "description": {"type": "string", "description": '`""` when `free_text` is withheld'},
         "entry_id": {"type": ["string", "null"]},
         "category": {"type": ["string", "null"]},
         "satisfaction": {"type": ["integer", "null"], "minimum": 1, "maximum": 5},
-        "created_at": {"type": "string", "format": "date-time"},
-        "updated_at": {"type": "string", "format": "date-time"},
+        "created_at": TIME,
+        "updated_at": TIME,
         "closed_at": {"type": ["string", "null"], "format": "date-time"},
     },
 }
 EXCERPT = {
     "type": "array",
+    "description": "Empty when `free_text` is withheld.",
     "items": {
         "type": "object",
         "properties": {
             "direction": {"type": "string", "enum": ["in", "out"]},
             "text": {"type": "string"},
-            "at": {"type": "string", "format": "date-time"},
+            "at": TIME,
         },
     },
 }
@@ -85,7 +94,7 @@ CITIZEN = {
         "language": {"type": "string"},
         "channel": {"type": "string"},
         "contact": {"type": "string"},
-        "contact_consent_at": {"type": "string", "format": "date-time"},
+        "contact_consent_at": TIME,
     },
 }
 CHANGE = {
@@ -98,9 +107,42 @@ CHANGE = {
         "actor": {"type": "string", "description": "`citizen` or a department code"},
         "text": {"type": ["string", "null"]},
         "data": {"type": "object"},
-        "at": {"type": "string", "format": "date-time"},
+        "at": TIME,
     },
 }
+# Derived from storage so the document cannot name a reason or class the code does not produce.
+PRIVACY = _object(
+    {
+        "clearance": {
+            "type": "string",
+            "enum": [c.label for c in DataClass if c >= LOWEST_CLEARANCE],
+            "description": "The department's clearance (never below `internal`: a case needs its ticket).",
+        },
+        "withheld": {
+            "type": "array",
+            "description": "Citizen fields held back from this department, sorted by field. A withheld "
+            "`free_text` leaves `case.description` and `update.text` empty, `excerpt` empty and "
+            "the citizen's `history[].text` null; a withheld `contact` removes `citizen.contact` and "
+            "`contact_consent_at`. "
+            "Free text that goes out still has phone numbers, e-mail, ID and card numbers masked unless "
+            "those fields may go out too.",
+            "items": _object(
+                {
+                    "field": {"type": "string", "enum": [f.value for f in Field]},
+                    "reason": {
+                        "type": "string",
+                        "enum": [w.value for w in Withheld],
+                        "description": "`clearance`: above the department's clearance; `consent`: the "
+                        "citizen was not asked or has not answered yet; `refused`: the citizen said no "
+                        "or withdrew consent; `erased`: the citizen erased their data.",
+                    },
+                },
+                required=("field", "reason"),
+            ),
+        },
+    },
+    required=("clearance", "withheld"),
+) | {"description": "What went to this department and what was held back, decided when it was sent."}
 EVENT = {
     "type": "object",
     "required": ["type", "version", "id", "timestamp", "data"],
@@ -111,20 +153,121 @@ EVENT = {
         },
         "version": {"type": "integer", "const": 1},
         "id": {"type": "string", "description": "Equals the webhook-id header; the same on every retry."},
-        "timestamp": {"type": "string", "format": "date-time"},
-        "data": {
-            "type": "object",
-            "properties": {
+        "timestamp": TIME,
+        "data": _object(
+            {
                 "case": _ref("Case"),
                 "excerpt": _ref("Excerpt"),
                 "citizen": _ref("Citizen"),
+                "privacy": _ref("Privacy"),
                 "update": {"type": "object", "description": "case.updated: what the citizen added"},
+                "consent": _object(
+                    {"granted": {"type": "array", "items": {"type": "string"}}, "at": TIME},
+                    required=("granted", "at"),
+                )
+                | {"description": "case.updated: the citizen consented to share these fields"},
                 "reason": {"type": "string", "description": "case.closed: `withdrawn`"},
                 "transfer": {"type": "object", "description": "case.transferred: `from` and `note`"},
             },
-        },
+            required=("case", "excerpt", "citizen", "privacy"),
+        ),
     },
 }
+FIGURE = _object(
+    {
+        "value": {"type": ["number", "null"]},
+        "suppressed": {
+            "type": "boolean",
+            "description": "`true` (and `value` null) when computed from fewer than `min_people` citizens, "
+            "or from nobody.",
+        },
+    },
+    required=("value", "suppressed"),
+)
+COUNT = _object(
+    {"value": {"type": ["integer", "null"]}, "suppressed": FIGURE["properties"]["suppressed"]},
+    required=("value", "suppressed"),
+)
+MONTH = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$", "description": "`YYYY-MM` (UTC)"}
+
+
+def _with(figure: JSON, **fields: JSON) -> JSON:
+    """A figure carrying extra always-present fields (a unit, a scale, a month)."""
+    return _object(figure["properties"] | fields, required=(*figure["required"], *fields))
+
+
+STATS: JSON = _object(
+    {
+        "generated_at": TIME,
+        "since": TIME,
+        "until": {**TIME, "description": "Exclusive: the first instant of next month"},
+        "min_people": {"type": "integer", "description": "Figures from fewer citizens are suppressed."},
+        "questions_asked": COUNT,
+        "answer_rate": _with(FIGURE, unit={"type": "string", "const": "percent"}),
+        "helpful_rate": _with(FIGURE, unit={"type": "string", "const": "percent"}),
+        "satisfaction": _with(FIGURE, scale={"type": "string", "const": "1-5"}),
+        "median_hours_to_first_reply": FIGURE,
+        "cases_per_department": {
+            "type": "array",
+            "items": _object(
+                {
+                    "department": {"type": "string"},
+                    "name": {
+                        "type": "object",
+                        "description": "The department's name by language code",
+                        "additionalProperties": {"type": "string"},
+                    },
+                    "cases": COUNT,
+                    "median_hours_to_first_reply": FIGURE,
+                    "satisfaction": FIGURE,
+                },
+                required=("department", "name", "cases", "median_hours_to_first_reply", "satisfaction"),
+            ),
+        },
+        "monthly": _object(
+            {
+                "questions": {"type": "array", "items": _with(COUNT, month=MONTH)},
+                "answer_rate": {"type": "array", "items": _with(FIGURE, month=MONTH)},
+                "helpful_rate": {"type": "array", "items": _with(FIGURE, month=MONTH)},
+            },
+            required=("questions", "answer_rate", "helpful_rate"),
+        )
+        | {"description": "Each month of the window, oldest first; rates in percent."},
+    },
+    required=(
+        "generated_at",
+        "since",
+        "until",
+        "min_people",
+        "questions_asked",
+        "answer_rate",
+        "helpful_rate",
+        "satisfaction",
+        "median_hours_to_first_reply",
+        "cases_per_department",
+        "monthly",
+    ),
+)
+
+
+def _governed(properties: JSON) -> JSON:
+    """A response body as the department may have it: the given parts plus the ``privacy`` block."""
+    return _object(properties | {"privacy": _ref("Privacy")}, required=(*properties, "privacy"))
+
+
+def _case_write(summary: str, body: JSON, status: str, description: str, answer: JSON) -> JSON:
+    """A POST on one case: ticket, Idempotency-Key, a closed JSON body; the governed case comes back."""
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [TICKET, IDEMPOTENCY_KEY],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": body | {"additionalProperties": False}}},
+            },
+            "responses": {status: _json(description, _governed(answer)), **WRITE_ERRORS},
+        }
+    }
 
 
 def _webhook(event: str, summary: str) -> JSON:
@@ -148,7 +291,8 @@ OPENAPI: JSON = {
         "version": "1",
         "description": "Departments read their cases, reply to citizens, change a case's status and "
         "transfer it. Authenticate with `Authorization: Bearer <token>` (from `govbot departments "
-        "rotate-token`). Errors are RFC 9457 problem+json.",
+        "rotate-token`). Errors are RFC 9457 problem+json. Every case document carries a `privacy` "
+        "block naming what was held back from the department (clearance, consent, erasure).",
     },
     "servers": [{"url": "/api/v1"}],
     "security": [{"bearer": []}],
@@ -167,15 +311,23 @@ OPENAPI: JSON = {
                 ],
                 "responses": {
                     "200": _json(
-                        "Cases",
-                        {
-                            "type": "object",
-                            "properties": {
-                                "cases": {"type": "array", "items": _ref("Case")},
+                        "Cases, each with its own `privacy` block",
+                        _object(
+                            {
+                                "cases": {
+                                    "type": "array",
+                                    "items": {
+                                        "allOf": [
+                                            _ref("Case"),
+                                            _object({"privacy": _ref("Privacy")}, required=("privacy",)),
+                                        ]
+                                    },
+                                },
                                 "limit": {"type": "integer"},
                                 "offset": {"type": "integer"},
                             },
-                        },
+                            required=("cases", "limit", "offset"),
+                        ),
                     ),
                     **ERRORS,
                 },
@@ -188,99 +340,50 @@ OPENAPI: JSON = {
                 "responses": {
                     "200": _json(
                         "The case",
-                        {
-                            "type": "object",
-                            "properties": {
+                        _governed(
+                            {
                                 "case": _ref("Case"),
                                 "excerpt": _ref("Excerpt"),
                                 "citizen": _ref("Citizen"),
                                 "history": {"type": "array", "items": _ref("Change")},
-                            },
-                        },
+                            }
+                        ),
                     ),
                     **ERRORS,
                 },
             }
         },
-        "/cases/{ticket}/replies": {
-            "post": {
-                "summary": "Reply to the citizen (relayed to their chat)",
-                "parameters": [TICKET, IDEMPOTENCY_KEY],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["text"],
-                                "additionalProperties": False,
-                                "properties": {"text": TEXT},
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "201": _json(
-                        "Queued for the citizen",
-                        {
-                            "type": "object",
-                            "properties": {"case": _ref("Case"), "reply": _ref("Change")},
-                        },
-                    ),
-                    **WRITE_ERRORS,
-                },
-            }
-        },
-        "/cases/{ticket}/status": {
-            "post": {
-                "summary": "Change the status; the citizen is told, and asked to rate on resolved/closed",
-                "parameters": [TICKET, IDEMPOTENCY_KEY],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["status"],
-                                "additionalProperties": False,
-                                "properties": {
-                                    "status": {
-                                        "type": "string",
-                                        "enum": ["in_progress", "resolved", "closed"],
-                                    },
-                                    "note": TEXT,
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _json("Changed", {"type": "object", "properties": {"case": _ref("Case")}}),
-                    **WRITE_ERRORS,
-                },
-            }
-        },
-        "/cases/{ticket}/transfer": {
-            "post": {
-                "summary": "Transfer the case; the new department receives case.transferred",
-                "parameters": [TICKET, IDEMPOTENCY_KEY],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["department"],
-                                "additionalProperties": False,
-                                "properties": {"department": {"type": "string"}, "note": TEXT},
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _json("Transferred", {"type": "object", "properties": {"case": _ref("Case")}}),
-                    **WRITE_ERRORS,
-                },
+        "/cases/{ticket}/replies": _case_write(
+            "Reply to the citizen (relayed to their chat)",
+            _object({"text": TEXT}, required=("text",)),
+            "201",
+            "Queued for the citizen",
+            {"case": _ref("Case"), "reply": _ref("Change")},
+        ),
+        "/cases/{ticket}/status": _case_write(
+            "Change the status; the citizen is told, and asked to rate on resolved/closed",
+            _object(
+                {"status": {"type": "string", "enum": ["in_progress", "resolved", "closed"]}, "note": TEXT},
+                required=("status",),
+            ),
+            "200",
+            "Changed",
+            {"case": _ref("Case")},
+        ),
+        "/cases/{ticket}/transfer": _case_write(
+            "Transfer the case; the new department receives case.transferred",
+            _object({"department": {"type": "string"}, "note": TEXT}, required=("department",)),
+            "200",
+            "Transferred",
+            {"case": _ref("Case")},
+        ),
+        "/stats": {
+            "get": {
+                "summary": "Public transparency figures of the last six months",
+                "description": "Aggregates only, no personal data; the figures of the public transparency "
+                "page. Cacheable for 5 minutes.",
+                "security": [],
+                "responses": {"200": _json("The figures", _ref("Stats"))},
             }
         },
         "/openapi.json": {
@@ -293,7 +396,7 @@ OPENAPI: JSON = {
     },
     "webhooks": {
         "case.created": _webhook("case.created", "A citizen opened a case"),
-        "case.updated": _webhook("case.updated", "The citizen added information"),
+        "case.updated": _webhook("case.updated", "The citizen added information or consented to share it"),
         "case.closed": _webhook("case.closed", "The citizen withdrew the case"),
         "case.transferred": _webhook("case.transferred", "Another department transferred a case to you"),
     },
@@ -304,7 +407,9 @@ OPENAPI: JSON = {
             "Excerpt": EXCERPT,
             "Citizen": CITIZEN,
             "Change": CHANGE,
+            "Privacy": PRIVACY,
             "Event": EVENT,
+            "Stats": STATS,
             "Problem": {
                 "type": "object",
                 "required": ["type", "title", "status", "detail"],

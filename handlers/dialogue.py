@@ -69,23 +69,24 @@ class Dialogue:
         now = self.clock()
         async with self.sessions.begin() as session:
             citizens = CitizenRepository(session)
-            citizen = await citizens.get_or_create(incoming.channel, incoming.user_id, now=now)
+            citizen, state = await citizens.begin_turn(incoming.channel, incoming.user_id, now=now)
             turn = Turn(
                 incoming=incoming,
                 session=session,
                 citizen=citizen,
                 lang=await self._language(citizens, citizen, incoming),
-                state=await citizens.state(citizen.id),
+                state=state,
                 knowledge=self.knowledge,
                 now=now,
                 extras=self.extras,
             )
-            if incoming.text and not incoming.payload:
-                await citizens.record_message(citizen.id, "in", incoming.text, now=now)
+            heard = [("in", incoming.text)] if incoming.text and not incoming.payload else []
+            if heard and not self._is_question(turn):
+                await citizens.record_messages(citizen.id, heard, now=now)  # the flow may read or erase it
+                heard = []
             replies = await self._route(turn)
-            for reply in replies:
-                if reply.text and not reply.replace:
-                    await citizens.record_message(citizen.id, "out", reply.text, now=now)
+            said = [("out", reply.text) for reply in replies if reply.text and not reply.replace]
+            await citizens.record_messages(citizen.id, heard + said, now=now)
             await citizens.save_state(citizen.id, turn.state)
         return replies
 
@@ -116,6 +117,17 @@ class Dialogue:
         if router.text is None:
             return turn.say("unknown_command", command="", kind="unknown_command")
         return await router.text(turn)
+
+    def _is_question(self, turn: Turn) -> bool:
+        """Whether the event goes to the free-text flow (``_route``'s last step), which reads no messages.
+
+        Its message is then written with the replies, one statement instead of two; any other flow gets
+        it written first, as it may read it (a case's excerpt) or erase it (/forget).
+        """
+        incoming = turn.incoming
+        return (self.router.text is ask.ask and incoming.payload is None and not incoming.unsupported
+                and incoming.command is None and bool((incoming.text or "").strip())
+                and turn.state.state not in self.router.states)
 
     async def _language(self, citizens: CitizenRepository, citizen: Citizen, incoming: Incoming) -> str:
         """The citizen's choice, else the platform's code, else the script of what they last typed."""

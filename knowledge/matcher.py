@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import gc
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -23,6 +24,9 @@ from knowledge.normalise import SynonymMap, normalise
 from knowledge.scoring import Scored, Weights, score_entries
 
 MAX_CANDIDATES = 10
+RECENT_MATCHES = 1024
+"""Matches a serving matcher keeps for questions asked again word for word (after normalising): citizens
+ask the same few questions, and scoring one was an eighth of a Telegram update's CPU."""
 
 
 class Decision(enum.StrEnum):
@@ -117,9 +121,13 @@ class Match:
 class Matcher:
     """Matches questions against a knowledge base; entries can be changed without a rebuild."""
 
-    def __init__(self, kb: KnowledgeBase, config: MatcherConfig | None = None) -> None:
+    def __init__(self, kb: KnowledgeBase, config: MatcherConfig | None = None, *, recent: int = 0) -> None:
+        """``recent``: how many matches to keep for repeated questions (none by default, so that evaluation
+        and benchmarks time the scoring); any change to the entries forgets them all."""
         self._config = config or MatcherConfig()
         self._index = _build(kb)
+        self._recent_size = recent
+        self._recent: OrderedDict[tuple[str, date], Match] = OrderedDict()
 
     @property
     def config(self) -> MatcherConfig:
@@ -132,11 +140,24 @@ class Matcher:
         ``lang`` is the user's language, if known; both scripts are matched whatever it says.
         """
         normalised = normalise(text) if isinstance(text, str) else ""
+        day = today or date.today()
+        key = (normalised, day)  # what scoring depends on, besides the entries
+        found = self._recent.get(key)
+        if found is not None:
+            self._recent.move_to_end(key)
+            return found
+        match = self._score(normalised, day)
+        if self._recent_size:
+            self._recent[key] = match
+            if len(self._recent) > self._recent_size:
+                self._recent.popitem(last=False)
+        return match
+
+    def _score(self, normalised: str, day: date) -> Match:
         query = self._index.analyse_query(normalised)
         units = float(len(query.units))
         if not query.units:
             return Match(Decision.NONE, (), "empty_question", {"query_units": 0.0}, normalised)
-        day = today or date.today()
         scored = score_entries(
             self._index, query, self._config.weights, lambda e: e.is_valid_on(day), MAX_CANDIDATES
         )
@@ -145,14 +166,17 @@ class Matcher:
     def upsert(self, entry: Entry) -> None:
         """Add ``entry`` or replace the entry with its id."""
         self._index.add(entry)
+        self._recent.clear()
 
     def remove(self, entry_id: str) -> None:
         """Remove the entry ``entry_id`` (unknown ids are ignored)."""
         self._index.remove(entry_id)
+        self._recent.clear()
 
     def replace_kb(self, kb: KnowledgeBase) -> None:
         """Rebuild from ``kb``; the old index answers until the new one is complete."""
         self._index = _build(kb)
+        self._recent.clear()
 
     def entry(self, entry_id: str) -> Entry | None:
         """The indexed entry ``entry_id``, if any."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, select, update
+from sqlalchemy import ForeignKey, Index, Integer, Row, String, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -221,7 +221,6 @@ class CaseRepository:
         self.session = session
         self.departments = DepartmentRepository(session)
         self.outbox = OutboxRepository(session)
-        self.notices = NoticeRepository(session)
 
     async def open_case(self, new: NewCase, now: datetime) -> Case:
         """Create the case with its ticket, history and ``case.created`` event."""
@@ -249,18 +248,18 @@ class CaseRepository:
         self.session.add(row)
         await self.session.flush()
         await self._change(row.id, "created", "citizen", None, {"department": department.code}, now)
-        case = _case(row)
+        case = case_of(row)
         await self._event(case_events.CASE_CREATED, case, department.code, now)
         return case
 
     async def get(self, case_id: int, *, lock: bool = False) -> Case | None:
         row = await self.session.get(CaseRecord, case_id, with_for_update=lock)
-        return _case(row) if row is not None else None
+        return case_of(row) if row is not None else None
 
     async def by_ticket(self, ticket: str, *, lock: bool = False) -> Case | None:
         query = select(CaseRecord).where(CaseRecord.ticket == ticket)
         row = await self.session.scalar(query.with_for_update() if lock else query)
-        return _case(row) if row is not None else None
+        return case_of(row) if row is not None else None
 
     async def of_citizen(self, citizen_id: int, *, limit: int = 20) -> list[Case]:
         """The citizen's cases, newest first."""
@@ -270,7 +269,7 @@ class CaseRepository:
             .order_by(CaseRecord.id.desc())
             .limit(limit)
         )
-        return [_case(row) for row in rows]
+        return [case_of(row) for row in rows]
 
     async def of_department(
         self, department: str, *, status: CaseStatus | None = None, limit: int = 50, offset: int = 0
@@ -280,7 +279,7 @@ class CaseRepository:
         if status is not None:
             query = query.where(CaseRecord.status == status.value)
         rows = await self.session.scalars(query.order_by(CaseRecord.id.desc()).limit(limit).offset(offset))
-        return [_case(row) for row in rows]
+        return [case_of(row) for row in rows]
 
     async def history(self, case_id: int) -> list[CaseChange]:
         rows = await self.session.scalars(
@@ -301,7 +300,7 @@ class CaseRepository:
         text = for_storage(text)
         row.updated_at = now
         await self._change(row.id, "information", "citizen", text, {}, now)
-        case = _case(row)
+        case = case_of(row)
         await self._event(
             case_events.CASE_UPDATED, case, case.department, now, {"update": {"text": text, "at": iso(now)}}
         )
@@ -312,7 +311,7 @@ class CaseRepository:
         row = await self._citizens_open_case(case_id, citizen_id)
         row.status, row.updated_at, row.closed_at = CaseStatus.CLOSED.value, now, now
         await self._change(row.id, "withdrawn", "citizen", None, {}, now)
-        case = _case(row)
+        case = case_of(row)
         await self._event(case_events.CASE_CLOSED, case, case.department, now, {"reason": "withdrawn"})
         return case
 
@@ -345,7 +344,7 @@ class CaseRepository:
             row.id, "status", department, note, {"from": current.value, "to": status.value}, now
         )
         await self._notify(row, "status", {"status": status.value, "note": note}, now)
-        return _case(row)
+        return case_of(row)
 
     async def transfer(self, case_id: int, department: str, to: str, note: str | None, now: datetime) -> Case:
         """Hand the case to another department, which gets ``case.transferred``."""
@@ -363,7 +362,7 @@ class CaseRepository:
         await self._change(
             row.id, "transferred", department, note, {"from": department, "to": target.code}, now
         )
-        case = _case(row)
+        case = case_of(row)
         transfer = {"from": department, "note": note}
         await self._event(case_events.CASE_TRANSFERRED, case, target.code, now, {"transfer": transfer})
         await self._notify(row, "transferred", {}, now)
@@ -377,7 +376,7 @@ class CaseRepository:
             return None
         row.satisfaction, row.rated_at = score, now
         await self._change(row.id, "rated", "citizen", None, {"satisfaction": score}, now)
-        return _case(row)
+        return case_of(row)
 
     async def _citizens_open_case(self, case_id: int, citizen_id: int) -> CaseRecord:
         row = await self.session.get(CaseRecord, case_id, with_for_update=True)
@@ -433,27 +432,41 @@ class CaseRepository:
         await self.outbox.enqueue(event_type, case.id, department, payload, now)
 
     async def _notify(self, row: CaseRecord, kind: str, data: dict[str, Any], now: datetime) -> None:
-        department = await self.departments.get(row.department)
-        names = dict(department.name) if department is not None else {}
-        await self.notices.enqueue(
-            citizen_id=row.user_id,
-            channel=row.channel,
-            chat_id=row.chat_id,
-            language=row.language,
-            case_id=row.id,
-            kind=kind,
-            data={
-                "ticket": row.ticket,
-                "case_id": row.id,
-                "department": row.department,
-                "department_name": names,
-            }
-            | data,
-            now=now,
-        )
+        await notify_citizen(self.session, case_of(row), kind, data, now)
 
 
-def _case(row: CaseRecord) -> Case:
+async def notify_citizen(
+    session: AsyncSession,
+    case: Case,
+    kind: str,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    department: str | None = None,
+) -> int:
+    """Queue a notice about ``case`` for the citizen's chat, naming ``department`` (the case's by default)."""
+    code = department or case.department
+    target = await DepartmentRepository(session).get(code)
+    return await NoticeRepository(session).enqueue(
+        citizen_id=case.citizen_id,
+        channel=case.channel,
+        chat_id=case.chat_id,
+        language=case.language,
+        case_id=case.id,
+        kind=kind,
+        data={
+            "ticket": case.ticket,
+            "case_id": case.id,
+            "department": code,
+            "department_name": dict(target.name) if target is not None else {},
+        }
+        | data,
+        now=now,
+    )
+
+
+def case_of(row: CaseRecord | Row[Any]) -> Case:
+    """The case of a stored row: an ORM object, or a result row of the ``cases`` table's columns."""
     return Case(
         id=row.id,
         ticket=row.ticket,

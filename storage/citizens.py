@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import inspect, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.masking import mask
@@ -15,6 +16,9 @@ from storage.models import Conversation, Message, User, utcnow
 
 MAX_STORED_TEXT = 4000
 """Longer messages are stored cut to this many characters (the matcher reads far less)."""
+REPLY_CACHE = 512
+"""Stored forms of the bot's own replies kept in memory: answers and menus repeat, and masking a long answer
+(libphonenumber) was a twentieth of a turn's CPU."""
 LAST_SEEN_PRECISION = timedelta(minutes=1)
 """``last_seen_at`` is rewritten only when it is older than this: a citizen sends several updates a minute,
 and rewriting it on each cost an UPDATE of the citizen's row per turn."""
@@ -27,6 +31,12 @@ def for_storage(text: str) -> str:
     """
     # Masked before the cut, so a number at the edge is never kept half-unmasked; bounded first for cost.
     return mask(text[: 2 * MAX_STORED_TEXT])[:MAX_STORED_TEXT]
+
+
+@functools.lru_cache(maxsize=REPLY_CACHE)
+def _stored_reply(text: str) -> str:
+    """``for_storage`` of a text the bot said; only the bot's words are cached, never a citizen's."""
+    return for_storage(text)
 
 
 @dataclass
@@ -55,23 +65,71 @@ class DialogueState:
         self.set(None)
 
 
+_USERS = cast(Table, User.__table__)
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+_TURN = (
+    select(_USERS.c.id, _USERS.c.channel, _USERS.c.external_id, _USERS.c.language, _USERS.c.created_at,
+           _USERS.c.last_seen_at, _CONVERSATIONS.c.user_id, _CONVERSATIONS.c.state, _CONVERSATIONS.c.data)
+    .outerjoin(_CONVERSATIONS, _CONVERSATIONS.c.user_id == _USERS.c.id)
+    .where(_USERS.c.channel == bindparam("channel"), _USERS.c.external_id == bindparam("external_id"))
+)
+"""The citizen and their conversation in one round trip (Core statements: the ORM's unit of work cost
+more CPU than the round trips themselves; docs/PERFORMANCE.md, "Telegram channel")."""
+_STATE = select(_CONVERSATIONS.c.state, _CONVERSATIONS.c.data).where(
+    _CONVERSATIONS.c.user_id == bindparam("user_id")
+)
+_INSERT_USER = text(
+    "INSERT INTO users (channel, external_id, created_at, last_seen_at) "
+    "VALUES (:channel, :external_id, :now, :now) "
+    "ON CONFLICT (channel, external_id) DO NOTHING RETURNING id"
+).bindparams(bindparam("now", type_=_USERS.c.created_at.type))
+"""Written out, as the inbox's insert: SQLAlchemy does not cache its dialects' upserts."""
+# Built once: a statement built per call is cache-keyed per call, which cost more than running it.
+_SEEN = (
+    update(_USERS).where(_USERS.c.id == bindparam("citizen_id"))
+    .values(last_seen_at=bindparam("seen_at", type_=_USERS.c.last_seen_at.type))
+)
+_SAVE_STATE = (
+    update(_CONVERSATIONS).where(_CONVERSATIONS.c.user_id == bindparam("citizen_id"))
+    .values(state=bindparam("new_state", type_=_CONVERSATIONS.c.state.type),
+            data=bindparam("new_data", type_=_CONVERSATIONS.c.data.type))
+)
+_INSERT_STATE = insert(_CONVERSATIONS)
+_INSERT_MESSAGES = insert(_MESSAGES)
+_NO_ROW = object()
+
+
 class CitizenRepository:
     """Citizens and their conversations within one unit of work."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        # The session's identity map holds rows weakly: without this, save_state would load the row again.
-        self._conversations: dict[int, Conversation] = {}
+        # The state each conversation had when read (None: no row yet), so that saving an unchanged
+        # state writes nothing.
+        self._read: dict[int, DialogueState | None] = {}
 
     async def get_or_create(self, channel: str, external_id: str, *, now: datetime | None = None) -> Citizen:
         """The citizen for a channel identity, created on first contact."""
+        citizen, _ = await self.begin_turn(channel, external_id, now=now)
+        return citizen
+
+    async def begin_turn(self, channel: str, external_id: str, *,
+                         now: datetime | None = None) -> tuple[Citizen, DialogueState]:
+        """The citizen (created on first contact) and where they are in the dialogue, in one query."""
         now = now or utcnow()
-        row = await self._find(channel, external_id)
-        if row is None:
-            row = await self._insert(channel, external_id, now)
-        if now - row.last_seen_at >= LAST_SEEN_PRECISION:
-            row.last_seen_at = now
-        return _citizen(row)
+        found = (await self.session.execute(_TURN, {"channel": channel, "external_id": external_id})).first()
+        if found is None:
+            citizen = await self._insert(channel, external_id, now)
+            self._read[citizen.id] = None
+            return citizen, DialogueState()
+        citizen = Citizen(found.id, found.channel, found.external_id, found.language, found.created_at)
+        if now - found.last_seen_at >= LAST_SEEN_PRECISION:
+            await self.session.execute(_SEEN, {"citizen_id": citizen.id, "seen_at": now})
+        if found.user_id is None:
+            self._read[citizen.id] = None
+            return citizen, DialogueState()
+        return citizen, self._remember(citizen.id, found.state, found.data)
 
     async def get(self, citizen_id: int) -> Citizen | None:
         row = await self.session.get(User, citizen_id)
@@ -83,27 +141,54 @@ class CitizenRepository:
             row.language = language
 
     async def state(self, citizen_id: int) -> DialogueState:
-        row = await self._conversation(citizen_id)
-        return DialogueState(row.state, dict(row.data)) if row else DialogueState()
+        read = self._read.get(citizen_id, _NO_ROW)
+        if read is _NO_ROW:
+            found = (await self.session.execute(_STATE, {"user_id": citizen_id})).first()
+            if found is None:
+                self._read[citizen_id] = None
+                return DialogueState()
+            return self._remember(citizen_id, found.state, found.data)
+        return copy.deepcopy(read) if isinstance(read, DialogueState) else DialogueState()
 
     async def save_state(self, citizen_id: int, state: DialogueState) -> None:
-        row = await self._conversation(citizen_id)
-        if row is None:
-            row = Conversation(user_id=citizen_id, state=state.state, data=state.data)
-            self.session.add(row)
-            self._conversations[citizen_id] = row
-        else:
-            row.state, row.data = state.state, dict(state.data)
+        """Keep the state for the next turn; nothing is written when it did not change."""
+        read = self._read.get(citizen_id, _NO_ROW)
+        if read is _NO_ROW:
+            await self.state(citizen_id)
+            read = self._read[citizen_id]
+        if read == state:
+            return
+        if read is not None:
+            values = {"citizen_id": citizen_id, "new_state": state.state, "new_data": dict(state.data)}
+            result = await self.session.execute(_SAVE_STATE, values)
+            if result.rowcount:  # type: ignore[attr-defined]
+                self._read[citizen_id] = copy.deepcopy(state)
+                return
+        # No row yet, or erased during the turn (/forget): the conversation starts afresh.
+        await self.session.execute(
+            _INSERT_STATE, {"user_id": citizen_id, "state": state.state, "data": dict(state.data)}
+        )
+        self._read[citizen_id] = copy.deepcopy(state)
 
     async def record_message(
         self, citizen_id: int, direction: str, text: str, *, now: datetime | None = None
     ) -> None:
         """Keep a message of the conversation, in its stored form."""
-        self.session.add(
-            Message(
-                user_id=citizen_id, direction=direction, text=for_storage(text), created_at=now or utcnow()
-            )
-        )
+        await self.record_messages(citizen_id, [(direction, text)], now=now)
+
+    async def record_messages(
+        self, citizen_id: int, messages: list[tuple[str, str]], *, now: datetime | None = None
+    ) -> None:
+        """Keep several messages (direction, text) of the conversation, in order, with one statement."""
+        if not messages:
+            return
+        at = now or utcnow()
+        rows = [{"user_id": citizen_id, "direction": direction, "created_at": at,
+                 "text": _stored_reply(text) if direction == "out" else for_storage(text)}
+                for direction, text in messages]
+        # A Core insert, written at once: what the turn reads next (a case's excerpt) sees it, and the
+        # ORM's unit of work at the commit, which cost more than the statement, has nothing to do.
+        await self.session.execute(_INSERT_MESSAGES, rows)
 
     async def recent_messages(self, citizen_id: int, limit: int = 20) -> list[tuple[str, str, datetime]]:
         """The last ``limit`` messages, oldest first, as (direction, text, time)."""
@@ -115,33 +200,20 @@ class CitizenRepository:
         )
         return [(d, t, c) for d, t, c in reversed(rows.all())]
 
-    async def _conversation(self, citizen_id: int) -> Conversation | None:
-        row = self._conversations.get(citizen_id)
-        if row is None or row not in self.session or inspect(row).expired_attributes:
-            # Deleted, rolled back or expired since: the session loads it afresh (or finds it gone).
-            row = await self.session.get(Conversation, citizen_id)
-            if row is not None:
-                self._conversations[citizen_id] = row
-        return row
+    def _remember(self, citizen_id: int, state: str | None, data: dict[str, Any] | None) -> DialogueState:
+        read = DialogueState(state, dict(data or {}))
+        self._read[citizen_id] = copy.deepcopy(read)
+        return read
 
-    async def _find(self, channel: str, external_id: str) -> User | None:
-        # scalars().first(), not scalar(): with a return context mypy picks scalar()'s untyped overload.
-        rows = await self.session.scalars(
-            select(User).where(User.channel == channel, User.external_id == external_id)
-        )
-        return rows.first()
-
-    async def _insert(self, channel: str, external_id: str, now: datetime) -> User:
+    async def _insert(self, channel: str, external_id: str, now: datetime) -> Citizen:
         # Two processes may see a new citizen at once; the unique constraint decides, the loser reads.
-        try:
-            async with self.session.begin_nested():
-                row = User(channel=channel, external_id=external_id, created_at=now, last_seen_at=now)
-                self.session.add(row)
-            return row
-        except IntegrityError:
-            found = await self._find(channel, external_id)
-            assert found is not None
-            return found
+        values = {"channel": channel, "external_id": external_id, "now": now}
+        new_id = (await self.session.execute(_INSERT_USER, values)).scalar_one_or_none()
+        if new_id is not None:
+            return Citizen(new_id, channel, external_id, None, now)
+        found = (await self.session.execute(_TURN, {"channel": channel, "external_id": external_id})).first()
+        assert found is not None
+        return Citizen(found.id, found.channel, found.external_id, found.language, found.created_at)
 
 
 def _citizen(row: User) -> Citizen:

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+POOL_RECYCLE_SECONDS = 1800
+"""PostgreSQL connections are replaced after this long, before a server or proxy idle timeout closes them."""
 
 
 class DatabaseUnavailable(Exception):
@@ -32,14 +34,32 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise DatabaseUnavailable(f"invalid database URL: {exc}") from None
+    # Statement parameters are citizens' words and personal fields: never in errors or logs.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         _ensure_sqlite_folder(parsed.database)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pool_pre_ping: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) per checkout, several
+    # checkouts per update. A connection that a restarted server closed fails its next statement instead;
+    # SQLAlchemy then discards the whole pool, the unit of work fails (webhook 503, Telegram sends it
+    # again) and the next one reconnects. pool_recycle retires connections before idle timeouts cut them.
+    kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     kwargs.setdefault("pool_size", 10)
     return create_async_engine(url, **kwargs)
+
+
+@asynccontextmanager
+async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session in which every statement commits by itself: no BEGIN and COMMIT round trips.
+
+    For units of work of one statement (storing an update in the inbox): the statement is durable when
+    it returns, as a transaction's COMMIT would be.
+    """
+    async with sessions() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
 
 
 @asynccontextmanager

@@ -9,7 +9,6 @@ payload's ``privacy.withheld``, with the reason: ``clearance``, ``consent`` (not
 
 from __future__ import annotations
 
-import copy
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +50,21 @@ def disclose(
     consents: Mapping[str, bool],
 ) -> tuple[dict[str, Any], dict[str, Withheld]]:
     """Split ``fields`` into what may go to a department and what is withheld (with the reason)."""
+    included, withheld = _decide(fields, classes, clearance, consents)
+    keep = kept_kinds(classes, clearance, consents)
+    for name in (Field.FREE_TEXT,):
+        if isinstance(included.get(name), str):
+            included[name] = mask(included[name], keep=keep)
+    return included, withheld
+
+
+def _decide(
+    fields: Mapping[str, Any],
+    classes: Mapping[str, DataClass],
+    clearance: DataClass,
+    consents: Mapping[str, bool],
+) -> tuple[dict[str, Any], dict[str, Withheld]]:
+    """:func:`disclose` without masking the free text (for callers that mask each text themselves)."""
     included: dict[str, Any] = {}
     withheld: dict[str, Withheld] = {}
     for name, value in fields.items():
@@ -61,10 +75,6 @@ def disclose(
             withheld[name] = Withheld.REFUSED if consents.get(name) is False else Withheld.CONSENT
         else:
             included[name] = value
-    keep = kept_kinds(classes, clearance, consents)
-    for name in (Field.FREE_TEXT,):
-        if isinstance(included.get(name), str):
-            included[name] = mask(included[name], keep=keep)
     return included, withheld
 
 
@@ -93,7 +103,7 @@ def govern_case(
     It knows the places where citizen data sits: ``case.description``, ``excerpt[].text``, ``update.text``,
     ``history[].text`` written by the citizen, and ``citizen.contact``.
     """
-    doc = copy.deepcopy(dict(document))
+    doc = _json_copy(dict(document))
     clearance = max(clearance, LOWEST_CLEARANCE)
     present = _present_fields(doc)
     if erased:
@@ -101,7 +111,8 @@ def govern_case(
         withheld = dict.fromkeys(personal, Withheld.ERASED)
         included = {name: value for name, value in present.items() if name not in personal}
     else:
-        included, withheld = disclose(present, classes, clearance, consents)
+        # Only which fields go matters here; _rewrite_free_text masks each text where it sits.
+        included, withheld = _decide(present, classes, clearance, consents)
     withheld |= {name: reason for name, reason in _earlier(doc).items() if name not in present}
     keep = kept_kinds(classes, clearance, consents) if not erased else set()
     _rewrite_free_text(doc, Field.FREE_TEXT in included, keep)
@@ -214,3 +225,14 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _items(value: Any) -> list[Mapping[str, Any]]:
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of a JSON document (dicts, lists and immutable scalars); far cheaper than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_json_copy(item) for item in value)
+    return value

@@ -21,8 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import case_events
 from storage.audit import AuditKind, AuditLog, NewRecord, citizen_ref
-from storage.cases import Case, CaseChangeRecord, CaseRecord, CaseRepository, CaseStatus
-from storage.citizen_data import is_erased
+from storage.cases import (
+    Case,
+    CaseChangeRecord,
+    CaseRecord,
+    CaseRepository,
+    CaseStatus,
+    case_of,
+    notify_citizen,
+)
+from storage.citizen_data import TOMBSTONE
 from storage.classification import (
     DEFAULT_CLEARANCE,
     LOWEST_CLEARANCE,
@@ -35,7 +43,6 @@ from storage.classification import (
 from storage.consent import ConsentRecord, ConsentRepository, Decision, Source
 from storage.disclosure import Governed, Withheld, govern_case, govern_event
 from storage.models import Department, User
-from storage.notices import NoticeRepository
 from storage.outbox import Delivery, OutboxRepository, new_webhook_id
 
 CONSENT_NOTICE = "consent"
@@ -216,24 +223,8 @@ async def ask_consent(
     prompt = await ConsentRepository(session).ask(case.citizen_id, department, wanted, case.id, now)
     if prompt is None:
         return None
-    target = await session.get(Department, department)
-    await NoticeRepository(session).enqueue(
-        citizen_id=case.citizen_id,
-        channel=case.channel,
-        chat_id=case.chat_id,
-        language=case.language,
-        case_id=case.id,
-        kind=CONSENT_NOTICE,
-        data={
-            "prompt": prompt.id,
-            "ticket": case.ticket,
-            "case_id": case.id,
-            "department": department,
-            "department_name": dict(target.name) if target is not None else {},
-            "fields": list(prompt.fields),
-        },
-        now=now,
-    )
+    data = {"prompt": prompt.id, "fields": list(prompt.fields)}
+    await notify_citizen(session, case, CONSENT_NOTICE, data, now, department=department)
     return prompt.id
 
 
@@ -300,21 +291,36 @@ def _record(
 
 
 async def _load(session: AsyncSession, requests: Sequence[Request]) -> _Known:
+    """Cases with their citizen's erasure and their original department in one query, then the rest."""
     case_ids = {r.case_id for r in requests}
-    rows = list(await session.scalars(select(CaseRecord).where(CaseRecord.id.in_(case_ids))))
-    repo = CaseRepository(session)
-    cases = {row.id: case for row in rows if (case := await repo.get(row.id)) is not None}  # identity map
+    created = (
+        select(CaseChangeRecord.data)
+        .where(CaseChangeRecord.case_id == CaseRecord.id, CaseChangeRecord.kind == "created")
+        .order_by(CaseChangeRecord.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    # Columns rather than ORM objects: many rows, read once, never changed here.
+    rows = await session.execute(
+        select(CaseRecord.__table__, User.external_id.label("citizen_external_id"), created.label("created"))
+        .outerjoin(User, User.id == CaseRecord.user_id)
+        .where(CaseRecord.id.in_(case_ids))
+    )
+    cases, originals, erased = {}, {}, {}
+    for row in rows:
+        case = case_of(row)
+        cases[case.id] = case
+        if isinstance(row.created, dict) and row.created.get("department"):
+            originals[case.id] = str(row.created["department"])
+        external_id = row.citizen_external_id  # citizen_data.is_erased's rule, on the joined column
+        erased[case.id] = case.citizen_id is None or external_id is None or external_id.startswith(TOMBSTONE)
     citizens = {c.citizen_id for c in cases.values() if c.citizen_id is not None}
-    users = {u.id: u for u in await session.scalars(select(User).where(User.id.in_(citizens)))}
     departments = {r.department for r in requests}
     return _Known(
         cases=cases,
-        originals=await _originals(session, list(cases)),
+        originals=originals,
         clearances=await _clearances(session, departments),
-        erased={
-            case.id: case.citizen_id is None or is_erased(users.get(case.citizen_id))
-            for case in cases.values()
-        },
+        erased=erased,
         decisions=await _decisions(session, citizens, departments),
     )
 

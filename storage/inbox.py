@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Table, TextClause, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboxUpdate, utcnow
 
 MAX_ATTEMPTS = 3
 """Processing attempts after which a failing update is left alone (it stays in the table for staff)."""
+RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
+"""``attempted_at`` of an update whose attempt was given up (at shutdown): older than any lease."""
 ERROR_LENGTH = 500
 CHANNEL_LENGTH = 20
 UPDATE_ID_LENGTH = 64
 
-_COLUMNS = InboxUpdate.__table__.c
+_TABLE = cast(Table, InboxUpdate.__table__)
+_COLUMNS = _TABLE.c
 _ACCEPT = text(
     "INSERT INTO inbox_updates (channel, update_id, payload, received_at, attempts) "
     "VALUES (:channel, :update_id, :payload, :received_at, 1) "
@@ -27,6 +31,31 @@ _ACCEPT = text(
              bindparam("received_at", type_=_COLUMNS.received_at.type))
 """Written out because SQLAlchemy compiles its dialects' upserts afresh for every execution (they are not
 cacheable), which cost more CPU than the insert itself; SQLite and PostgreSQL both accept this form."""
+MAX_ACCEPT_BATCH = 100
+"""Most updates stored by one statement of ``accept_many`` (two bound values each)."""
+
+
+# On the table, not the ORM entity (the ORM looked for the rows in the session on every batch), and built
+# once: an expanding IN list is cached as one statement whatever the batch's size.
+_MARK_PROCESSED = (
+    update(_TABLE)
+    .where(_COLUMNS.channel == bindparam("b_channel"),
+           _COLUMNS.update_id.in_(bindparam("b_ids", expanding=True)))
+    .values(processed_at=bindparam("b_now"), error=None, payload={})
+)
+
+
+@functools.cache
+def _accept_many(rows: int) -> TextClause:
+    """``_ACCEPT`` for ``rows`` updates at once, made once for each number of rows."""
+    values = ", ".join(f"(:channel, :update_id_{n}, :payload_{n}, :received_at, 1)" for n in range(rows))
+    head = "INSERT INTO inbox_updates (channel, update_id, payload, received_at, attempts) VALUES "
+    tail = " ON CONFLICT (channel, update_id) DO NOTHING RETURNING update_id"
+    # Only numbered placeholders are put together here; every value is bound.
+    return text(head + values + tail).bindparams(
+        bindparam("received_at", type_=_COLUMNS.received_at.type),
+        *(bindparam(f"payload_{n}", type_=_COLUMNS.payload.type) for n in range(rows)),
+    )
 
 
 @dataclass(frozen=True)
@@ -59,13 +88,30 @@ class InboxRepository:
                   "received_at": received_at or utcnow()}
         return (await self.session.execute(_ACCEPT, values)).scalar_one_or_none() is not None
 
-    async def claim(self, channel: str, update_id: str, attempts: int) -> bool:
+    async def accept_many(self, channel: str, updates: Sequence[tuple[str, dict[str, Any]]], *,
+                          received_at: datetime | None = None) -> set[str]:
+        """Store several updates (distinct ids, at most MAX_ACCEPT_BATCH) in one statement; the ids new here.
+
+        An update stored before (a re-send) is left untouched and its id is not in the result.
+        """
+        if not 0 < len(updates) <= MAX_ACCEPT_BATCH:
+            raise ValueError(f"between 1 and {MAX_ACCEPT_BATCH} updates at once")
+        values: dict[str, Any] = {"channel": channel, "received_at": received_at or utcnow()}
+        for n, (update_id, payload) in enumerate(updates):
+            _check_key(channel, update_id)
+            values[f"update_id_{n}"], values[f"payload_{n}"] = update_id, payload
+        if len(values) != 2 + 2 * len({update_id for update_id, _ in updates}):
+            raise ValueError("an update id appears twice")
+        return set((await self.session.execute(_accept_many(len(updates)), values)).scalars())
+
+    async def claim(self, channel: str, update_id: str, attempts: int, *,
+                    now: datetime | None = None) -> bool:
         """Begin another attempt at a pending update seen with ``attempts``; False if someone else did."""
         statement = (
             update(InboxUpdate)
             .where(InboxUpdate.channel == channel, InboxUpdate.update_id == update_id,
                    InboxUpdate.attempts == attempts, InboxUpdate.processed_at.is_(None))
-            .values(attempts=attempts + 1)
+            .values(attempts=attempts + 1, attempted_at=now or utcnow())
             .returning(InboxUpdate.update_id)
         )
         return (await self.session.execute(statement)).scalar_one_or_none() is not None
@@ -82,30 +128,46 @@ class InboxRepository:
         """
         if not update_ids:
             return
+        values = {"b_channel": channel, "b_ids": list(update_ids), "b_now": utcnow()}
+        await self.session.execute(_MARK_PROCESSED, values)
+
+    async def release(self, channel: str, update_ids: Sequence[str]) -> None:
+        """Give up the running attempts at these updates, so that any process may take them up now."""
+        if not update_ids:
+            return
         await self.session.execute(
-            update(InboxUpdate)
-            .where(InboxUpdate.channel == channel, InboxUpdate.update_id.in_(update_ids))
-            .values(processed_at=utcnow(), error=None, payload={})
+            update(_TABLE)
+            .where(_COLUMNS.channel == channel, _COLUMNS.update_id.in_(update_ids),
+                   _COLUMNS.processed_at.is_(None))
+            .values(attempted_at=RELEASED)
         )
 
     async def mark_failed(self, channel: str, update_id: str, error: str) -> None:
         """Record why the latest attempt failed; the update stays pending until its attempts run out."""
         await self.session.execute(
-            update(InboxUpdate)
-            .where(InboxUpdate.channel == channel, InboxUpdate.update_id == update_id)
+            update(_TABLE)
+            .where(_COLUMNS.channel == channel, _COLUMNS.update_id == update_id)
             .values(error=error[:ERROR_LENGTH])
         )
 
-    async def pending(self, channel: str, *, max_attempts: int = MAX_ATTEMPTS,
-                      limit: int = 1000) -> list[PendingUpdate]:
-        """Unprocessed updates of a channel with attempts left, oldest first."""
-        rows = await self.session.scalars(
+    async def pending(self, channel: str, *, max_attempts: int = MAX_ATTEMPTS, limit: int = 1000,
+                      stale_before: datetime | None = None) -> list[PendingUpdate]:
+        """Unprocessed updates of a channel with attempts left, oldest first.
+
+        With ``stale_before``, only those whose latest attempt began before it: an attempt begun later
+        may still be running in another process.
+        """
+        statement = (
             select(InboxUpdate)
             .where(InboxUpdate.channel == channel, InboxUpdate.processed_at.is_(None),
                    InboxUpdate.attempts < max_attempts)
             .order_by(InboxUpdate.received_at, InboxUpdate.update_id)
             .limit(limit)
         )
+        if stale_before is not None:
+            began = func.coalesce(InboxUpdate.attempted_at, InboxUpdate.received_at)
+            statement = statement.where(began < stale_before)
+        rows = await self.session.scalars(statement)
         return [
             PendingUpdate(row.channel, row.update_id, row.payload, row.attempts, row.received_at, row.error)
             for row in rows

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from knowledge.entry import Category, Entry, KnowledgeBase
-from knowledge.matcher import Matcher, MatcherConfig
+from knowledge.matcher import RECENT_MATCHES, Matcher, MatcherConfig
 from storage.knowledge import KnowledgeRepository
 
 log = logging.getLogger(__name__)
@@ -18,12 +18,15 @@ class LiveKnowledge:
     """The knowledge base a process answers from: loaded once, then updated entry by entry."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], config: MatcherConfig | None = None
+        self, sessions: async_sessionmaker[AsyncSession], config: MatcherConfig | None = None, *,
+        recent: int = RECENT_MATCHES,
     ) -> None:
+        """``recent``: matches kept for questions asked again (see ``Matcher``)."""
         self._sessions = sessions
         self._config = config
+        self._recent = recent
         self.kb = KnowledgeBase()
-        self.matcher = Matcher(self.kb, config)
+        self.matcher = Matcher(self.kb, config, recent=recent)
         self.seq = -1
         self.loaded = False
 
@@ -32,7 +35,7 @@ class LiveKnowledge:
         async with self._sessions() as session:
             kb, seq = await KnowledgeRepository(session).load()
         self.kb = kb
-        self.matcher = Matcher(kb, self._config)
+        self.matcher = Matcher(kb, self._config, recent=self._recent)
         self.seq = seq
         self.loaded = True
         log.info("knowledge base loaded: %d entries at change %d", len(kb.entries), seq)

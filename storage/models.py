@@ -143,6 +143,8 @@ class InboxUpdate(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempted_at: Mapped[datetime | None]
+    """When the latest processing attempt began, if not when the update was received (the first)."""
     error: Mapped[str | None] = mapped_column(String(500))
 
 

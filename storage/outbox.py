@@ -10,6 +10,7 @@ an event is not claimed while an earlier one of its stream is pending or dead.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, Department
 
@@ -215,35 +216,17 @@ class OutboxRepository:
     async def claim(self, dispatcher: str, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
         """Claim up to ``limit`` due events whose endpoint is usable, oldest first, one per stream."""
         await plan_afresh(self.session)
-        rows = (
-            await self.session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id.in_(self._due(now, limit)))
-                .values(
-                    attempts=OutboxEvent.attempts + 1,
-                    tries=OutboxEvent.tries + 1,
-                    lease_until=now + lease,
-                    claimed_by=dispatcher,
-                )
-                .returning(
-                    OutboxEvent.id,
-                    OutboxEvent.webhook_id,
-                    OutboxEvent.type,
-                    OutboxEvent.case_id,
-                    OutboxEvent.department,
-                    OutboxEvent.payload,
-                    OutboxEvent.attempts,
-                    OutboxEvent.tries,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        ).all()
+        dialect = self.session.get_bind().dialect.name
+        params = {"b_now": now, "b_limit": limit, "b_lease": now + lease, "b_claimer": dispatcher}
+        rows = (await self.session.execute(_claim_statement(dialect), params)).all()
         if not rows:
             return []
-        ids = [row.id for row in rows]
-        await self._mark_interrupted(ids)
+        # Only an event tried before can have an attempt left in progress by a dispatcher that died.
+        retried = [row.id for row in rows if row.attempts > 1]
+        if retried:
+            await self._mark_interrupted(retried)
         await self.session.execute(
-            sa.insert(DeliveryAttempt),
+            sa.insert(_attempts),
             [
                 {
                     "event_id": row.id,
@@ -255,7 +238,6 @@ class OutboxRepository:
                 for row in rows
             ],
         )
-        endpoints = await self._endpoints({row.department for row in rows})
         deliveries = [
             Delivery(
                 id=row.id,
@@ -266,8 +248,8 @@ class OutboxRepository:
                 payload=dict(row.payload),
                 attempt=row.attempts,
                 tries=row.tries,
-                url=endpoints[row.department][0],
-                secrets=endpoints[row.department][1],
+                url=row.url or "",
+                secrets=tuple(row.secrets or ()),
             )
             for row in rows
         ]
@@ -277,34 +259,8 @@ class OutboxRepository:
         """Write the results of attempts and move their events on (delivered, retry, dead)."""
         if not results:
             return
-        # Core tables: a list of parameters is one executemany (the ORM would want primary keys).
-        attempts = cast(sa.Table, DeliveryAttempt.__table__)
-        events = cast(sa.Table, OutboxEvent.__table__)
-        await self.session.execute(
-            update(attempts)
-            .where(attempts.c.event_id == bindparam("b_event"), attempts.c.number == bindparam("b_number"))
-            .values(
-                outcome=bindparam("b_outcome"),
-                status_code=bindparam("b_code"),
-                latency_ms=bindparam("b_latency"),
-                error=bindparam("b_error"),
-            ),
-            [_attempt_values(result) for result in results],
-        )
-        await self.session.execute(
-            update(events)
-            .where(events.c.id == bindparam("b_id"), events.c.claimed_by == bindparam("b_claimer"))
-            .values(
-                status=bindparam("b_status"),
-                next_attempt_at=bindparam("b_next"),
-                finished_at=bindparam("b_finished"),
-                last_status_code=bindparam("b_code"),
-                last_error=bindparam("b_error"),
-                lease_until=None,
-                claimed_by=None,
-            ),
-            [_event_values(result, dispatcher, now) for result in results],
-        )
+        await self.session.execute(_RECORD_ATTEMPTS, [_attempt_values(result) for result in results])
+        await self.session.execute(_RECORD_EVENTS, [_event_values(r, dispatcher, now) for r in results])
 
     async def release(self, dispatcher: str, ids: Sequence[int]) -> None:
         """Give back claims that were never attempted (shutdown), so another dispatcher takes them now."""
@@ -413,33 +369,6 @@ class OutboxRepository:
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    def _due(self, now: datetime, limit: int) -> sa.Select[tuple[int]]:
-        earlier = aliased(OutboxEvent)
-        query = (
-            select(OutboxEvent.id)
-            .where(
-                OutboxEvent.status == DeliveryStatus.PENDING.value,
-                OutboxEvent.next_attempt_at <= now,
-                or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now),
-                exists().where(
-                    Department.code == OutboxEvent.department,
-                    Department.webhook_url.is_not(None),
-                    Department.webhook_enabled.is_(True),
-                ),
-                ~exists().where(
-                    earlier.case_id == OutboxEvent.case_id,
-                    earlier.department == OutboxEvent.department,
-                    earlier.id < OutboxEvent.id,
-                    earlier.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value]),
-                ),
-            )
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-        )
-        if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=OutboxEvent)
-        return query
-
     async def _mark_interrupted(self, ids: list[int]) -> None:
         await self.session.execute(
             update(DeliveryAttempt)
@@ -451,13 +380,99 @@ class OutboxRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def _endpoints(self, codes: set[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
-        rows = await self.session.execute(
-            select(Department.code, Department.webhook_url, Department.secrets).where(
-                Department.code.in_(codes)
-            )
+
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    """The claim, built once per dialect (building and keying it cost more CPU than running it).
+
+    Core tables, not the ORM's bulk UPDATE: nothing in the session is synchronised with it anyway.
+    Parameters: ``b_now``, ``b_limit``, ``b_lease`` (the lease's end) and ``b_claimer``.
+    """
+    events, departments = _events, cast(sa.Table, Department.__table__)
+    earlier = events.alias("earlier")
+    now = bindparam("b_now", type_=events.c.next_attempt_at.type)
+    due = (
+        select(events.c.id)
+        .where(
+            events.c.status == DeliveryStatus.PENDING.value,
+            events.c.next_attempt_at <= now,
+            or_(events.c.lease_until.is_(None), events.c.lease_until < now),
+            exists().where(
+                departments.c.code == events.c.department,
+                departments.c.webhook_url.is_not(None),
+                departments.c.webhook_enabled.is_(True),
+            ),
+            ~exists().where(
+                earlier.c.case_id == events.c.case_id,
+                earlier.c.department == events.c.department,
+                earlier.c.id < events.c.id,
+                earlier.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value]),
+            ),
         )
-        return {code: (url or "", tuple(secrets or ())) for code, url, secrets in rows.all()}
+        .order_by(events.c.id)
+        .limit(bindparam("b_limit", type_=Integer))
+    )
+    if dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=events)
+    return (
+        update(events)
+        .where(events.c.id.in_(due))
+        .values(
+            attempts=events.c.attempts + 1,
+            tries=events.c.tries + 1,
+            lease_until=bindparam("b_lease"),
+            claimed_by=bindparam("b_claimer"),
+        )
+        .returning(
+            events.c.id,
+            events.c.webhook_id,
+            events.c.type,
+            events.c.case_id,
+            events.c.department,
+            events.c.payload,
+            events.c.attempts,
+            events.c.tries,
+            # The endpoint in the same round trip: read now, so a changed URL or secret applies.
+            _endpoint(departments.c.webhook_url).label("url"),
+            _endpoint(departments.c.secrets).label("secrets"),
+        )
+    )
+
+
+def _endpoint(column: Any) -> Any:
+    """``column`` of the claimed event's department, as a correlated subquery of the claim's RETURNING."""
+    departments = cast(sa.Table, Department.__table__)
+    found = select(column).where(departments.c.code == _events.c.department)
+    return found.correlate(_events).scalar_subquery()
+
+
+
+# Core tables: a list of parameters is one executemany (the ORM would want primary keys). Built once.
+_attempts = cast(sa.Table, DeliveryAttempt.__table__)
+_events = cast(sa.Table, OutboxEvent.__table__)
+_RECORD_ATTEMPTS = (
+    update(_attempts)
+    .where(_attempts.c.event_id == bindparam("b_event"), _attempts.c.number == bindparam("b_number"))
+    .values(
+        outcome=bindparam("b_outcome"),
+        status_code=bindparam("b_code"),
+        latency_ms=bindparam("b_latency"),
+        error=bindparam("b_error"),
+    )
+)
+_RECORD_EVENTS = (
+    update(_events)
+    .where(_events.c.id == bindparam("b_id"), _events.c.claimed_by == bindparam("b_claimer"))
+    .values(
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        finished_at=bindparam("b_finished"),
+        last_status_code=bindparam("b_code"),
+        last_error=bindparam("b_error"),
+        lease_until=None,
+        claimed_by=None,
+    )
+)
 
 
 def _attempt_values(result: AttemptResult) -> dict[str, Any]:

@@ -5,12 +5,37 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.citizens import for_storage
 from storage.models import Answer, Question, utcnow
+
+_QUESTIONS = cast(Table, Question.__table__)
+_ANSWERS = cast(Table, Answer.__table__)
+# Core statements, compiled once: an ORM add and flush per question cost several times the CPU.
+_INSERT_QUESTION = insert(_QUESTIONS).returning(_QUESTIONS.c.id)
+_INSERT_ANSWER = insert(_ANSWERS).returning(_ANSWERS.c.id)
+_QUESTION = select(
+    _QUESTIONS.c.id, _QUESTIONS.c.user_id, _QUESTIONS.c.language, _QUESTIONS.c.decision,
+    _QUESTIONS.c.candidates, _QUESTIONS.c.chosen_entry_id,
+).where(_QUESTIONS.c.id == bindparam("question_id"))
+_CHOOSE = (
+    update(_QUESTIONS).where(_QUESTIONS.c.id == bindparam("question_id"))
+    .values(chosen_entry_id=bindparam("chosen", type_=_QUESTIONS.c.chosen_entry_id.type))
+)
+_ANSWER = select(
+    _ANSWERS.c.id, _ANSWERS.c.user_id, _ANSWERS.c.question_id, _ANSWERS.c.entry_id, _ANSWERS.c.rating
+).where(_ANSWERS.c.id == bindparam("answer_id"))
+_ANSWER_TO_RATE = _ANSWER.with_for_update()
+"""Locked: two presses at once must not both see "no rating yet"."""
+_RATE = (
+    update(_ANSWERS).where(_ANSWERS.c.id == bindparam("answer_id"))
+    .values(rating=bindparam("new_rating", type_=_ANSWERS.c.rating.type),
+            rated_at=bindparam("new_rated_at", type_=_ANSWERS.c.rated_at.type))
+)
 
 
 class Rating(enum.StrEnum):
@@ -66,23 +91,21 @@ class QuestionRepository:
         signals: dict[str, Any],
         now: datetime | None = None,
     ) -> int:
-        row = Question(
-            user_id=citizen_id,
-            text=for_storage(text),
-            normalised=for_storage(normalised),
-            language=language,
-            decision=decision,
-            reason=reason,
-            candidates=candidates,
-            signals=signals,
-            created_at=now or utcnow(),
-        )
-        self.session.add(row)
-        await self.session.flush()
-        return row.id
+        values = {
+            "user_id": citizen_id,
+            "text": for_storage(text),
+            "normalised": for_storage(normalised),
+            "language": language,
+            "decision": decision,
+            "reason": reason,
+            "candidates": candidates,
+            "signals": signals,
+            "created_at": now or utcnow(),
+        }
+        return int((await self.session.execute(_INSERT_QUESTION, values)).scalar_one())
 
     async def question(self, question_id: int) -> AskedQuestion | None:
-        row = await self.session.get(Question, question_id)
+        row = (await self.session.execute(_QUESTION, {"question_id": question_id})).first()
         if row is None:
             return None
         return AskedQuestion(
@@ -91,9 +114,8 @@ class QuestionRepository:
 
     async def choose(self, question_id: int, entry_id: str | None) -> None:
         """Remember which entry the citizen picked from "did you mean" (None: none of them)."""
-        row = await self.session.get(Question, question_id)
-        if row is not None:
-            row.chosen_entry_id = entry_id if entry_id is not None else ""
+        chosen = entry_id if entry_id is not None else ""
+        await self.session.execute(_CHOOSE, {"question_id": question_id, "chosen": chosen})
 
     async def record_answer(
         self,
@@ -105,20 +127,18 @@ class QuestionRepository:
         question_id: int | None = None,
         now: datetime | None = None,
     ) -> int:
-        row = Answer(
-            user_id=citizen_id,
-            question_id=question_id,
-            entry_id=entry_id,
-            how=how,
-            score=score,
-            created_at=now or utcnow(),
-        )
-        self.session.add(row)
-        await self.session.flush()
-        return row.id
+        values = {
+            "user_id": citizen_id,
+            "question_id": question_id,
+            "entry_id": entry_id,
+            "how": how,
+            "score": score,
+            "created_at": now or utcnow(),
+        }
+        return int((await self.session.execute(_INSERT_ANSWER, values)).scalar_one())
 
     async def answer(self, answer_id: int) -> ShownAnswer | None:
-        row = await self.session.get(Answer, answer_id)
+        row = (await self.session.execute(_ANSWER, {"answer_id": answer_id})).first()
         if row is None:
             return None
         return ShownAnswer(row.id, row.user_id, row.question_id, row.entry_id, row.rating)
@@ -127,7 +147,7 @@ class QuestionRepository:
         self, answer_id: int, citizen_id: int, rating: Rating, *, now: datetime | None = None
     ) -> RateResult:
         """Set the rating of an answer shown to this citizen; a second press changes it, never adds one."""
-        row = await self.session.get(Answer, answer_id, with_for_update=True)
+        row = (await self.session.execute(_ANSWER_TO_RATE, {"answer_id": answer_id})).first()
         if row is None:
             return RateResult.NOT_FOUND
         if row.user_id != citizen_id:
@@ -135,5 +155,6 @@ class QuestionRepository:
         if row.rating == rating.value:
             return RateResult.UNCHANGED
         result = RateResult.RECORDED if row.rating is None else RateResult.CHANGED
-        row.rating, row.rated_at = rating.value, now or utcnow()
+        values = {"answer_id": answer_id, "new_rating": rating.value, "new_rated_at": now or utcnow()}
+        await self.session.execute(_RATE, values)
         return result

@@ -32,6 +32,27 @@ def _postgres_unavailable(reason: str) -> None:
     pytest.skip(message)
 
 
+def without_govbot_settings(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` less every GOVBOT_ variable: a `govbot` process then sees only what the test sets."""
+    return {name: value for name, value in environ.items() if not name.startswith("GOVBOT_")}
+
+
+def clear_govbot_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every GOVBOT_ variable for this test, so settings come only from what it sets."""
+    for name in list(os.environ):
+        if name.startswith("GOVBOT_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new SQLite file as GOVBOT_DATABASE_URL and no other GOVBOT_ setting: what `govbot` commands read."""
+    clear_govbot_settings(monkeypatch)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
+    monkeypatch.setenv("GOVBOT_DATABASE_URL", url)
+    return url
+
+
 async def _admin(sql: str) -> None:
     engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -68,17 +89,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty, migrated database: a SQLite file, or the session's PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
-    return str(request.getfixturevalue("postgres_database"))
+    url = str(request.getfixturevalue("postgres_database"))
+    asyncio.run(_emptied(url))  # whatever the test starts with this URL (an app, a command) finds it empty
+    return url
+
+
+async def _emptied(url: str) -> None:
+    engine = db.create_engine(url)
+    try:
+        await _truncate_all(engine)
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """A migrated engine; PostgreSQL tables are emptied before each test."""
+    """A migrated engine on the test's empty database."""
     engine = db.create_engine(database_url)
     if engine.url.get_backend_name() == "sqlite":
         await db.upgrade(engine)
-    else:
-        await _truncate_all(engine)
     yield engine
     await engine.dispose()
 

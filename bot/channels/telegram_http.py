@@ -10,6 +10,7 @@ the button's acknowledgement, an edit), so this was the largest single cost of h
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
@@ -21,6 +22,10 @@ DEFAULT_POOL_TIMEOUT = 1.0
 """Seconds a call may wait for a free connection when all of them are busy (as HTTPXRequest)."""
 DEFAULT_CONNECTIONS = 256
 """Connections to the Bot API kept at once (PTB's default pool size for a bot's requests)."""
+
+
+_HEADERS = {"User-Agent": BaseRequest.USER_AGENT}
+_JSON_HEADERS = {**_HEADERS, "Content-Type": "application/json"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -66,9 +71,10 @@ class AiohttpRequest(BaseRequest):
             connect=None if connect is None or pool is None else connect + pool,
             sock_connect=connect, sock_read=_seconds(read_timeout, self._timeout),
         )
+        headers = _JSON_HEADERS if request_data is not None and not request_data.contains_files else _HEADERS
         try:
             async with self._session.request(method, url, data=_body(request_data), timeout=timeout,
-                                             headers={"User-Agent": self.USER_AGENT}) as response:
+                                             headers=headers) as response:
                 return response.status, await response.read()
         except (TimeoutError, asyncio.TimeoutError) as exc:  # noqa: UP041 - aiohttp raises either
             raise TimedOut from exc
@@ -83,13 +89,17 @@ def _seconds(given: object, default: float) -> float | None:
     return default
 
 
-def _body(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str] | None:
-    """Form fields as PTB encodes them (values JSON-encoded), with a multipart body when files go too."""
+def _body(request_data: RequestData | None) -> aiohttp.FormData | bytes | None:
+    """A JSON body, or form fields as PTB encodes them (values JSON-encoded) in a multipart body with files.
+
+    JSON, which the Bot API accepts for every call without a file, is one ``json.dumps``; a form
+    encodes each value as JSON and then the whole form again (a fortieth of an update's CPU).
+    """
     if request_data is None:
         return None
-    fields = request_data.json_parameters
     if not request_data.contains_files:
-        return fields
+        return json.dumps(request_data.parameters, ensure_ascii=False).encode()
+    fields = request_data.json_parameters
     form = aiohttp.FormData(quote_fields=False)  # names as Telegram clients send them, not %-encoded
     for name, value in fields.items():
         form.add_field(name, value)

@@ -14,6 +14,8 @@ from handlers.types import Button
 MESSAGE_LIMIT = 4096
 """Telegram's limit on a message's text after entity parsing."""
 CAPTION_LIMIT = 1024
+KEYBOARD_CACHE = 512
+"""Keyboards kept built (menus, topic pages; an answer's rating buttons differ for every answer)."""
 
 _TOKEN = re.compile(
     r"<(?P<close>/?)(?P<name>[a-zA-Z][a-zA-Z0-9-]*)[^<>]*>"
@@ -65,6 +67,8 @@ def split_html(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     """
     if limit < 2:
         raise ValueError("limit must be at least 2 (one character may take two UTF-16 code units)")
+    if 2 * len(text) <= limit:  # fits whatever it holds: no character takes more than two code units
+        return [text] if _shown(text).strip() else []
     units = _units(text)
     if sum(unit.width for unit in units) <= limit:
         return [text] if _shows_something(units) else []
@@ -83,8 +87,13 @@ def split_html(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     return parts
 
 
+@lru_cache(maxsize=KEYBOARD_CACHE)
 def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
-    """The inline keyboard for a reply's buttons: payloads become callback data, urls url buttons."""
+    """The inline keyboard for a reply's buttons: payloads become callback data, urls url buttons.
+
+    Cached: menus and topic pages come back with the same buttons all the time, and PTB's objects are
+    immutable, so one built keyboard serves every reply that has it.
+    """
     built = [[_button(button) for button in row] for row in rows if row]
     return InlineKeyboardMarkup(built) if built else None
 
@@ -109,6 +118,11 @@ def _units(text: str) -> list[_Unit]:
         position = match.end()
     units.extend(_characters(text[position:]))
     return units
+
+
+def _shown(text: str) -> str:
+    """The text as shown: without tags, entities replaced (cheaper than its units, for short replies)."""
+    return _TOKEN.sub(lambda match: "" if match["name"] else html.unescape(match.group()), text)
 
 
 def _characters(text: str) -> list[_Unit]:

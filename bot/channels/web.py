@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
+from ipaddress import ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +28,7 @@ from bot.config import Settings
 from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
 from bot.notify import Unreachable
 from bot.web import pages, transparency
-from bot.web.guard import CLIENT_LIMIT, Problem, guard, read_body, too_many
+from bot.web.guard import CLIENT_LIMIT, TRUSTED_PROXIES, Problem, guard, read_body, too_many
 from bot.web.hub import Hub
 from bot.web.identity import COOKIE, COOKIE_MAX_AGE, Signer, make_secret
 from bot.web.incoming import ChatMessage, parse_message
@@ -196,6 +197,7 @@ def setup(app: web.Application) -> None:
     if SENDERS in app:
         app[SENDERS][CHANNEL] = app[WEB]
     app[CLIENT_LIMIT] = FloodLimit(settings.web_requests_per_minute)
+    app[TRUSTED_PROXIES] = tuple(ip_network(n, strict=False) for n in settings.web_trusted_proxies)
     app.middlewares.append(guard)
     app.cleanup_ctx.append(_web_context)
     app.on_shutdown.append(_wake_waiters)

@@ -129,6 +129,14 @@ def ask_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> i
     """Print the decision for one question, with the top candidates and their scores."""
     config = settings()
     kb = load_paths(args.kb) if args.kb else asyncio.run(_kb_from_database(config))
+    if not kb.entries:
+        where = " ".join(args.kb) if args.kb else "the database"
+        print(
+            f"govbot: the knowledge base in {where} has no entries; "
+            "load one with `govbot kb import PATH` or pass --kb PATH",
+            file=sys.stderr,
+        )
+        return 1
     matcher = Matcher(kb, config.matcher_config())
     match = matcher.match(args.question, args.lang)
     if args.json:

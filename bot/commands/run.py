@@ -13,6 +13,7 @@ from aiohttp import web
 from bot.app import create_app, seed_knowledge
 from bot.channels.console import chat
 from bot.config import Settings
+from bot.log_masking import AccessLog
 from handlers.dialogue import Dialogue
 from handlers.escalation import DEFAULT_DEPARTMENT
 from storage import db
@@ -44,6 +45,7 @@ def run_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> i
         print=None,
         shutdown_timeout=10,
         handle_signals=True,
+        access_log_class=AccessLog,
     )
     log.info("govbot stopped")
     return 0
@@ -57,7 +59,7 @@ def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
         async with db.connected(config.database_url) as engine:
             sessions = db.sessionmaker(engine)
             await seed_knowledge(sessions, config.kb_paths)
-            knowledge = LiveKnowledge(sessions, config.matcher_config())
+            knowledge = LiveKnowledge(sessions, config.matcher_config(), recent=config.match_cache_size)
             await knowledge.load()
             dialogue = Dialogue(sessions, knowledge, extras={DEFAULT_DEPARTMENT: config.default_department})
             await chat(dialogue, _stdin_lines(), sys.stdout, language=args.lang)

@@ -4,7 +4,8 @@ and errors as problem+json instead of error pages."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +32,9 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 CLIENT_LIMIT = web.AppKey("web_client_limit", FloodLimit)
+Network = IPv4Network | IPv6Network
+TRUSTED_PROXIES = web.AppKey("web_trusted_proxies", tuple[Network, ...])
+"""Reverse proxies whose X-Forwarded-For names the client (GOVBOT_WEB_TRUSTED_PROXIES)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,8 +61,41 @@ def too_many(detail: str = "") -> Problem:
 
 
 def client_address(request: web.Request) -> str:
-    """Who is asking, for rate limits: the peer address (a proxy in front should limit by itself)."""
-    return request.remote or "unknown"
+    """Who is asking, for rate limits: the peer, or the client a trusted proxy forwarded for."""
+    peer = request.remote or "unknown"
+    trusted = request.app.get(TRUSTED_PROXIES, ())
+    if not trusted:
+        return peer
+    return forwarded_client(peer, request.headers.getall("X-Forwarded-For", []), trusted)
+
+
+def forwarded_client(peer: str, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
+    """The address a chain of trusted proxies received the request from.
+
+    Walks X-Forwarded-For from the right (the hop nearest to us) while the hop is a trusted proxy;
+    anything left of the first untrusted hop could have been written by the client and is ignored.
+    """
+    hop = peer
+    hops = [item.strip() for value in forwarded_for for item in value.split(",")]
+    while _is_trusted(hop, trusted) and hops:
+        candidate = hops.pop()
+        if _address(candidate) is None:
+            log.warning("ignoring a malformed X-Forwarded-For hop from proxy %s", hop)
+            break
+        hop = candidate
+    return hop
+
+
+def _is_trusted(text: str, trusted: Sequence[Network]) -> bool:
+    address = _address(text)
+    return address is not None and any(address in network for network in trusted)
+
+
+def _address(text: str) -> IPv4Address | IPv6Address | None:
+    try:
+        return ip_address(text)
+    except ValueError:
+        return None
 
 
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:

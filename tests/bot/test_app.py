@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.config import load_settings
 from bot.keys import KNOWLEDGE
-from tests.conftest import REPO
+from tests.conftest import REPO, without_govbot_settings
 
 Client = TestClient[web.Request, web.Application]
 
@@ -57,7 +57,7 @@ def free_port() -> int:
 
 async def test_govbot_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVBOT_")}
+    env = without_govbot_settings(dict(os.environ))
     env |= {
         "GOVBOT_HTTP_PORT": str(port),
         "GOVBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/var/govbot.db",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -21,12 +19,8 @@ NOW = datetime.now(UTC)
 
 
 @pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in list(os.environ):
-        if name.startswith("GOVBOT_"):
-            monkeypatch.delenv(name)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
-    monkeypatch.setenv("GOVBOT_DATABASE_URL", url)
+def database(cli_database: str) -> str:
+    url = cli_database
 
     async def seed() -> None:
         engine = db.create_engine(url)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-from tests.conftest import SAMPLE_KB, SHARED_EVAL
+from tests.conftest import SAMPLE_KB, SHARED_EVAL, clear_govbot_settings
 
 ENTRY = """\
 entries:
@@ -34,9 +33,7 @@ categories:
 
 @pytest.fixture(autouse=True)
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith("GOVBOT_"):
-            monkeypatch.delenv(name)
+    clear_govbot_settings(monkeypatch)
     path = tmp_path / "var" / "govbot.db"
     monkeypatch.setenv("GOVBOT_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
     return path
@@ -156,6 +153,17 @@ def test_ask_prints_the_decision_and_candidates(capsys: pytest.CaptureFixture[st
     assert main(["kb", "ask", "how do I renew my identity card", "--kb", str(SAMPLE_KB), "--json"]) == 0
     match = json.loads(capsys.readouterr().out)
     assert match["decision"] in {"answer", "clarify", "none"}
+
+
+def test_ask_on_an_empty_knowledge_base_says_so_instead_of_matching(
+    database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(["kb", "ask", "身份证丢了怎么办"]) == 1
+    err = capsys.readouterr().err
+    assert "no entries" in err
+    assert "govbot kb import" in err
 
 
 def test_eval_prints_the_json_report_keys(capsys: pytest.CaptureFixture[str]) -> None:

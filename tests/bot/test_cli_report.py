@@ -6,9 +6,7 @@ import asyncio
 import csv
 import io
 import json
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -25,13 +23,8 @@ Capture = pytest.CaptureFixture[str]
 
 
 @pytest.fixture(autouse=True)
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in list(os.environ):
-        if name.startswith("GOVBOT_"):
-            monkeypatch.delenv(name)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
-    monkeypatch.setenv("GOVBOT_DATABASE_URL", url)
-    return url
+def database(cli_database: str) -> str:
+    return cli_database
 
 
 def seeded(url: str) -> None:

@@ -7,15 +7,12 @@ from pathlib import Path
 import pytest
 
 from bot.config import SAMPLE_KB, ConfigError, load_settings
+from tests.conftest import clear_govbot_settings
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("GOVBOT_"):
-            monkeypatch.delenv(name)
+    clear_govbot_settings(monkeypatch)
 
 
 def test_defaults_make_a_local_bot_on_sqlite_with_the_sample_knowledge_base() -> None:
@@ -55,6 +52,9 @@ def test_config_file_is_read_and_the_environment_overrides_it(
         ("GOVBOT_DATABASE_URL", "mysql://root:hunter2@db/x", "invalid setting GOVBOT_DATABASE_URL"),
         ("GOVBOT_LOG_LEVEL", "LOUD", "invalid setting GOVBOT_LOG_LEVEL"),
         ("GOVBOT_PUBLIC_URL", "ftp://x", "invalid setting GOVBOT_PUBLIC_URL"),
+        ("GOVBOT_WEB_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local", "'proxy.local' is not a network"),
+        ("GOVBOT_MATCH_CACHE_SIZE", "-1", "invalid setting GOVBOT_MATCH_CACHE_SIZE"),
+        ("GOVBOT_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/33", "is not a network in CIDR notation"),
     ],
 )
 def test_invalid_value_names_the_setting(

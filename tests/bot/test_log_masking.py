@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from bot.cli import main
-from bot.log_masking import PersonalDataFilter, mask_logs
+from bot.log_masking import MASKED_FLAG, AccessLog, PersonalDataFilter, mask_logs, may_hold_personal_data
+from tests.conftest import clear_govbot_settings
 
 log = logging.getLogger("govbot.test")
 
@@ -71,11 +73,26 @@ def test_installing_twice_adds_one_filter() -> None:
 def test_the_cli_masks_its_logs(
     caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in list(os.environ):
-        if name.startswith("GOVBOT_"):
-            monkeypatch.delenv(name)
+    clear_govbot_settings(monkeypatch)
     monkeypatch.setenv("GOVBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}")
     assert main(["db", "current"]) == 0
     log.warning("call back on +44 20 7946 0958")
     assert "7946 0958" not in caplog.text
     assert "442****0958" in caplog.text
+
+
+def test_the_access_log_masks_personal_data_in_the_query_and_leaves_the_line_to_no_second_pass(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    access = AccessLog(logging.getLogger("aiohttp.access"), "")
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        access.log(make_mocked_request("GET", "/web?phone=13812345678"), web.Response(text="hi"), 0.25)
+    assert "13812345678" not in caplog.text
+    assert '"GET /web?phone=138****5678" 200' in caplog.text
+    assert all(getattr(record, MASKED_FLAG) for record in caplog.records)
+
+
+def test_only_text_with_a_digit_or_an_at_sign_may_hold_personal_data() -> None:
+    assert not may_hold_personal_data("/telegram/webhook")
+    assert may_hold_personal_data("/web?to=me@example.cn")
+    assert may_hold_personal_data("/cases/１３８")

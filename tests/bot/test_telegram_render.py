@@ -212,3 +212,16 @@ def test_a_payload_of_the_maximum_size_fits_telegrams_callback_data() -> None:
     markup = keyboard(((Button("Pick", payload=payload),),))
     assert markup is not None
     assert markup.inline_keyboard[0][0].callback_data == payload
+
+
+@settings(deadline=None)
+@given(telegram_html())
+def test_a_text_that_fits_comes_back_whole_unless_it_shows_nothing(text: str) -> None:
+    expected = [text] if shown(text).strip() else []
+    assert split_html(text, limit=max(2, 2 * len(text))) == expected  # the shortcut for short replies
+    assert split_html(text, limit=max(2, shown_length(text))) == expected  # measured unit by unit
+
+
+@pytest.mark.parametrize("text", ["", "  \n ", "<b> </b>\n<i></i>", "&#32;&#10;"])
+def test_a_short_text_that_shows_nothing_is_not_sent(text: str) -> None:
+    assert split_html(text) == []

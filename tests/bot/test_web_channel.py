@@ -302,6 +302,23 @@ async def test_a_flood_from_one_address_gets_429_with_retry_after(start: Start) 
     assert (await browser.client.get("/healthz")).status == 200, "only the citizens' pages are limited"
 
 
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(start: Start) -> None:
+    browser = await start(web_requests_per_minute=2, web_trusted_proxies="127.0.0.0/8")
+
+    async def status(client: str) -> int:
+        return (await browser.client.get("/", headers={"X-Forwarded-For": client})).status
+
+    assert [await status("203.0.113.7") for _ in range(3)] == [200, 200, 429]
+    assert await status("198.51.100.9") == 200, "another citizen behind the same proxy is not limited"
+
+
+async def test_without_trusted_proxies_x_forwarded_for_cannot_dodge_the_limit(start: Start) -> None:
+    browser = await start(web_requests_per_minute=2)
+    forged = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in range(3)]
+    statuses = [(await browser.client.get("/", headers=headers)).status for headers in forged]
+    assert statuses == [200, 200, 429]
+
+
 async def test_script_in_an_answer_or_a_message_is_shown_as_text(browser: Browser) -> None:
     await browser.say("<script>alert('citizen')</script>")
     body = await browser.say(HOSTILE_QUESTION)

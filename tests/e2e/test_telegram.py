@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import TelegramError
 
@@ -16,7 +17,7 @@ from bot.notify import Unreachable
 from handlers.i18n import t
 from handlers.types import Button, Document, Incoming, Reply
 from tests.e2e.conftest import StartBot, inbox
-from tests.fakes.telegram_server import FakeTelegramServer, SentMessage
+from tests.fakes.telegram_server import Call, FakeTelegramServer, SentMessage
 
 Sessions = async_sessionmaker[AsyncSession]
 CITIZEN = 42
@@ -235,6 +236,32 @@ async def test_a_document_reply_is_uploaded_with_its_caption(
     assert (sent.method, sent.document_name, sent.document_bytes) == (
         "sendDocument", "mydata.json", b'{"questions": []}')
     assert sent.plain_text == "Your data"
+
+
+async def test_a_polled_update_is_confirmed_to_telegram_only_once_it_is_stored(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot()
+    async with sessions.begin() as session:  # the database refuses to store anything
+        await session.execute(text("ALTER TABLE inbox_updates RENAME TO inbox_away"))
+    update = telegram.send_message(CITIZEN, "/help")
+    update_id = int(update["update_id"])
+
+    def offset(call: Call) -> int:
+        return int(call.params.get("offset") or 0)
+
+    # Polling goes on, fetching the update again without confirming it (no offset past it) ...
+    # Backing off 1 s, then 2 s, then 4 s between failures: the waits allow for a loaded machine.
+    telegram.mark()
+    await telegram.wait_for_call("getUpdates", count=2, timeout=30)
+    assert all(offset(call) <= update_id for call in telegram.calls)
+    async with sessions.begin() as session:
+        await session.execute(text("ALTER TABLE inbox_away RENAME TO inbox_updates"))
+    # ... so Telegram sends it again, and once it is stored it is answered and confirmed.
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=30)
+    assert reply.text == t("en", "help")
+    await telegram.wait_for_call("getUpdates", predicate=lambda call: offset(call) > update_id, timeout=30)
+    await bot.channel.idle()
+    assert (await inbox(sessions))[str(update_id)].processed_at is not None
 
 
 async def test_shutdown_finishes_the_update_in_flight(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -9,9 +11,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import BadRequest, InvalidToken
 
-from bot.channels.telegram import CHANNEL, SECRET_HEADER, TELEGRAM, WEBHOOK_PATH
+from bot.channels.telegram import CHANNEL, INBOX_LEASE, SECRET_HEADER, TELEGRAM, WEBHOOK_PATH
 from handlers.i18n import t
 from storage.inbox import InboxRepository
+from storage.models import InboxUpdate, utcnow
 from tests.e2e.conftest import StartBot, inbox
 from tests.fakes.telegram_server import FakeTelegramServer
 
@@ -47,8 +50,9 @@ async def test_the_update_is_stored_before_the_webhook_answers_200(
     bot = await start_bot(webhook=True)
     update = telegram.message(CITIZEN, "/help")
     assert await telegram.deliver(update) == 200
-    stored = (await inbox(sessions))[str(update["update_id"])]
-    assert stored.payload == update
+    stored = (await inbox(sessions))[str(update["update_id"])]  # there once Telegram has its 200
+    # Processing starts as soon as it is stored and drops the raw update when done; either way it is kept.
+    assert stored.payload == update or (stored.processed_at is not None and stored.payload == {})
     await bot.channel.idle()
     assert (await inbox(sessions))[str(update["update_id"])].processed_at is not None
 
@@ -128,14 +132,15 @@ async def test_updates_left_unprocessed_by_a_crash_are_processed_on_start(
         start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
     crashed: dict[str, Any] = {"update_id": 500, **telegram.message(CITIZEN, "/help")}
     exhausted: dict[str, Any] = {"update_id": 501, **telegram.message(CITIZEN + 1, "/help")}
+    died = utcnow() - INBOX_LEASE - timedelta(seconds=1)
     async with sessions.begin() as session:
         repo = InboxRepository(session)
-        assert await repo.accept(CHANNEL, "500", crashed)  # stored, then the process died
-        assert await repo.accept(CHANNEL, "501", exhausted)
+        assert await repo.accept(CHANNEL, "500", crashed, received_at=died)  # stored, then the process died
+        assert await repo.accept(CHANNEL, "501", exhausted, received_at=died)
         await repo.mark_failed(CHANNEL, "501", "RuntimeError: third failure")
     async with sessions.begin() as session:
         for attempts in (1, 2):
-            assert await InboxRepository(session).claim(CHANNEL, "501", attempts)
+            assert await InboxRepository(session).claim(CHANNEL, "501", attempts, now=died)
     bot = await start_bot(webhook=True)
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
     assert reply.text == t("en", "help")
@@ -145,6 +150,26 @@ async def test_updates_left_unprocessed_by_a_crash_are_processed_on_start(
     assert (stored["500"].attempts, stored["501"].attempts) == (2, 3)
     assert stored["501"].processed_at is None  # three attempts failed: left for staff
     assert [m.chat_id for m in telegram.sent] == [CITIZEN]
+
+
+async def test_an_update_another_process_is_still_handling_is_left_to_it_until_its_lease_runs_out(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    elsewhere: dict[str, Any] = {"update_id": 600, **telegram.message(CITIZEN, "/help")}
+    async with sessions.begin() as session:
+        assert await InboxRepository(session).accept(CHANNEL, "600", elsewhere)  # another process took it
+    bot = await start_bot(webhook=True)
+    assert await bot.channel.recover() == 0
+    await bot.channel.idle()
+    assert telegram.sent == []
+    async with sessions.begin() as session:  # that process died: its attempt grows older than the lease
+        row = await session.get(InboxUpdate, (CHANNEL, "600"))
+        assert row is not None
+        row.received_at = utcnow() - INBOX_LEASE - timedelta(seconds=1)
+    assert await bot.channel.recover() == 1
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("en", "help")
+    await bot.channel.idle()
+    assert (await inbox(sessions))["600"].processed_at is not None
 
 
 async def test_a_button_press_by_webhook_is_acknowledged(
@@ -177,3 +202,14 @@ async def test_a_refused_webhook_stops_the_start_up_with_telegrams_error(
 async def test_a_wrong_token_stops_the_start_up(start_bot: StartBot) -> None:
     with pytest.raises(InvalidToken):
         await start_bot(telegram_token="999:WRONG")
+
+
+async def test_an_update_delivered_twice_at_the_same_time_is_answered_once(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot(webhook=True)
+    update = telegram.message(CITIZEN, "/help")
+    others = [telegram.message(CITIZEN + n, "/help") for n in range(1, 4)]
+    statuses = await asyncio.gather(*(telegram.deliver(u) for u in (update, update, *others, update)))
+    assert statuses == [200] * 6
+    await bot.channel.idle()
+    assert sorted(m.chat_id for m in telegram.sent) == [CITIZEN, CITIZEN + 1, CITIZEN + 2, CITIZEN + 3]

@@ -17,6 +17,7 @@ from bot.webhooks import new_secret
 from storage.cases import Case, CaseRepository, NewCase
 from storage.citizens import CitizenRepository
 from storage.departments import DepartmentRepository, new_token
+from tests.escalation.dispatching import Clock
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 Client = TestClient[web.Request, web.Application]
@@ -31,6 +32,12 @@ class Dept:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The dispatcher's time, moved by the test."""
+    return Clock()
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,13 +16,8 @@ from tests.escalation.conftest import NOW, open_case
 
 
 @pytest.fixture(autouse=True)
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in list(os.environ):
-        if name.startswith("GOVBOT_"):
-            monkeypatch.delenv(name)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
-    monkeypatch.setenv("GOVBOT_DATABASE_URL", url)
-    return url
+def database(cli_database: str) -> str:
+    return cli_database
 
 
 def prepare(url: str, *, dead: bool) -> None:

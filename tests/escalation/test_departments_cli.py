@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from pathlib import Path
 
@@ -30,13 +29,8 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.fixture(autouse=True)
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in list(os.environ):
-        if name.startswith("GOVBOT_"):
-            monkeypatch.delenv(name)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
-    monkeypatch.setenv("GOVBOT_DATABASE_URL", url)
-    return url
+def database(cli_database: str) -> str:
+    return cli_database
 
 
 def stored(url: str, code: str) -> DepartmentProfile | None:

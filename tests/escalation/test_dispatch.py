@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -19,28 +18,10 @@ from storage.departments import DepartmentRepository
 from storage.models import utcnow
 from storage.outbox import DeliveryStatus, OutboxRepository
 from tests.escalation.conftest import Dept, open_case
+from tests.escalation.dispatching import LOCAL, Clock, dispatcher
 from tests.escalation.receiver import DROP, HANG, Receiver, receiving
 
 Sessions = async_sessionmaker[AsyncSession]
-LOCAL = UrlPolicy.create(allow_http=True, networks=["127.0.0.0/8"])
-
-
-class Clock:
-    """Time that moves only when the test says so (starting now, so signatures stay fresh)."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -55,20 +36,6 @@ async def receiver(departments: dict[str, Dept], sessions: Sessions) -> AsyncIte
 async def set_url(sessions: Sessions, code: str, url: str) -> None:
     async with sessions.begin() as session:
         await DepartmentRepository(session).update(code, webhook_url=url)
-
-
-def dispatcher(
-    sessions: Sessions,
-    clock: Clock,
-    *,
-    policy: UrlPolicy = LOCAL,
-    timeout: float = 15.0,
-    metrics: DispatchMetrics | None = None,
-) -> Dispatcher:
-    config = DispatchConfig(policy=policy, timeout=timeout, poll=0.05, concurrency=16)
-    return Dispatcher(
-        sessions, config, clock=clock, rng=random.Random(3), metrics=metrics, name="test-dispatcher"
-    )
 
 
 async def event_status(sessions: Sessions, key: str = "1") -> tuple[str, int, str | None]:
@@ -95,6 +62,25 @@ async def test_a_new_case_is_delivered_signed_with_its_ticket_and_excerpt(
         [attempt] = await OutboxRepository(session).attempts(1)
     assert (attempt.outcome, attempt.status_code) == ("delivered", 200)
     assert attempt.latency_ms is not None
+
+
+async def test_a_claim_whose_lease_ran_out_is_on_record_as_interrupted_and_tried_again(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    await open_case(sessions, now=clock())
+    async with sessions.begin() as session:  # a dispatcher claims the event and dies before recording
+        outbox = OutboxRepository(session)
+        [claimed] = await outbox.claim("gone", clock(), limit=10, lease=timedelta(seconds=60))
+    clock.advance(timedelta(seconds=61))
+    async with dispatcher(sessions, clock) as d:
+        assert await d.run_once() == 1
+    assert [delivery.headers["webhook-id"] for delivery in receiver.received] == [claimed.webhook_id]
+    async with sessions() as session:
+        attempts = await OutboxRepository(session).attempts(claimed.id)
+    assert [(a.number, a.dispatcher, a.outcome) for a in attempts] == [
+        (1, "gone", "interrupted"),
+        (2, "test-dispatcher", "delivered"),
+    ]
 
 
 async def test_a_500_is_retried_after_the_first_wait_with_the_same_webhook_id(

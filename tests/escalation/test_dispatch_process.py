@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.departments import DepartmentRepository
 from storage.outbox import OutboxRepository
-from tests.conftest import REPO
+from tests.conftest import REPO, without_govbot_settings
 from tests.escalation.conftest import Dept, open_case
 from tests.escalation.receiver import HANG, receiving
 
@@ -23,7 +23,7 @@ CASES = 5
 @asynccontextmanager
 async def dispatch_process(database_url: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """`govbot dispatch` on the test database, allowed to reach 127.0.0.1 over http, with a 1 s timeout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVBOT_")}
+    env = without_govbot_settings(dict(os.environ))
     env |= {
         "GOVBOT_DATABASE_URL": database_url,
         "GOVBOT_WEBHOOK_ALLOW_HTTP": "true",

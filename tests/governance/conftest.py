@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.escalation.conftest import api, departments
+from tests.escalation.conftest import api, clock, departments
 
-__all__ = ["api", "departments"]
+__all__ = ["api", "clock", "departments"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -11,8 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.dispatch import DispatchConfig, Dispatcher
-from bot.webhooks import RETRY_DELAYS, UrlPolicy
+from bot.webhooks import RETRY_DELAYS
 from storage import citizen_data
 from storage.audit import AuditEntry, AuditKind, AuditLog
 from storage.cases import Case, CaseRepository, NewCase
@@ -20,34 +18,15 @@ from storage.citizens import CitizenRepository
 from storage.consent import ConsentRepository
 from storage.departments import DepartmentRepository
 from storage.governance import set_clearance, share_after_consent
-from storage.models import utcnow
 from storage.notices import CitizenNotice
 from storage.outbox import OutboxEvent, OutboxRepository
 from tests.escalation.conftest import Dept
+from tests.escalation.dispatching import Clock, dispatcher
 from tests.escalation.receiver import Receiver, receiving
 
 Sessions = async_sessionmaker[AsyncSession]
-LOCAL = UrlPolicy.create(allow_http=True, networks=["127.0.0.0/8"])
 DESCRIPTION = "The 7 bus did not stop at Harbour Road; I waited with my son for an hour."
 CONTACT = "Li Wei 13800138000"
-
-
-class Clock:
-    """Time that moves only when the test says so (starting now, so signatures stay fresh)."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -68,11 +47,6 @@ async def tax(departments: dict[str, Dept], sessions: Sessions) -> AsyncIterator
 async def _set_url(sessions: Sessions, code: str, url: str) -> None:
     async with sessions.begin() as session:
         await DepartmentRepository(session).update(code, webhook_url=url)
-
-
-def dispatcher(sessions: Sessions, clock: Clock) -> Dispatcher:
-    config = DispatchConfig(policy=LOCAL, timeout=15.0, poll=0.05, concurrency=16)
-    return Dispatcher(sessions, config, clock=clock, rng=random.Random(3), name="governance-test")
 
 
 async def open_case(sessions: Sessions, now: datetime, *, contact: str | None = None) -> Case:

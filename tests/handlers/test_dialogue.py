@@ -187,3 +187,19 @@ async def test_a_failing_flow_is_answered_with_an_apology(
     replies = await dialogue.handle(said("/boom"))
     assert replies[0].kind == "error"
     assert "something went wrong" in replies[0].text
+
+
+async def test_a_flow_other_than_a_question_sees_the_message_that_started_it(
+    sessions: Sessions, knowledge: LiveKnowledge
+) -> None:
+    seen: list[tuple[str, str]] = []
+    echo = Router()
+
+    @echo.command("echo")
+    async def echo_flow(turn: Turn) -> list[Reply]:
+        recent = await turn.citizens.recent_messages(turn.citizen.id)
+        seen.extend((direction, text) for direction, text, _ in recent)
+        return [Reply("echoed")]
+
+    await Dialogue(sessions, knowledge, routers=[echo]).handle(said("/echo hello"))
+    assert seen == [("in", "/echo hello")]

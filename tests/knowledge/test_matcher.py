@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from knowledge.entry import Category, Entry, KnowledgeBase
 from knowledge.evaluate import Report, evaluate, load_cases
 from knowledge.formats import load_paths
-from knowledge.matcher import Decision, Match, Matcher, MatcherConfig, Thresholds
+from knowledge.matcher import RECENT_MATCHES, Decision, Match, Matcher, MatcherConfig, Thresholds
 from knowledge.scoring import SIGNALS
 
 EVAL = Path(__file__).parents[2].parent / "shared" / "eval"
@@ -60,9 +60,10 @@ def kb() -> KnowledgeBase:
     )
 
 
-@pytest.fixture
-def matcher(kb: KnowledgeBase) -> Matcher:
-    return Matcher(kb)
+@pytest.fixture(params=[0, RECENT_MATCHES], ids=["scoring", "serving"])
+def matcher(kb: KnowledgeBase, request: pytest.FixtureRequest) -> Matcher:
+    """Every behaviour holds alike for a matcher that keeps recent matches (as the bot's does)."""
+    return Matcher(kb, recent=request.param)
 
 
 # -- ranking ----------------------------------------------------------------------------------
@@ -212,16 +213,29 @@ def test_a_category_out_of_automatic_answering_is_only_offered(kb: KnowledgeBase
     assert matcher.match("How do I apply for a passport?").decision is Decision.ANSWER
 
 
-def test_entries_not_valid_on_the_day_are_skipped(kb: KnowledgeBase) -> None:
+@pytest.mark.parametrize("recent", [0, RECENT_MATCHES])
+def test_entries_not_valid_on_the_day_are_skipped(kb: KnowledgeBase, recent: int) -> None:
     kb.entries = [
         e.replace(valid_until=date(2026, 6, 30)) if e.id == "tax-deadline" else e for e in kb.entries
     ]
-    matcher = Matcher(kb)
+    matcher = Matcher(kb, recent=recent)
     before = matcher.match("When is the tax return deadline?", today=date(2026, 6, 1))
     after = matcher.match("When is the tax return deadline?", today=date(2026, 7, 1))
     assert before.best is not None
     assert before.best.entry_id == "tax-deadline"
     assert "tax-deadline" not in [c.entry_id for c in after.candidates]
+
+
+def test_a_serving_matcher_scores_a_repeated_question_once(kb: KnowledgeBase) -> None:
+    matcher = Matcher(kb, recent=2)
+    first = matcher.match("How do I apply for a passport?")
+    assert matcher.match("how do I apply for a passport？") is first  # the same once normalised
+    matcher.match("How do I get a tax refund?")
+    matcher.match("When is the tax return deadline?")
+    assert matcher.match("How do I apply for a passport?") is not first  # the least recent went
+    scoring = Matcher(kb)  # evaluation and benchmarks: every question scored
+    question = "How do I apply for a passport?"
+    assert scoring.match(question) is not scoring.match(question)
 
 
 # -- live updates -------------------------------------------------------------------------------

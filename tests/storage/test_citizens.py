@@ -7,11 +7,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import delete, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.citizens import LAST_SEEN_PRECISION, CitizenRepository, DialogueState
-from storage.models import User
+from storage.models import Conversation, User
 
 Sessions = async_sessionmaker[AsyncSession]
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -72,5 +72,29 @@ async def test_a_turn_reads_an_existing_conversation_once(sessions: Sessions, en
     for state in (DialogueState("feedback_comment", {"kind": "comment"}), DialogueState()):
         with statements(engine) as sent:
             await turn(sessions, state)
-        reads = [s for s in sent if s.lstrip().upper().startswith("SELECT") and "FROM conversations" in s]
+        reads = [s for s in sent if s.lstrip().upper().startswith("SELECT") and "conversations" in s]
         assert len(reads) == 1
+
+
+async def test_a_turn_that_leaves_the_state_as_it_was_writes_nothing(
+    sessions: Sessions, engine: AsyncEngine
+) -> None:
+    waiting = DialogueState("feedback_comment", {"kind": "comment"})
+    await turn(sessions, waiting)
+    with statements(engine) as sent:
+        assert await turn(sessions, DialogueState("feedback_comment", {"kind": "comment"})) == waiting
+    assert [s for s in sent if not s.lstrip().upper().startswith("SELECT")] == []
+
+
+async def test_a_conversation_erased_during_the_turn_starts_afresh_with_the_saved_state(
+    sessions: Sessions,
+) -> None:
+    waiting = DialogueState("feedback_comment", {"kind": "comment"})
+    await turn(sessions, waiting)
+    async with sessions.begin() as session:
+        citizens = CitizenRepository(session)
+        citizen, state = await citizens.begin_turn("telegram", "42", now=NOW)
+        assert state == waiting
+        await session.execute(delete(Conversation))
+        await citizens.save_state(citizen.id, DialogueState("esc_describe"))
+    assert await turn(sessions, DialogueState()) == DialogueState("esc_describe")

@@ -144,3 +144,52 @@ async def test_keys_that_do_not_fit_are_refused(sessions: Sessions, channel: str
     with pytest.raises(ValueError, match="must be 1 to"):
         await accept(sessions, update_id, channel=channel)
     assert await pending(sessions, channel or "telegram") == []
+
+
+async def test_several_updates_are_stored_in_one_go_and_only_the_new_ones_are_reported(
+        sessions: Sessions) -> None:
+    assert await accept(sessions, "7")
+    other = {"update_id": 8, "message": {"text": "second"}}
+    async with sessions.begin() as session:
+        new = await InboxRepository(session).accept_many("telegram", [("7", {"resent": True}), ("8", other)])
+    assert new == {"8"}
+    assert {(p.update_id, p.payload["update_id"]) for p in await pending(sessions)} == {("7", 7), ("8", 8)}
+
+
+async def test_storing_the_same_update_twice_in_one_go_is_refused(sessions: Sessions) -> None:
+    async with sessions.begin() as session:
+        with pytest.raises(ValueError, match="twice"):
+            await InboxRepository(session).accept_many("telegram", [("7", PAYLOAD), ("7", PAYLOAD)])
+
+
+async def test_an_attempt_younger_than_the_lease_is_not_offered_for_taking_over(sessions: Sessions) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    await accept(sessions, "7", received_at=start)  # another process is processing it right now
+    async with sessions() as session:
+        inbox = InboxRepository(session)
+        assert await inbox.pending("telegram", stale_before=start) == []
+        later = await inbox.pending("telegram", stale_before=start + timedelta(1))
+        assert [p.update_id for p in later] == ["7"]
+
+
+async def test_a_claim_starts_a_new_lease(sessions: Sessions) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    await accept(sessions, "7", received_at=start)
+    async with sessions.begin() as session:
+        assert await InboxRepository(session).claim("telegram", "7", 1, now=start + timedelta(minutes=10))
+    async with sessions() as session:
+        inbox = InboxRepository(session)
+        assert await inbox.pending("telegram", stale_before=start + timedelta(minutes=10)) == []
+        [stored] = await inbox.pending("telegram", stale_before=start + timedelta(minutes=11))
+        assert stored.attempts == 2
+
+
+async def test_a_released_update_can_be_taken_over_at_once(sessions: Sessions) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    await accept(sessions, "7", received_at=start)
+    await accept(sessions, "8", received_at=start)
+    async with sessions.begin() as session:
+        await InboxRepository(session).release("telegram", ["7"])
+    async with sessions() as session:
+        pending = await InboxRepository(session).pending("telegram", stale_before=start)
+    assert [p.update_id for p in pending] == ["7"]

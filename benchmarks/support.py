@@ -1,0 +1,100 @@
+"""What the benchmark scripts share: a scratch PostgreSQL database, local ports, PostgreSQL's CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from storage import db
+
+SAMPLE_SECONDS = 0.5
+"""How often server_cpu reads the server processes' CPU."""
+
+
+@asynccontextmanager
+async def scratch_postgres(admin_url: str, prefix: str = "govbot_bench") -> AsyncIterator[str]:
+    """The URL of a fresh, migrated database on ``admin_url``'s server; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = db.create_engine(url)
+        await db.upgrade(engine)
+        await engine.dispose()
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+def local_socket() -> socket.socket:
+    """A TCP socket bound to a free port on 127.0.0.1 (kept bound, so no one else takes the port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago, for a child process to listen on."""
+    with local_socket() as sock:
+        return int(sock.getsockname()[1])
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds so far (user + system) of process ``pid`` (Linux); OSError once it is gone."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL server process serving ``database`` (Linux; else empty)."""
+    found: dict[int, float] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if f" {database} " not in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                continue
+            found[int(entry.name)] = process_cpu(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+@asynccontextmanager
+async def server_cpu(database: str | None) -> AsyncIterator[list[float]]:
+    """The CPU seconds PostgreSQL spends for ``database`` during the block, in the list's one item.
+
+    Sampled every SAMPLE_SECONDS too, because the pool closes surplus connections during a run and the CPU
+    of a process that has exited can no longer be read.
+    """
+    result: list[float] = []
+    if database is None:
+        yield result
+        return
+    before = backend_cpu(database)
+    latest = dict(before)
+
+    async def sample() -> None:
+        while True:  # until cancelled at the end of the block
+            latest.update(backend_cpu(database))
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        yield result
+    finally:
+        sampler.cancel()
+        latest.update(backend_cpu(database))
+        result.append(sum(latest.values()) - sum(before.values()))

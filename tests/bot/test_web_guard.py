@@ -1,0 +1,33 @@
+"""Which address the web chat's rate limit counts, behind reverse proxies or not."""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+
+import pytest
+
+from bot.web.guard import forwarded_client
+
+PROXIES = (ip_network("10.0.0.0/8"), ip_network("fd00::/8"))
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "client"),
+    [
+        ("203.0.113.5", ["198.51.100.1"], "203.0.113.5"),  # not from a proxy: the header is ignored
+        ("10.0.0.2", [], "10.0.0.2"),  # a proxy that forwarded nothing is the client
+        ("10.0.0.2", ["198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.2", ["198.51.100.1, 10.0.0.9"], "198.51.100.1"),  # two proxies in a chain
+        ("10.0.0.2", ["6.6.6.6, 198.51.100.1"], "198.51.100.1"),  # the client's own forged hop is ignored
+        ("10.0.0.2", ["6.6.6.6", "198.51.100.1"], "198.51.100.1"),  # several header lines read as one list
+        ("10.0.0.2", ["10.0.0.3, 10.0.0.4"], "10.0.0.3"),  # all trusted: the furthest hop
+        ("fd00::1", ["2001:db8::7"], "2001:db8::7"),
+        ("10.0.0.2", ["not-an-address"], "10.0.0.2"),  # garbage stops at the proxy we know
+        ("10.0.0.2", ["198.51.100.1, "], "10.0.0.2"),
+        ("unknown", ["198.51.100.1"], "unknown"),
+    ],
+)
+def test_the_client_is_the_first_untrusted_hop_from_the_right(
+    peer: str, forwarded_for: list[str], client: str
+) -> None:
+    assert forwarded_client(peer, forwarded_for, PROXIES) == client
