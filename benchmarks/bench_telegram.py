@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
@@ -55,16 +55,25 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.support import local_socket, scratch_postgres, server_cpu  # noqa: E402
+from benchmarks.support import (  # noqa: E402
+    free_port,
+    local_socket,
+    process_cpu,
+    scratch_postgres,
+    server_cpu,
+    worker_pids,
+)
 from bot.app import create_app  # noqa: E402
 from bot.channels.telegram import SECRET_HEADER, TELEGRAM, TelegramChannel  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.log_masking import AccessLog, mask_logs  # noqa: E402
+from storage import db  # noqa: E402
 from tests.fakes.telegram_server import FakeTelegramServer, SentMessage  # noqa: E402
 
 JSON = dict[str, Any]
@@ -385,6 +394,92 @@ async def running_bot(database_url: str, telegram: JSON) -> AsyncIterator[Telegr
         listening.close()  # the site closes it once started; this is for a start that failed
 
 
+class Bot(Protocol):
+    """The bot under test, in this process or as `govbot run --workers N`."""
+
+    def cpu(self) -> float:
+        """CPU seconds the bot has used so far."""
+        ...
+
+    async def idle(self) -> None:
+        """Wait until every update stored so far has been processed."""
+        ...
+
+
+class InProcessBot:
+    def __init__(self, channel: TelegramChannel) -> None:
+        self._channel = channel
+
+    def cpu(self) -> float:
+        return time.process_time()
+
+    async def idle(self) -> None:
+        await self._channel.idle()
+
+
+@asynccontextmanager
+async def bot_in_process(database_url: str, telegram: JSON) -> AsyncIterator[Bot]:
+    async with running_bot(database_url, telegram) as channel:
+        yield InProcessBot(channel)
+
+
+class WorkerProcesses:
+    """`govbot run --workers N` started as operators start it, its settings in the environment."""
+
+    def __init__(self, process: asyncio.subprocess.Process, database_url: str) -> None:
+        self._process = process
+        self._engine = db.create_engine(database_url)
+
+    def cpu(self) -> float:
+        """The supervisor's and its workers' CPU (all alive for the whole run)."""
+        pids = [self._process.pid, *worker_pids(self._process.pid)]
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                total += process_cpu(pid)
+        return total
+
+    async def idle(self) -> None:
+        while True:
+            async with self._engine.connect() as conn:
+                left = (await conn.execute(text(
+                    "SELECT count(*) FROM inbox_updates WHERE processed_at IS NULL"))).scalar_one()
+            if not left:
+                return
+            await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+@asynccontextmanager
+async def bot_workers(database_url: str, telegram: JSON, workers: int,
+                      webhook_set: Callable[[], bool]) -> AsyncIterator[Bot]:
+    port = free_port()
+    environment = {
+        **os.environ, "GOVBOT_DATABASE_URL": database_url, "GOVBOT_TELEGRAM_TOKEN": telegram["token"],
+        "GOVBOT_TELEGRAM_API_BASE_URL": telegram["base_url"], "GOVBOT_HTTP_HOST": "127.0.0.1",
+        "GOVBOT_HTTP_PORT": str(port), "GOVBOT_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "GOVBOT_TELEGRAM_RATE_LIMIT": "false", "GOVBOT_FLOOD_LIMIT_PER_MINUTE": str(FLOOD_LIMIT),
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(REPO / ".venv" / "bin" / "govbot"), "run", "--workers", str(workers), env=environment,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    bot = WorkerProcesses(process, database_url)
+    try:
+        deadline = time.monotonic() + 60
+        while not (webhook_set() and (workers == 1 or len(worker_pids(process.pid)) == workers)):
+            if process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"govbot run --workers {workers} did not start")
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2.0)  # every worker registered its webhook and loaded the knowledge base
+        yield bot
+    finally:
+        process.terminate()
+        await process.wait()
+        await bot.close()
+
+
 @dataclass(frozen=True)
 class Row:
     """One line of the table."""
@@ -426,24 +521,32 @@ def table(rows: list[Row]) -> str:
 
 
 async def bench_database(kind: str, loads: list[Load], warmup: Load, *, inline: bool,
-                         seed: int) -> list[Row]:
+                         seed: int, workers: int = 0) -> list[Row]:
     """Every load against one fresh database, after a warm-up run."""
     rows: list[Row] = []
-    async with (scratch_database(kind) as url, telegram_side(inline=inline, seed=seed) as side,
-                running_bot(url, side.endpoint()) as channel):
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(scratch_database(kind))
+        if workers:  # the bot in processes of its own, so Telegram can be in this one
+            local = await stack.enter_async_context(TelegramSide(seed))
+            side: Side = local
+            bot = await stack.enter_async_context(bot_workers(
+                url, side.endpoint(), workers, lambda: local.fake.webhook.url is not None))
+        else:
+            side = await stack.enter_async_context(telegram_side(inline=inline, seed=seed))
+            bot = await stack.enter_async_context(bot_in_process(url, side.endpoint()))
         database = make_url(url).database if kind == "postgresql" else None
         await side.run(warmup)
-        await channel.idle()
-        cpu = time.process_time()
+        await bot.idle()
+        cpu = bot.cpu()
         await asyncio.sleep(IDLE_SECONDS)
         print(f"{kind}: the idle bot (background jobs) uses "
-              f"{100 * (time.process_time() - cpu) / IDLE_SECONDS:.1f}% of a core", flush=True)
+              f"{100 * (bot.cpu() - cpu) / IDLE_SECONDS:.1f}% of a core", flush=True)
         for load in loads:
             async with server_cpu(database) as spent:
-                cpu = time.process_time()
+                cpu = bot.cpu()
                 outcome = await side.run(load)
-                bot_cpu = time.process_time() - cpu
-            await channel.idle()  # inbox bookkeeping of the last updates, before the next row starts
+                bot_cpu = bot.cpu() - cpu
+            await bot.idle()  # inbox bookkeeping of the last updates, before the next row starts
             rows.append(Row(kind, load, outcome, bot_cpu, spent[0] if database else None))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     return rows
@@ -462,12 +565,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--inline", action="store_true",
                         help="run the fake Telegram in the bot's event loop instead of a child process")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="run the bot as `govbot run --workers N` (PostgreSQL only) instead of in "
+                             "this process; the fake Telegram then runs in this process")
     parser.add_argument("--log-file", default=os.devnull, help="where the bot's log goes (default nowhere)")
     parser.add_argument("--no-match-cache", action="store_true",
                         help="score every question afresh (the script's questions repeat, so the bot's "
                              "cache of recent matches answers most of them otherwise)")
 
     args = parser.parse_args(argv)
+    if args.workers and args.database != "postgresql":
+        parser.error("--workers needs --database postgresql")
     if args.updates < 1 or args.warmup < 0 or args.max_in_flight < 1:
         parser.error("--updates and --max-in-flight must be positive, --warmup not negative")
     if any(c < 1 for c in args.concurrency) or any(r <= 0 for r in args.rate):
@@ -487,7 +595,7 @@ async def main(args: argparse.Namespace) -> None:
           f"match cache {'off' if args.no_match_cache else 'on'}", flush=True)
     print("\n".join(table([]).splitlines()[:2]), flush=True)
     for kind in kinds:
-        await bench_database(kind, loads, warmup, inline=args.inline, seed=args.seed)
+        await bench_database(kind, loads, warmup, inline=args.inline, seed=args.seed, workers=args.workers)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
 
 

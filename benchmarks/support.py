@@ -59,6 +59,18 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / tick
 
 
+def worker_pids(supervisor: int) -> set[int]:
+    """The worker processes of `govbot run --workers N` (Linux; not multiprocessing's resource tracker)."""
+    found = set()
+    for child in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split():
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(int(child))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
 def backend_cpu(database: str) -> dict[int, float]:
     """CPU seconds so far of each PostgreSQL server process serving ``database`` (Linux; else empty)."""
     found: dict[int, float] = {}

@@ -115,6 +115,8 @@ async def _knowledge(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _dialogue(app: web.Application) -> AsyncIterator[None]:
-    extras = {DEFAULT_DEPARTMENT: app[SETTINGS].default_department}
-    app[CONVERSATION] = Dialogue(app[SESSIONS], app[KNOWLEDGE], extras=extras)
+    settings = app[SETTINGS]
+    extras = {DEFAULT_DEPARTMENT: settings.default_department}
+    app[CONVERSATION] = Dialogue(app[SESSIONS], app[KNOWLEDGE], extras=extras,
+                                 flood_limit=settings.flood_limit_per_minute)
     yield

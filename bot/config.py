@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     log_level: str = "INFO"
+    workers: int = Field(default=1, ge=1, le=64)
+    """Server processes `govbot run` starts on the one port (PostgreSQL only; webhook mode for Telegram)."""
 
     kb_paths: list[Path] = Field(default_factory=lambda: [SAMPLE_KB])
     """Knowledge-base files or folders loaded into an empty database on first start."""

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers import ask, browse, escalation, feedback, privacy, start
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
 from handlers.router import Router, Turn
-from handlers.types import Incoming, Reply
+from handlers.types import FLOOD, FLOOD_QUIET, Incoming, Reply, refused
 from knowledge.normalise import guess_language
 from storage.citizens import Citizen, CitizenRepository
+from storage.flood import Verdict
 from storage.knowledge_sync import LiveKnowledge
 from storage.models import utcnow
 
@@ -43,8 +44,11 @@ class Dialogue:
         routers: Sequence[Router] | None = None,
         extras: dict[str, Any] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        flood_limit: int | None = None,
     ) -> None:
+        """``flood_limit``: messages a citizen may send a minute; more are refused (once politely)."""
         self.sessions = sessions
+        self.flood_limit = flood_limit
         self.knowledge = knowledge
         self.router = Router()
         self.router.include(*(routers if routers is not None else default_routers()))
@@ -61,7 +65,7 @@ class Dialogue:
                 "dialogue failed on %s event from chat %s", incoming.channel, _masked(incoming.chat_id)
             )
             return [Reply(t(language_of(incoming.language) or DEFAULT_LANGUAGE, "error"), kind="error")]
-        if cut:
+        if cut and not refused(replies):
             replies.insert(0, Reply(t(_language_guess(incoming), "too_long")))
         return replies
 
@@ -70,6 +74,11 @@ class Dialogue:
         async with self.sessions.begin() as session:
             citizens = CitizenRepository(session)
             citizen, state = await citizens.begin_turn(incoming.channel, incoming.user_id, now=now)
+            if self.flood_limit is not None:
+                verdict = await citizens.count_message(citizen.id, self.flood_limit, now=now)
+                if not verdict.allowed:  # nothing else happens: no state change, nothing recorded
+                    lang = await self._language(citizens, citizen, incoming)
+                    return [Reply(t(lang, "flood"), kind=FLOOD if verdict is Verdict.WARN else FLOOD_QUIET)]
             turn = Turn(
                 incoming=incoming,
                 session=session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -84,6 +85,17 @@ class Reply:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "buttons_flat", tuple(b for row in self.buttons for b in row))
+
+
+FLOOD = "flood"
+"""The kind of the reply that tells a citizen they are over the flood limit (once per window)."""
+FLOOD_QUIET = "flood-quiet"
+"""The kind of the reply to a message refused after that: channels that can stay silent do (Telegram);
+those that must answer a request (the web chat's POST) answer it as they answer FLOOD."""
+
+def refused(replies: Sequence[Reply]) -> bool:
+    """Whether these are the replies to a message refused by the flood limit."""
+    return any(reply.kind in (FLOOD, FLOOD_QUIET) for reply in replies)
 
 
 class Conversation(Protocol):

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Row, Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.flood import FloodCount, Verdict, count_message
 from storage.masking import mask
 from storage.models import Conversation, Message, User, utcnow
 
@@ -70,12 +71,21 @@ _CONVERSATIONS = cast(Table, Conversation.__table__)
 _MESSAGES = cast(Table, Message.__table__)
 _TURN = (
     select(_USERS.c.id, _USERS.c.channel, _USERS.c.external_id, _USERS.c.language, _USERS.c.created_at,
-           _USERS.c.last_seen_at, _CONVERSATIONS.c.user_id, _CONVERSATIONS.c.state, _CONVERSATIONS.c.data)
+           _USERS.c.last_seen_at, _USERS.c.flood_window, _USERS.c.flood_count, _USERS.c.flood_previous,
+           _USERS.c.flood_warned, _CONVERSATIONS.c.user_id, _CONVERSATIONS.c.state, _CONVERSATIONS.c.data)
     .outerjoin(_CONVERSATIONS, _CONVERSATIONS.c.user_id == _USERS.c.id)
     .where(_USERS.c.channel == bindparam("channel"), _USERS.c.external_id == bindparam("external_id"))
 )
 """The citizen and their conversation in one round trip (Core statements: the ORM's unit of work cost
 more CPU than the round trips themselves; docs/PERFORMANCE.md, "Telegram channel")."""
+_LOCK = (
+    select(_USERS.c.id)
+    .where(_USERS.c.channel == bindparam("channel"), _USERS.c.external_id == bindparam("external_id"))
+    .with_for_update()
+)
+"""On PostgreSQL a turn first locks the citizen's row until it commits, so two processes never run one
+citizen's turns side by side. A statement of its own: a locking read that waited sees the other turn's
+row of ``users`` but the snapshot's ``conversations``, so _TURN must start after the wait."""
 _STATE = select(_CONVERSATIONS.c.state, _CONVERSATIONS.c.data).where(
     _CONVERSATIONS.c.user_id == bindparam("user_id")
 )
@@ -89,6 +99,12 @@ _INSERT_USER = text(
 _SEEN = (
     update(_USERS).where(_USERS.c.id == bindparam("citizen_id"))
     .values(last_seen_at=bindparam("seen_at", type_=_USERS.c.last_seen_at.type))
+)
+_FLOOD = (
+    update(_USERS).where(_USERS.c.id == bindparam("citizen_id"))
+    .values(flood_window=bindparam("window", type_=_USERS.c.flood_window.type),
+            flood_count=bindparam("count"), flood_previous=bindparam("previous"),
+            flood_warned=bindparam("warned", type_=_USERS.c.flood_warned.type))
 )
 _SAVE_STATE = (
     update(_CONVERSATIONS).where(_CONVERSATIONS.c.user_id == bindparam("citizen_id"))
@@ -108,6 +124,9 @@ class CitizenRepository:
         # The state each conversation had when read (None: no row yet), so that saving an unchanged
         # state writes nothing.
         self._read: dict[int, DialogueState | None] = {}
+        self._flood: dict[int, FloodCount] = {}  # as read by begin_turn
+        # Processes share a PostgreSQL database; SQLite has one writer at a time anyway.
+        self._shared = session.get_bind().dialect.name == "postgresql"
 
     async def get_or_create(self, channel: str, external_id: str, *, now: datetime | None = None) -> Citizen:
         """The citizen for a channel identity, created on first contact."""
@@ -118,18 +137,36 @@ class CitizenRepository:
                          now: datetime | None = None) -> tuple[Citizen, DialogueState]:
         """The citizen (created on first contact) and where they are in the dialogue, in one query."""
         now = now or utcnow()
-        found = (await self.session.execute(_TURN, {"channel": channel, "external_id": external_id})).first()
+        key = {"channel": channel, "external_id": external_id}
+        if self._shared:
+            await self.session.execute(_LOCK, key)
+        found = (await self.session.execute(_TURN, key)).first()
         if found is None:
             citizen = await self._insert(channel, external_id, now)
             self._read[citizen.id] = None
             return citizen, DialogueState()
         citizen = Citizen(found.id, found.channel, found.external_id, found.language, found.created_at)
+        self._flood[citizen.id] = _flood_count(found)
         if now - found.last_seen_at >= LAST_SEEN_PRECISION:
             await self.session.execute(_SEEN, {"citizen_id": citizen.id, "seen_at": now})
         if found.user_id is None:
             self._read[citizen.id] = None
             return citizen, DialogueState()
         return citizen, self._remember(citizen.id, found.state, found.data)
+
+    async def count_message(self, citizen_id: int, limit: int, *, now: datetime | None = None) -> Verdict:
+        """Count one message against the citizen's flood limit (``limit`` a minute): allow, warn or drop.
+
+        Counted in the citizen's row, which the turn holds locked, so every process sees one count.
+        """
+        counted = self._flood.get(citizen_id, FloodCount())
+        verdict, counts = count_message(counted, limit, now or utcnow())
+        if counts != counted:
+            await self.session.execute(_FLOOD, {"citizen_id": citizen_id, "window": counts.window,
+                                                "count": counts.count, "previous": counts.previous,
+                                                "warned": counts.warned})
+            self._flood[citizen_id] = counts
+        return verdict
 
     async def get(self, citizen_id: int) -> Citizen | None:
         row = await self.session.get(User, citizen_id)
@@ -210,10 +247,19 @@ class CitizenRepository:
         values = {"channel": channel, "external_id": external_id, "now": now}
         new_id = (await self.session.execute(_INSERT_USER, values)).scalar_one_or_none()
         if new_id is not None:
+            self._flood[new_id] = FloodCount()
             return Citizen(new_id, channel, external_id, None, now)
-        found = (await self.session.execute(_TURN, {"channel": channel, "external_id": external_id})).first()
+        key = {"channel": channel, "external_id": external_id}
+        if self._shared:  # the insert waited for the other process's turn; hold the lock from now on
+            await self.session.execute(_LOCK, key)
+        found = (await self.session.execute(_TURN, key)).first()
         assert found is not None
+        self._flood[found.id] = _flood_count(found)
         return Citizen(found.id, found.channel, found.external_id, found.language, found.created_at)
+
+
+def _flood_count(found: Row[Any]) -> FloodCount:
+    return FloodCount(found.flood_window, found.flood_count, found.flood_previous, found.flood_warned)
 
 
 def _citizen(row: User) -> Citizen:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -130,6 +140,11 @@ class User(Base):
     """The language the citizen chose; None until they choose."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    flood_window: Mapped[datetime | None]
+    """When the citizen's current flood-limit window began (storage/flood.py); None before any message."""
+    flood_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    flood_previous: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    flood_warned: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class InboxUpdate(Base):

@@ -94,6 +94,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied: for what only PostgreSQL does (several processes)."""
+    asyncio.run(_emptied(postgres_database))
+    return postgres_database
+
+
 async def _emptied(url: str) -> None:
     engine = db.create_engine(url)
     try:

@@ -1,30 +1,21 @@
-"""Per-user flood limit for any channel: a sliding one-minute window, in memory, with an injectable clock."""
+"""A flood limit in one process's memory: a sliding one-minute window per key, with an injectable clock.
+
+The web chat limits each client address with it; a citizen's own limit is counted in the database
+(storage/flood.py), so that every process counts alike.
+"""
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from storage.flood import Verdict
+
 WINDOW_SECONDS = 60.0
 SWEEP_EVERY = 1000
 """Checks between sweeps that forget users who have gone quiet, so memory stays bounded."""
-
-
-class Verdict(enum.Enum):
-    """What to do with one event from a user."""
-
-    ALLOW = "allow"
-    WARN = "warn"
-    """Over the limit, and not yet told in this window: drop the event and say so politely, once."""
-    DROP = "drop"
-    """Over the limit and already told: drop the event silently."""
-
-    @property
-    def allowed(self) -> bool:
-        return self is Verdict.ALLOW
 
 
 @dataclass

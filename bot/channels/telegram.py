@@ -30,7 +30,6 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, Tele
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from bot.channels.flood import FloodLimit, Verdict
 from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_render import fits_caption, keyboard, plain, split_html
 from bot.config import Settings
@@ -38,7 +37,7 @@ from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
 from bot.metrics import Metrics
 from bot.notify import Unreachable
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
-from handlers.types import Conversation, Incoming, Reply
+from handlers.types import FLOOD_QUIET, Conversation, Incoming, Reply
 from storage.db import autocommit
 from storage.inbox import MAX_ACCEPT_BATCH, InboxRepository
 from storage.models import utcnow
@@ -374,7 +373,7 @@ class TelegramChannel:
     """Receives Telegram updates (polling or webhook), hands them to the dialogue, and sends the replies."""
 
     def __init__(self, application: TelegramApp, conversation: Conversation,
-                 sessions: async_sessionmaker[AsyncSession], metrics: Metrics, flood: FloodLimit, *,
+                 sessions: async_sessionmaker[AsyncSession], metrics: Metrics, *,
                  rate_limited: bool, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  now: Callable[[], datetime] = utcnow, inbox_lease: timedelta = INBOX_LEASE) -> None:
@@ -382,7 +381,6 @@ class TelegramChannel:
         self.conversation = conversation
         self.sessions = sessions
         self.metrics = metrics
-        self.flood = flood
         self.webhook_secret: str | None = None
         self.accepting = False
         self._rate_limited = rate_limited
@@ -571,13 +569,6 @@ class TelegramChannel:
             if query is not None:
                 await self._answer(query, None)
             return []
-        verdict = self.flood.check(incoming.user_id)
-        if not verdict.allowed:
-            if query is not None:
-                await self._answer(query, None)
-            if verdict is Verdict.WARN:
-                await self._reply(incoming, Reply(catalogue_text(incoming.language, "flood"), kind="flood"))
-            return []
         replies: list[Reply] = []
         try:
             replies = await self.conversation.handle(incoming)
@@ -585,7 +576,8 @@ class TelegramChannel:
             if query is not None:  # always, so the citizen's button stops spinning
                 await self._answer(query, next((r.notice for r in replies if r.notice), None))
         for reply in replies:
-            await self._reply(incoming, reply)
+            if reply.kind != FLOOD_QUIET:  # over the flood limit and told so already: silence
+                await self._reply(incoming, reply)
         return replies
 
     async def send(self, chat_id: str, replies: list[Reply]) -> None:
@@ -707,7 +699,7 @@ async def telegram_context(app: web.Application) -> AsyncIterator[None]:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
     channel = TelegramChannel(
         build_application(settings), app[CONVERSATION], app[SESSIONS], app[METRICS],
-        FloodLimit(settings.flood_limit_per_minute), rate_limited=settings.telegram_rate_limit,
+        rate_limited=settings.telegram_rate_limit,
     )
     try:
         secret = None

@@ -34,7 +34,7 @@ from bot.web.identity import COOKIE, COOKIE_MAX_AGE, Signer, make_secret
 from bot.web.incoming import ChatMessage, parse_message
 from handlers.dialogue import sanitise as clean_incoming
 from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, t
-from handlers.types import Incoming, Reply
+from handlers.types import Incoming, Reply, refused
 from storage import web_chat
 from storage.citizens import for_storage
 from storage.models import utcnow
@@ -81,7 +81,6 @@ class WebChannel:
     ) -> None:
         self.settings = settings
         self.hub = Hub()
-        self.citizen_limit = FloodLimit(settings.flood_limit_per_minute, clock=clock)
         self.now = now
         self._clock = clock
         self._signer: Signer | None = None
@@ -137,6 +136,8 @@ class WebChannel:
         started = self._clock()
         replies = await app[CONVERSATION].handle(incoming)
         app[METRICS].observe(CHANNEL, replies, self._clock() - started)
+        if refused(replies):  # over the flood limit: nothing is stored, the page shows why
+            raise too_many(str(plain(replies[0].text)))
         own = await self._citizen_entry(identity, message, incoming)
         entries = [own, *(entry for entry in map(reply_entry, replies) if entry is not None)]
         appended = await web_chat.append(self.sessions, identity, entries, now=self.now())
@@ -319,8 +320,6 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     if (is_form and not channel.signer.csrf_ok(identity, form_token)) or not _same_origin(request):
         raise Problem(403, "Forbidden", "missing or wrong CSRF token")
     hint = language_of(message.lang) or page_language(request, None)
-    if not channel.citizen_limit.check(identity).allowed:
-        raise too_many(str(plain(t(hint, "flood"))))
     appended, notices = await channel.converse(request.app, identity, message, hint)
     if is_form:
         return web.Response(status=303, headers={"Location": "/#composer"})

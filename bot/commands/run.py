@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from bot import supervisor
 from bot.app import create_app, seed_knowledge
 from bot.channels.console import chat
 from bot.config import Settings
@@ -26,6 +27,8 @@ def register(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     parser = commands.add_parser("run", help="run the bot: HTTP server, web chat, Telegram", parents=[common])
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="server processes on one port (PostgreSQL only); default GOVBOT_WORKERS or 1")
     parser.set_defaults(handler=run_command)
     parser = commands.add_parser("chat", help="talk to the bot in this terminal", parents=[common])
     parser.add_argument("--lang", default=None, help="your language (en or zh); default: from what you type")
@@ -33,22 +36,38 @@ def register(
 
 
 def run_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
-    """Serve until a signal arrives; aiohttp turns SIGINT/SIGTERM into a graceful shutdown."""
+    """Serve until a signal arrives: one process, or ``--workers`` of them under a supervisor."""
     config = settings()
     logging.getLogger().setLevel(config.log_level)
+    workers = config.workers if args.workers is None else args.workers
+    if workers < 1:
+        print("govbot: --workers must be at least 1", file=sys.stderr)
+        return 2
+    problem = supervisor.refusal(config, workers)
+    if problem is not None:
+        print(f"govbot: configuration error: {problem}", file=sys.stderr)
+        return 2
+    if workers > 1:
+        return supervisor.supervise(config, workers, serve)
+    serve(config, False)
+    log.info("govbot stopped")
+    return 0
+
+
+def serve(config: Settings, reuse_port: bool) -> None:
+    """One server until SIGINT or SIGTERM, which aiohttp turns into a graceful shutdown."""
     app = create_app(config)
     log.info("govbot listening on http://%s:%d", config.http_host, config.http_port)
     web.run_app(
         app,
         host=config.http_host,
         port=config.http_port,
+        reuse_port=reuse_port or None,
         print=None,
         shutdown_timeout=10,
         handle_signals=True,
         access_log_class=AccessLog,
     )
-    log.info("govbot stopped")
-    return 0
 
 
 def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.channels.flood import SWEEP_EVERY, FloodLimit, Verdict
+from bot.channels.flood import SWEEP_EVERY, FloodLimit
+from storage.flood import Verdict
 
 
 class FakeClock:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from handlers.dialogue import Dialogue
 from handlers.router import Router, Turn
-from handlers.types import Reply
+from handlers.types import FLOOD, FLOOD_QUIET, Reply
+from storage import db
 from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
 from storage.models import Answer, Message, Question
@@ -203,3 +206,24 @@ async def test_a_flow_other_than_a_question_sees_the_message_that_started_it(
 
     await Dialogue(sessions, knowledge, routers=[echo]).handle(said("/echo hello"))
     assert seen == [("in", "/echo hello")]
+
+
+async def test_a_citizen_over_the_flood_limit_is_told_once_and_nothing_of_it_is_kept(
+    sessions: Sessions, knowledge: LiveKnowledge, engine: AsyncEngine
+) -> None:
+    # Two processes: each its own engine and Dialogue, the count in the database they share.
+    other = db.create_engine(str(engine.url.render_as_string(hide_password=False)))
+    try:
+        first = Dialogue(sessions, knowledge, clock=lambda: NOW, flood_limit=2)
+        second = Dialogue(db.sessionmaker(other), knowledge, clock=lambda: NOW, flood_limit=2)
+        kinds = [[r.kind for r in await process.handle(said("/help"))]
+                 for process in (first, second, first, second, first)]
+    finally:
+        await other.dispose()
+    assert kinds[:2] == [["help"], ["help"]]
+    assert kinds[2:] == [[FLOOD], [FLOOD_QUIET], [FLOOD_QUIET]]
+    async with sessions() as session:
+        kept = (await session.execute(select(Message.text).where(Message.direction == "in"))).scalars().all()
+    assert list(kept) == ["/help", "/help"]  # the refused messages were not recorded
+    later = Dialogue(sessions, knowledge, clock=lambda: NOW + timedelta(minutes=3), flood_limit=2)
+    assert [r.kind for r in await later.handle(said("/help"))] == ["help"]

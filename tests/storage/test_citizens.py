@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from storage import db
 from storage.citizens import LAST_SEEN_PRECISION, CitizenRepository, DialogueState
 from storage.models import Conversation, User
 
@@ -98,3 +101,40 @@ async def test_a_conversation_erased_during_the_turn_starts_afresh_with_the_save
         await session.execute(delete(Conversation))
         await citizens.save_state(citizen.id, DialogueState("esc_describe"))
     assert await turn(sessions, DialogueState()) == DialogueState("esc_describe")
+
+
+@pytest.mark.postgres
+async def test_two_turns_of_one_citizen_run_one_after_the_other_across_processes(postgres_url: str) -> None:
+    engine = db.create_engine(postgres_url)  # PostgreSQL only: `govbot run --workers` refuses SQLite
+    try:
+        await _one_after_the_other(db.sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+async def _one_after_the_other(sessions: Sessions) -> None:
+    async with sessions.begin() as session:
+        citizen, _ = await CitizenRepository(session).begin_turn("telegram", "42", now=NOW)
+        await CitizenRepository(session).save_state(citizen.id, DialogueState("asked", {"n": 1}))
+    first_has_read = asyncio.Event()
+    order: list[str] = []
+
+    async def first() -> None:  # as one worker process would: read, think, write, commit
+        async with sessions.begin() as session:
+            citizens = CitizenRepository(session)
+            _, state = await citizens.begin_turn("telegram", "42", now=NOW)
+            first_has_read.set()
+            await asyncio.sleep(0.3)
+            await citizens.save_state(citizen.id, DialogueState("asked", {"n": state.data["n"] + 1}))
+            order.append("first committed")
+
+    async def second() -> int:
+        await first_has_read.wait()
+        async with sessions.begin() as session:
+            _, state = await CitizenRepository(session).begin_turn("telegram", "42", now=NOW)
+            order.append("second read")
+            return int(state.data["n"])
+
+    _, seen = await asyncio.gather(first(), second())
+    assert order == ["first committed", "second read"]
+    assert seen == 2  # the first turn's write, not the state both would have read side by side

@@ -1,0 +1,149 @@
+"""`govbot run --workers N`: N server processes on one port, each restarted if it dies.
+
+One Python process answers on one core; on a machine with more, a busy bot runs several. Each worker
+is a whole `govbot run` (HTTP server, Telegram webhook, web chat, department API, dispatcher, notifier)
+listening on the same address with SO_REUSEPORT, so the kernel spreads connections among them. They
+share everything through PostgreSQL: the inbox, a citizen's conversation (locked for the length of a
+turn), the flood limit, the outbox. The supervisor only starts, watches and stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from bot.app import seed_knowledge
+from bot.config import Settings
+from bot.log_masking import mask_logs
+from storage import db, masking
+
+log = logging.getLogger(__name__)
+
+RESTARTS_PER_MINUTE = 5
+"""A worker that dies more often than this gives up the whole service (exit code 1): it is broken,
+not unlucky, and an operator's process manager should see the failure."""
+STOP_GRACE = 20.0
+"""Seconds a worker has after SIGTERM (its own graceful shutdown takes up to 10) before SIGKILL."""
+ORPHAN_CHECK_SECONDS = 1.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+
+Serve = Callable[[Settings, bool], None]
+"""Runs one server until SIGTERM: the settings, and whether to listen with SO_REUSEPORT."""
+
+
+def refusal(settings: Settings, workers: int) -> str | None:
+    """Why ``workers`` processes cannot run with these settings, or None."""
+    if workers == 1:
+        return None
+    if not settings.database_url.startswith("postgresql"):
+        return "GOVBOT_WORKERS above 1 needs PostgreSQL: SQLite takes one writer at a time"
+    if settings.telegram_token is not None and settings.public_url is None:
+        return ("GOVBOT_WORKERS above 1 needs Telegram in webhook mode (GOVBOT_PUBLIC_URL): "
+                "only one process may long-poll a bot")
+    return None
+
+
+def supervise(settings: Settings, workers: int, serve: Serve) -> int:
+    """Prepare the database once, run ``workers`` servers until SIGINT or SIGTERM; the exit code."""
+    asyncio.run(_prepare(settings))  # migrations checked and the first seed done once, not raced
+    supervisor = _Supervisor(settings, workers, serve)
+    previous = {number: signal.signal(number, supervisor.stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return supervisor.run()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+async def _prepare(settings: Settings) -> None:
+    async with db.connected(settings.database_url) as engine:
+        await seed_knowledge(db.sessionmaker(engine), settings.kb_paths)
+
+
+class _Supervisor:
+    def __init__(self, settings: Settings, workers: int, serve: Serve) -> None:
+        self._settings, self._serve = settings, serve
+        self._context = multiprocessing.get_context("spawn")  # no copied event loops, pools or locks
+        self._slots: list[BaseProcess | None] = [None] * workers
+        self._deaths: list[float] = []
+        self._stopping = False
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def run(self) -> int:
+        for number in range(len(self._slots)):
+            self._start(number)
+        log.info("govbot: %d workers on http://%s:%d", len(self._slots), self._settings.http_host,
+                 self._settings.http_port)
+        code = 0
+        while not self._stopping:
+            alive = [process for process in self._slots if process is not None]
+            wait([process.sentinel for process in alive], timeout=0.5)
+            for number, process in enumerate(self._slots):
+                if process is None or process.is_alive() or self._stopping:
+                    continue
+                log.error("govbot: worker %d exited with code %s; starting it again", number + 1,
+                          process.exitcode)
+                if self._too_many_deaths():
+                    log.critical("govbot: workers keep dying (%d in a minute); stopping",
+                                 RESTARTS_PER_MINUTE + 1)
+                    self._stopping, code = True, 1
+                    break
+                self._start(number)
+        self._stop_all()
+        log.info("govbot stopped")
+        return code
+
+    def _start(self, number: int) -> None:
+        process = self._context.Process(target=_worker, args=(self._settings, self._serve, os.getpid()),
+                                        name=f"worker-{number + 1}", daemon=False)
+        process.start()
+        self._slots[number] = process
+
+    def _too_many_deaths(self) -> bool:
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < 60] + [now]
+        return len(self._deaths) > RESTARTS_PER_MINUTE
+
+    def _stop_all(self) -> None:
+        running = [process for process in self._slots if process is not None and process.is_alive()]
+        for process in running:
+            if process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for process in running:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.error("govbot: %s did not stop in %.0f s; killed", process.name, STOP_GRACE)
+                process.kill()
+                process.join()
+
+
+def _worker(settings: Settings, serve: Serve, supervisor: int) -> None:
+    """A worker process: its own process group (a terminal's Ctrl-C reaches the supervisor, which
+    stops the workers in order), the log set up as `govbot` does it, then one server."""
+    os.setpgrp()
+    threading.Thread(target=_orphan_watch, args=(supervisor,), name="orphan-watch", daemon=True).start()
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    mask_logs()
+    logging.getLogger().setLevel(settings.log_level)
+    masking.use_region(settings.phone_region)
+    serve(settings, True)
+
+
+def _orphan_watch(supervisor: int) -> None:
+    """Stop this worker gracefully once its supervisor is gone (killed with SIGKILL, say): no server
+    should outlive the command an operator started and stopped."""
+    while os.getppid() == supervisor:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)

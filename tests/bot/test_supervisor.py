@@ -1,0 +1,150 @@
+"""`govbot run --workers N`: several server processes on one port, restarted when one dies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from benchmarks.support import free_port, worker_pids
+from bot.cli import main
+from bot.config import Settings
+from bot.supervisor import refusal
+from tests.conftest import REPO, without_govbot_settings
+
+PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def test_one_worker_is_always_allowed() -> None:
+    sqlite_polling = Settings(database_url="sqlite+aiosqlite:///x.db", telegram_token=SecretStr("1:a"))
+    assert refusal(sqlite_polling, 1) is None
+
+
+def test_several_workers_need_postgresql() -> None:
+    problem = refusal(Settings(database_url="sqlite+aiosqlite:///x.db"), 2)
+    assert "PostgreSQL" in str(problem)
+
+
+def test_several_workers_need_telegram_in_webhook_mode() -> None:
+    polling = Settings(database_url=PG, telegram_token=SecretStr("1:a"))
+    problem = refusal(polling, 2)
+    assert "GOVBOT_PUBLIC_URL" in str(problem)
+    webhook = polling.model_copy(update={"public_url": "https://bot.example.gov"})
+    assert refusal(webhook, 2) is None
+    assert refusal(Settings(database_url=PG), 2) is None  # no Telegram at all
+
+
+def test_run_refuses_several_workers_on_sqlite_with_a_clear_message(
+        cli_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--workers", "3"]) == 2
+    assert "needs PostgreSQL" in capsys.readouterr().err
+
+
+def test_run_refuses_fewer_than_one_worker(cli_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--workers", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.2)
+
+
+@asynccontextmanager
+async def govbot_run(database_url: str, workers: int, log: Path) -> AsyncIterator[tuple[Process, str]]:
+    """The command with its log in a file: workers that outlive it would keep a pipe open."""
+    port = free_port()
+    env = without_govbot_settings(dict(os.environ)) | {
+        "GOVBOT_DATABASE_URL": database_url, "GOVBOT_HTTP_HOST": "127.0.0.1", "GOVBOT_HTTP_PORT": str(port),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", "--workers", str(workers), cwd=REPO, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=log.open("wb"))
+    try:
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.returncode is None:  # a failed test: leave no server behind
+            for pid in worker_pids(process.pid):
+                os.kill(pid, signal.SIGKILL)
+            process.kill()
+            await process.wait()
+
+
+@pytest.mark.postgres
+async def test_workers_share_a_port_are_restarted_when_killed_and_stop_on_sigterm(
+        postgres_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "govbot.log"
+    async with govbot_run(postgres_url, 2, log) as (process, url), aiohttp.ClientSession() as http:
+
+        async def ready() -> bool:
+            try:
+                async with http.get(f"{url}/readyz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        async def two_workers() -> bool:
+            return len(worker_pids(process.pid)) == 2
+
+        await until(two_workers)
+        await until(ready)
+        first = worker_pids(process.pid)
+        for _ in range(20):  # new connections each time: the kernel spreads them over both workers
+            async with aiohttp.ClientSession() as fresh, fresh.get(f"{url}/healthz") as response:
+                assert response.status == 200
+
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+
+        async def replaced() -> bool:
+            now = worker_pids(process.pid)
+            return len(now) == 2 and victim not in now
+
+        await until(replaced)
+        await until(ready)
+        workers = worker_pids(process.pid)
+
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), timeout=60)
+        printed = log.read_text()
+        assert process.returncode == 0, printed
+        assert "exited with code -9; starting it again" in printed
+        assert not any(alive(pid) for pid in workers)
+
+
+@pytest.mark.postgres
+async def test_workers_stop_by_themselves_when_the_supervisor_is_killed(
+        postgres_url: str, tmp_path: Path) -> None:
+    async with govbot_run(postgres_url, 2, tmp_path / "govbot.log") as (process, _):
+
+        async def two_workers() -> bool:
+            return len(worker_pids(process.pid)) == 2
+
+        await until(two_workers)
+        workers = worker_pids(process.pid)
+        process.kill()
+        await process.wait()
+
+        async def all_gone() -> bool:
+            return not any(alive(pid) for pid in workers)
+
+        await until(all_gone, timeout=30)
