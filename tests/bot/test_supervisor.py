@@ -5,21 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
-from asyncio.subprocess import Process
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from benchmarks.support import free_port, worker_pids
+from benchmarks.support import worker_pids
 from bot.cli import main
 from bot.config import Settings
 from bot.supervisor import refusal
-from tests.conftest import REPO, without_govbot_settings
+from tests.processes import alive, govbot_run, until
 
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -52,41 +48,6 @@ def test_run_refuses_several_workers_on_sqlite_with_a_clear_message(
 def test_run_refuses_fewer_than_one_worker(cli_database: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--workers", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
-        await asyncio.sleep(0.2)
-
-
-@asynccontextmanager
-async def govbot_run(database_url: str, workers: int, log: Path) -> AsyncIterator[tuple[Process, str]]:
-    """The command with its log in a file: workers that outlive it would keep a pipe open."""
-    port = free_port()
-    env = without_govbot_settings(dict(os.environ)) | {
-        "GOVBOT_DATABASE_URL": database_url, "GOVBOT_HTTP_HOST": "127.0.0.1", "GOVBOT_HTTP_PORT": str(port),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run", "--workers", str(workers), cwd=REPO, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=log.open("wb"))
-    try:
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.returncode is None:  # a failed test: leave no server behind
-            for pid in worker_pids(process.pid):
-                os.kill(pid, signal.SIGKILL)
-            process.kill()
-            await process.wait()
 
 
 @pytest.mark.postgres

@@ -1,0 +1,54 @@
+"""govbot as operators run it: the `govbot run` command in a process of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from benchmarks.support import free_port, worker_pids
+from tests.conftest import REPO, without_govbot_settings
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.2)
+
+
+@asynccontextmanager
+async def govbot_run(database_url: str, workers: int, log: Path,
+                     **settings: str) -> AsyncIterator[tuple[Process, str]]:
+    """`govbot run --workers N` on a free port, ``settings`` as GOVBOT_ variables (``public_url="{url}"``
+    is filled in with its address); its log in a file: workers that outlive it would keep a pipe open."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = without_govbot_settings(dict(os.environ)) | {
+        "GOVBOT_DATABASE_URL": database_url, "GOVBOT_HTTP_HOST": "127.0.0.1", "GOVBOT_HTTP_PORT": str(port),
+        **{f"GOVBOT_{name.upper()}": value.replace("{url}", url) for name, value in settings.items()},
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", "--workers", str(workers), cwd=REPO, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=log.open("wb"))
+    try:
+        yield process, url
+    finally:
+        if process.returncode is None:  # a failed test: leave no server behind
+            for pid in worker_pids(process.pid):
+                os.kill(pid, signal.SIGKILL)
+            process.kill()
+            await process.wait()
