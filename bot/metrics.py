@@ -1,11 +1,13 @@
-"""Prometheus metrics of one process, served at /metrics."""
+"""Prometheus metrics, served at /metrics: of this process, or of all workers of `govbot run --workers`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from handlers.types import Reply
 
@@ -45,6 +47,18 @@ class Metrics:
         self.latency.labels(channel).observe(seconds)
 
     async def handler(self, request: web.Request) -> web.Response:
-        """GET /metrics in the Prometheus text format."""
-        body = generate_latest(self.registry)
+        """GET /metrics in the Prometheus text format: this process's series, or, under `govbot run
+        --workers N`, every worker's summed (whichever worker a scrape reaches)."""
+        body = generate_latest(_all_workers() if os.environ.get(MULTIPROCESS_DIR) else self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's multiprocess mode: set (by the supervisor) before a worker starts, every counter
+and histogram is kept in a file there, and a scrape sums the files of all workers, living or dead."""
+
+
+def _all_workers() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from types import FrameType
 from bot.app import seed_knowledge
 from bot.config import Settings
 from bot.log_masking import mask_logs
+from bot.metrics import MULTIPROCESS_DIR
 from storage import db, masking
 
 log = logging.getLogger(__name__)
@@ -58,8 +60,11 @@ def supervise(settings: Settings, workers: int, serve: Serve) -> int:
     supervisor = _Supervisor(settings, workers, serve)
     previous = {number: signal.signal(number, supervisor.stop) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return supervisor.run()
+        with tempfile.TemporaryDirectory(prefix="govbot-metrics-") as metrics:
+            os.environ[MULTIPROCESS_DIR] = metrics  # the workers inherit it: one /metrics for all of them
+            return supervisor.run()
     finally:
+        os.environ.pop(MULTIPROCESS_DIR, None)
         for number, handler in previous.items():
             signal.signal(number, handler)
 

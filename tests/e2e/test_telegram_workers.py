@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from benchmarks.support import worker_pids
@@ -23,7 +25,7 @@ async def test_two_workers_answer_every_update_once_and_share_the_flood_limit(
     log = tmp_path / "govbot.log"
     async with govbot_run(postgres_url, 2, log, telegram_token=telegram.token,
                           telegram_api_base_url=telegram.base_url, public_url="{url}",
-                          telegram_rate_limit="false", flood_limit_per_minute="2") as (process, _):
+                          telegram_rate_limit="false", flood_limit_per_minute="2") as (process, url):
 
         def registered() -> list[str]:
             return [str(c.params.get("secret_token")) for c in telegram.calls if c.method == "setWebhook"]
@@ -40,6 +42,9 @@ async def test_two_workers_answer_every_update_once_and_share_the_flood_limit(
         assert await telegram.deliver(updates[0]) == 200  # Telegram sends one again: stored, not redone
         sent = await telegram.wait_for_sent(len(updates), timeout=30)
         assert sorted(int(m.chat_id) for m in sent) == list(CITIZENS)
+        # Whichever worker a scrape reaches, /metrics counts what both handled.
+        for _ in range(6):
+            assert await handled(url) >= len(updates)
 
         # One citizen, four messages one after another, wherever each lands: two answers, one warning,
         # then silence (the fourth is processed, and nothing is sent).
@@ -66,3 +71,12 @@ async def processed(database_url: str, update_id: str) -> bool:
     finally:
         await engine.dispose()
     return done is not None
+
+
+async def handled(url: str) -> float:
+    """Telegram updates handled, as one scrape of /metrics (a new connection) reports them."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as response:
+        body = await response.text()
+    samples = (sample for family in text_string_to_metric_families(body) for sample in family.samples)
+    return sum(s.value for s in samples
+               if s.name == "govbot_updates_handled_total" and s.labels.get("channel") == "telegram")
