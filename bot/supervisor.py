@@ -78,7 +78,8 @@ class _Supervisor:
     def __init__(self, settings: Settings, workers: int, serve: Serve) -> None:
         self._settings, self._serve = settings, serve
         self._context = multiprocessing.get_context("spawn")  # no copied event loops, pools or locks
-        self._slots: list[BaseProcess | None] = [None] * workers
+        self._count = workers
+        self._workers: list[BaseProcess] = []
         self._deaths: list[float] = []
         self._stopping = False
 
@@ -86,16 +87,14 @@ class _Supervisor:
         self._stopping = True
 
     def run(self) -> int:
-        for number in range(len(self._slots)):
-            self._start(number)
-        log.info("govbot: %d workers on http://%s:%d", len(self._slots), self._settings.http_host,
+        self._workers = [self._start(number) for number in range(self._count)]
+        log.info("govbot: %d workers on http://%s:%d", self._count, self._settings.http_host,
                  self._settings.http_port)
         code = 0
         while not self._stopping:
-            alive = [process for process in self._slots if process is not None]
-            wait([process.sentinel for process in alive], timeout=0.5)
-            for number, process in enumerate(self._slots):
-                if process is None or process.is_alive() or self._stopping:
+            wait([process.sentinel for process in self._workers], timeout=0.5)
+            for number, process in enumerate(self._workers):
+                if process.is_alive() or self._stopping:
                     continue
                 log.error("govbot: worker %d exited with code %s; starting it again", number + 1,
                           process.exitcode)
@@ -104,16 +103,16 @@ class _Supervisor:
                                  RESTARTS_PER_MINUTE + 1)
                     self._stopping, code = True, 1
                     break
-                self._start(number)
+                self._workers[number] = self._start(number)
         self._stop_all()
         log.info("govbot stopped")
         return code
 
-    def _start(self, number: int) -> None:
+    def _start(self, number: int) -> BaseProcess:
         process = self._context.Process(target=_worker, args=(self._settings, self._serve, os.getpid()),
                                         name=f"worker-{number + 1}", daemon=False)
         process.start()
-        self._slots[number] = process
+        return process
 
     def _too_many_deaths(self) -> bool:
         now = time.monotonic()
@@ -121,7 +120,7 @@ class _Supervisor:
         return len(self._deaths) > RESTARTS_PER_MINUTE
 
     def _stop_all(self) -> None:
-        running = [process for process in self._slots if process is not None and process.is_alive()]
+        running = [process for process in self._workers if process.is_alive()]
         for process in running:
             if process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)

@@ -93,6 +93,7 @@ FLOOD_QUIET = "flood-quiet"
 """The kind of the reply to a message refused after that: channels that can stay silent do (Telegram);
 those that must answer a request (the web chat's POST) answer it as they answer FLOOD."""
 
+
 def refused(replies: Sequence[Reply]) -> bool:
     """Whether these are the replies to a message refused by the flood limit."""
     return any(reply.kind in (FLOOD, FLOOD_QUIET) for reply in replies)

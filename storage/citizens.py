@@ -137,16 +137,12 @@ class CitizenRepository:
                          now: datetime | None = None) -> tuple[Citizen, DialogueState]:
         """The citizen (created on first contact) and where they are in the dialogue, in one query."""
         now = now or utcnow()
-        key = {"channel": channel, "external_id": external_id}
-        if self._shared:
-            await self.session.execute(_LOCK, key)
-        found = (await self.session.execute(_TURN, key)).first()
+        found = await self._read_turn(channel, external_id)
         if found is None:
             citizen = await self._insert(channel, external_id, now)
             self._read[citizen.id] = None
             return citizen, DialogueState()
-        citizen = Citizen(found.id, found.channel, found.external_id, found.language, found.created_at)
-        self._flood[citizen.id] = _flood_count(found)
+        citizen = _citizen(found)
         if now - found.last_seen_at >= LAST_SEEN_PRECISION:
             await self.session.execute(_SEEN, {"citizen_id": citizen.id, "seen_at": now})
         if found.user_id is None:
@@ -249,18 +245,21 @@ class CitizenRepository:
         if new_id is not None:
             self._flood[new_id] = FloodCount()
             return Citizen(new_id, channel, external_id, None, now)
+        found = await self._read_turn(channel, external_id)  # the insert waited for the other's turn
+        assert found is not None
+        return _citizen(found)
+
+    async def _read_turn(self, channel: str, external_id: str) -> Row[Any] | None:
+        """_TURN's row, after taking the citizen's lock (PostgreSQL); their flood count is kept."""
         key = {"channel": channel, "external_id": external_id}
-        if self._shared:  # the insert waited for the other process's turn; hold the lock from now on
+        if self._shared:
             await self.session.execute(_LOCK, key)
         found = (await self.session.execute(_TURN, key)).first()
-        assert found is not None
-        self._flood[found.id] = _flood_count(found)
-        return Citizen(found.id, found.channel, found.external_id, found.language, found.created_at)
+        if found is not None:
+            self._flood[found.id] = FloodCount(found.flood_window, found.flood_count, found.flood_previous,
+                                               found.flood_warned)
+        return found
 
 
-def _flood_count(found: Row[Any]) -> FloodCount:
-    return FloodCount(found.flood_window, found.flood_count, found.flood_previous, found.flood_warned)
-
-
-def _citizen(row: User) -> Citizen:
+def _citizen(row: User | Row[Any]) -> Citizen:
     return Citizen(row.id, row.channel, row.external_id, row.language, row.created_at)
