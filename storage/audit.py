@@ -17,9 +17,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, String, insert, select, update
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -79,6 +79,17 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(ID)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+_HEAD = cast(Table, AuditHead.__table__)
+# Built once: the dispatcher appends for every claim, and a statement built per call is compiled per call.
+_TAKE_IDS = (
+    update(_HEAD).where(_HEAD.c.id == 1)
+    .values(last_id=_HEAD.c.last_id + bindparam("count"))
+    .returning(_HEAD.c.last_id, _HEAD.c.last_hash)
+)
+_SET_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("last_hash"))
+_INSERT_RECORDS = insert(cast(Table, AuditRecord.__table__))
 
 
 @dataclass(frozen=True)
@@ -204,14 +215,7 @@ class AuditLog:
         if not records:
             return []
         # The UPDATE comes first: it takes the lock (the write lock on SQLite) before anything is read.
-        head = (
-            await self.session.execute(
-                update(AuditHead)
-                .where(AuditHead.id == 1)
-                .values(last_id=AuditHead.last_id + len(records))
-                .returning(AuditHead.last_id, AuditHead.last_hash)
-            )
-        ).one_or_none()
+        head = (await self.session.execute(_TAKE_IDS, {"count": len(records)})).one_or_none()
         if head is None:
             raise AuditUnavailable("the audit log has no head row; run `govbot db upgrade`")
         values, prev_hash = [], str(head.last_hash)
@@ -219,9 +223,9 @@ class AuditLog:
             row = _row_values(number, record, now, prev_hash)
             values.append(row)
             prev_hash = row["hash"]
-        # Core, not ORM objects: one executemany for the batch, without the unit of work's bookkeeping.
-        await self.session.execute(insert(AuditRecord), values)
-        await self.session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev_hash))
+        # Core on the table, not the ORM's bulk path: one executemany for the batch, no per-row bookkeeping.
+        await self.session.execute(_INSERT_RECORDS, values)
+        await self.session.execute(_SET_HASH, {"last_hash": prev_hash})
         return [_entry_of(row) for row in values]
 
     async def search(

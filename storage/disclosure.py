@@ -10,6 +10,7 @@ payload's ``privacy.withheld``, with the reason: ``clearance``, ``consent`` (not
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,21 @@ def kept_kinds(
     }
 
 
+def _kept(
+    classes: Mapping[str, DataClass], clearance: DataClass, consents: Mapping[str, bool]
+) -> frozenset[str]:
+    """:func:`kept_kinds`, remembered for the default classes: a dispatcher's claim asks it per delivery."""
+    if classes is not FIELD_CLASSES:
+        return frozenset(kept_kinds(classes, clearance, consents))
+    granted = frozenset(kind for kind, given in consents.items() if given is True)
+    return _kept_by_default(clearance, granted)
+
+
+@functools.lru_cache(maxsize=256)
+def _kept_by_default(clearance: DataClass, granted: frozenset[str]) -> frozenset[str]:
+    return frozenset(kept_kinds(FIELD_CLASSES, clearance, dict.fromkeys(granted, True)))
+
+
 def govern_case(
     document: Mapping[str, Any],
     *,
@@ -114,7 +130,7 @@ def govern_case(
         # Only which fields go matters here; _rewrite_free_text masks each text where it sits.
         included, withheld = _decide(present, classes, clearance, consents)
     withheld |= {name: reason for name, reason in _earlier(doc).items() if name not in present}
-    keep = kept_kinds(classes, clearance, consents) if not erased else set()
+    keep = _kept(classes, clearance, consents) if not erased else frozenset()
     _rewrite_free_text(doc, Field.FREE_TEXT in included, keep)
     _rewrite_contact(doc, Field.CONTACT in included)
     doc["privacy"] = {
@@ -179,7 +195,7 @@ def _free_texts(doc: Mapping[str, Any]) -> list[str]:
     return [text for text in texts if text]
 
 
-def _rewrite_free_text(doc: dict[str, Any], included: bool, keep: set[str]) -> None:
+def _rewrite_free_text(doc: dict[str, Any], included: bool, keep: frozenset[str]) -> None:
     def shown(text: Any, withheld: str | None = None) -> Any:
         if not isinstance(text, str):
             return text
