@@ -2,7 +2,7 @@
 
 Every update is stored in the inbox before it is processed (re-sends are dropped there), processed in a
 task of its own, one at a time per chat, and marked processed or failed (outcomes are written in batches,
-see _Outcomes); updates left unprocessed by a crash are picked up again on the next start.
+see telegram_inbox.Outcomes); updates left unprocessed by a crash are picked up again on the next start.
 """
 
 from __future__ import annotations
@@ -10,42 +10,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import itertools
 import logging
-import re
 import secrets
 import time
 import warnings
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import CallbackQuery, InlineKeyboardMarkup, InputFile, Message, MessageEntity, Update, User
-from telegram.constants import ChatType, ParseMode
+from telegram import InlineKeyboardMarkup, InputFile, User
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.channels.telegram_http import AiohttpRequest
+from bot.channels.telegram_inbox import Arrivals, ChatTurns, Outcomes
 from bot.channels.telegram_render import fits_caption, keyboard, plain, split_html
+from bot.channels.telegram_updates import CHANNEL, read_update
 from bot.config import Settings
 from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
 from bot.metrics import Metrics
 from bot.notify import Unreachable
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
 from handlers.types import FLOOD_QUIET, Conversation, Incoming, Reply
-from storage.db import autocommit
-from storage.inbox import MAX_ACCEPT_BATCH, InboxRepository
+from storage.inbox import InboxRepository
 from storage.models import utcnow
 from storage.secrets import stored_secret
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "telegram"
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - the header's name, not a secret
 ALLOWED_UPDATES = ("message", "callback_query")
@@ -60,16 +57,8 @@ process (or this one, on its next sweep) takes the update over; real turns take 
 SWEEP_SECONDS = 30.0
 """How often the inbox is searched for updates whose attempt died."""
 RATE_LIMIT_RETRIES = 3
-OUTCOME_BATCH = 500
-"""Most outcomes written to the inbox in one transaction."""
-OUTCOME_DELAY = 0.02
-"""Seconds an outcome waits for others to be written with it: it is written after the reply, so the wait
-delays no one, and a busy bot writes several together (one statement per update was a tenth of its CPU)."""
 NOTICE_LIMIT = 200
 """Telegram's limit on the text of a button press's acknowledgement."""
-UNSUPPORTED = ("sticker", "animation", "photo", "video_note", "video", "voice", "audio", "document", "venue",
-               "location", "contact", "poll", "dice", "story", "live_photo", "paid_media", "game", "invoice")
-"""Kinds of content we cannot read, most specific first (an animation also carries a document)."""
 _UNCHANGED = "message is not modified"
 _UNEDITABLE = ("message to edit not found", "message can't be edited")
 _GONE = ("chat not found", "user is deactivated", "peer_id_invalid")
@@ -83,7 +72,6 @@ warnings.filterwarnings("ignore", message=rf"Please use 'Bot\.({SEND_MESSAGE}|{E
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 JSON = dict[str, Any]
 T = TypeVar("T")
-V = TypeVar("V")
 
 
 def build_application(settings: Settings) -> TelegramApp:
@@ -110,263 +98,9 @@ def file_base_url(base_url: str) -> str:
     return f"{head}/file/bot{tail}" if found else base_url
 
 
-def to_incoming(update: Update, me: User) -> Incoming | None:
-    """The update as the dialogue sees it; None for what the bot ignores (edits, group chatter, service)."""
-    if update.callback_query is not None:
-        return _from_callback(update.callback_query)
-    message = update.message
-    if message is None or message.from_user is None:
-        return None
-    kind = None if message.text is not None else _unsupported(message)
-    if message.text is None and kind is None:
-        return None  # a service message: someone joined, a title changed …
-    group = message.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
-    if group and not _addressed(message, me):
-        return None
-    text = _without_mention(message.text, me.username) if group and message.text else message.text
-    sender = message.from_user
-    return Incoming(CHANNEL, str(message.chat.id), str(sender.id), text=text, language=sender.language_code,
-                    message_id=str(message.message_id), is_group=group, display_name=sender.full_name,
-                    unsupported=kind)
-
-
-def _from_callback(query: CallbackQuery) -> Incoming | None:
-    if query.data is None:
-        return None  # a game button: nothing of ours
-    origin, sender = query.message, query.from_user
-    chat_id = str(origin.chat.id) if origin is not None else str(sender.id)
-    group = origin is not None and origin.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
-    return Incoming(CHANNEL, chat_id, str(sender.id), payload=query.data, language=sender.language_code,
-                    message_id=str(origin.message_id) if origin is not None else None, is_group=group,
-                    display_name=sender.full_name)
-
-
-class Read:
-    """What processing needs of an update: the chat it belongs to, the event, the button press to answer."""
-
-    __slots__ = ("chat", "incoming", "query_id")
-
-    def __init__(self, chat: str, incoming: Incoming | None, query_id: str | None) -> None:
-        self.chat, self.incoming, self.query_id = chat, incoming, query_id
-
-
-def read_update(payload: JSON, me: User, bot: Any) -> Read:
-    """The update as processing needs it: read from the JSON for the common kinds, else through PTB."""
-    simple = _read_simple(payload)
-    if simple is not None:
-        return simple
-    update = Update.de_json(payload, bot)
-    query = update.callback_query
-    return Read(_chat_key(update), to_incoming(update, me), query.id if query is not None else None)
-
-
-def _read_simple(payload: JSON) -> Read | None:
-    """A private text message or a button press with data, straight from the JSON; None for anything else.
-
-    Building python-telegram-bot's Update, Message, Chat and User objects cost a tenth of an update's CPU,
-    and these two kinds are nearly every update; the rest (groups, media, service messages) go through
-    PTB in :func:`to_incoming`. Both must read an update the same way (tests/bot compares them).
-    """
-    message = payload.get("message")
-    if message is not None:
-        sender, chat, text = message.get("from"), message.get("chat"), message.get("text")
-        if not (isinstance(sender, dict) and isinstance(chat, dict) and isinstance(text, str)
-                and chat.get("type") == ChatType.PRIVATE and len(payload) == 2):
-            return None
-        chat_id = str(chat["id"])
-        return Read(chat_id, Incoming(CHANNEL, chat_id, str(sender["id"]), text=text,
-                                      language=sender.get("language_code"),
-                                      message_id=str(message["message_id"]), display_name=_full_name(sender)),
-                    None)
-    query = payload.get("callback_query")
-    if query is None or len(payload) != 2:
-        return None
-    sender, origin, data = query.get("from"), query.get("message"), query.get("data")
-    if not (isinstance(sender, dict) and isinstance(data, str)):
-        return None
-    if origin is None:
-        chat_id, group, message_id = str(sender["id"]), False, None
-    elif isinstance(origin, dict) and isinstance(origin.get("chat"), dict):
-        chat = origin["chat"]
-        chat_id, message_id = str(chat["id"]), str(origin["message_id"])
-        group = chat.get("type") in (ChatType.GROUP, ChatType.SUPERGROUP)
-    else:
-        return None
-    incoming = Incoming(CHANNEL, chat_id, str(sender["id"]), payload=data,
-                        language=sender.get("language_code"), message_id=message_id, is_group=group,
-                        display_name=_full_name(sender))
-    return Read(chat_id, incoming, str(query["id"]))
-
-
-def _full_name(user: JSON) -> str:
-    """User.full_name of python-telegram-bot."""
-    last = user.get("last_name")
-    return f"{user['first_name']} {last}" if last else str(user["first_name"])
-
-
-def _unsupported(message: Message) -> str | None:
-    return next((kind for kind in UNSUPPORTED if getattr(message, kind, None)), None)
-
-
-def _addressed(message: Message, me: User) -> bool:
-    """A group message is for us when it replies to us, mentions us, or is a command not for another bot."""
-    replied = message.reply_to_message
-    if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
-        return True
-    entities = message.parse_entities() if message.text else message.parse_caption_entities()
-    username = (me.username or "").lower()
-    for entity, text in entities.items():
-        if entity.type == MessageEntity.MENTION and text[1:].lower() == username:
-            return True
-        if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == me.id:
-            return True
-        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
-            _, at, target = text.partition("@")
-            return not at or target.lower() == username
-    return False
-
-
-def _without_mention(text: str, username: str | None) -> str:
-    if not username:
-        return text
-    stripped = re.sub(rf"(?<![\w/@])@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
-    return re.sub(r"[ \t]{2,}", " ", stripped).strip()
-
-
 def catalogue_text(language: str | None, key: str) -> str:
     """A text of the message catalogue in the citizen's language (Telegram's language code)."""
     return t(language_of(language) or DEFAULT_LANGUAGE, key)
-
-
-class _ChatTurns:
-    """One update at a time per chat, in arrival order, so replies come out in the order asked."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._holders: Counter[str] = Counter()
-
-    @contextlib.asynccontextmanager
-    async def turn(self, chat: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(chat, asyncio.Lock())
-        self._holders[chat] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._holders[chat] -= 1
-            if not self._holders[chat]:
-                del self._holders[chat], self._locks[chat]
-
-
-class _Batched(Generic[V]):
-    """Items waiting to be written to the inbox together, keyed by update id.
-
-    The first item starts a writer, which waits ``delay`` seconds to gather more and then writes up to
-    ``limit`` at a time until none are left; an item that comes in while a batch is being written goes
-    in the next one.
-    """
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, name: str, limit: int,
-                 delay: float = 0.0) -> None:
-        self._sessions = sessions
-        self._name, self._limit, self._delay = name, limit, delay
-        self._waiting: dict[str, V] = {}
-        self._writer: asyncio.Task[None] | None = None
-
-    def _start_writer(self) -> None:
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_all(), name=self._name)
-
-    async def flush(self) -> None:
-        """Wait until everything handed in so far has been written (or its failure handled)."""
-        while self._writer is not None:
-            await asyncio.wait({self._writer})  # not cancelled with the caller: the items still go in
-
-    async def _write_all(self) -> None:
-        try:
-            if self._delay:
-                await asyncio.sleep(self._delay)  # real time, not the channel's faked sleep: it only gathers
-            while self._waiting:
-                batch = dict(itertools.islice(self._waiting.items(), self._limit))
-                for key in batch:
-                    del self._waiting[key]
-                await self._write(batch)
-        finally:
-            self._writer = None
-
-    async def _write(self, batch: dict[str, V]) -> None:
-        raise NotImplementedError
-
-
-class _Outcomes(_Batched[str | None]):
-    """Outcomes of processed updates, written to the inbox one transaction per batch, not per update.
-
-    An outcome is written OUTCOME_DELAY after it comes in, with all that came in meanwhile or while the
-    last batch was being written, so a busy bot writes many together.
-    An outcome not yet written when the process dies leaves its update to be processed again on the next
-    start, as a crash between the reply and the write always could.
-    """
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], delay: float = OUTCOME_DELAY) -> None:
-        super().__init__(sessions, name="telegram-inbox-outcomes", limit=OUTCOME_BATCH, delay=delay)
-
-    def add(self, update_id: str, error: str | None) -> None:
-        """Record that an update was processed (``error`` None) or failed, soon."""
-        self._waiting[update_id] = error
-        self._start_writer()
-
-    async def _write(self, batch: dict[str, str | None]) -> None:
-        try:
-            async with autocommit(self._sessions) as session:  # each statement stands alone
-                inbox = InboxRepository(session)
-                await inbox.mark_processed_many(CHANNEL, [key for key, err in batch.items() if err is None])
-                for update_id, error in batch.items():
-                    if error is not None:
-                        await inbox.mark_failed(CHANNEL, update_id, error)
-        except (SQLAlchemyError, OSError):
-            log.exception("telegram: could not record the outcome of %d update(s)", len(batch))
-
-
-class _Arrivals(_Batched[tuple[JSON, list["asyncio.Future[bool]"]]]):
-    """Updates waiting to be stored in the inbox, written together: one statement and commit per batch.
-
-    An update that arrives while a batch is being written goes in the next one (group commit): an idle bot
-    stores each at once, a busy one many with one commit, which was a third of the inbox's cost. Whoever
-    stores an update learns whether it was new once the statement has returned, i.e. once it is durably
-    stored; a new one is handed to ``stored`` by the writer, so it is processed even if the webhook
-    request that brought it was cancelled meanwhile.
-    """
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession],
-                 stored: Callable[[JSON, str], None]) -> None:
-        super().__init__(sessions, name="telegram-inbox-arrivals", limit=MAX_ACCEPT_BATCH)
-        self._stored = stored
-
-    async def store(self, update_id: str, payload: JSON) -> bool:
-        """Store an update (with others arriving meanwhile); False for one stored before."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        waiting = self._waiting.setdefault(update_id, (payload, []))
-        waiting[1].append(future)  # the same update twice in one batch: the first is the new one
-        self._start_writer()
-        return await future
-
-    async def _write(self, batch: dict[str, tuple[JSON, list[asyncio.Future[bool]]]]) -> None:
-        try:
-            async with autocommit(self._sessions) as session:  # one statement: stored when it returns
-                new = await InboxRepository(session).accept_many(
-                    CHANNEL, [(update_id, payload) for update_id, (payload, _) in batch.items()])
-        except Exception as exc:  # every webhook waiting on the batch answers with it (503)
-            for _, futures in batch.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-            return
-        for update_id, (payload, futures) in batch.items():
-            if update_id in new:
-                self._stored(payload, update_id)
-            for number, future in enumerate(futures):
-                if not future.done():  # done: its request was cancelled
-                    future.set_result(update_id in new and number == 0)
 
 
 class TelegramChannel:
@@ -392,9 +126,9 @@ class TelegramChannel:
         self._offset: int | None = None
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._chats = _ChatTurns()
-        self._outcomes = _Outcomes(sessions)
-        self._arrivals = _Arrivals(sessions, self._spawn)
+        self._chats = ChatTurns()
+        self._outcomes = Outcomes(sessions)
+        self._arrivals = Arrivals(sessions, self._spawn)
 
     @property
     def bot_user(self) -> User:
@@ -672,11 +406,6 @@ class TelegramChannel:
                 raise
             await self._sleep(_seconds(exc))
             return await request()
-
-
-def _chat_key(update: Update) -> str:
-    chat, user = update.effective_chat, update.effective_user
-    return str(chat.id) if chat is not None else str(user.id) if user is not None else ""
 
 
 def _seconds(exc: RetryAfter) -> float:

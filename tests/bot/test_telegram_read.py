@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from telegram import Update, User
 
-from bot.channels.telegram import _chat_key, _read_simple, read_update, to_incoming
+from bot.channels.telegram_updates import _read_simple, chat_key, read_update, to_incoming
 
 ME = User(id=999, first_name="Govbot", is_bot=True, username="govbot")
 ALICE = {"id": 42, "is_bot": False, "first_name": "Alice", "last_name": "Liddell", "language_code": "en"}
@@ -51,7 +51,7 @@ OTHERS = {
 def _through_ptb(payload: dict[str, Any]) -> tuple[str, Any, str | None]:
     update = Update.de_json(payload, None)
     query = update.callback_query
-    return _chat_key(update), to_incoming(update, ME), query.id if query is not None else None
+    return chat_key(update), to_incoming(update, ME), query.id if query is not None else None
 
 
 @pytest.mark.parametrize("payload", list(COMMON.values()) + list(OTHERS.values()),

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.channels.telegram import CHANNEL, TELEGRAM, TelegramChannel, telegram_context
+from bot.channels.telegram import TELEGRAM, TelegramChannel, telegram_context
+from bot.channels.telegram_updates import CHANNEL
 from bot.config import Settings
 from bot.keys import CONVERSATION
 from handlers.types import Conversation, Incoming, Reply

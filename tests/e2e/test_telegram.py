@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import TelegramError
 
-from bot.channels.telegram import CHANNEL
 from bot.channels.telegram_render import split_html
+from bot.channels.telegram_updates import CHANNEL
 from bot.keys import SENDERS
 from bot.notify import Unreachable
 from handlers.i18n import t

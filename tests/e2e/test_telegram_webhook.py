@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import BadRequest, InvalidToken
 
-from bot.channels.telegram import CHANNEL, INBOX_LEASE, SECRET_HEADER, TELEGRAM, WEBHOOK_PATH
+from bot.channels.telegram import INBOX_LEASE, SECRET_HEADER, TELEGRAM, WEBHOOK_PATH
+from bot.channels.telegram_updates import CHANNEL
 from handlers.i18n import t
 from storage.inbox import InboxRepository
 from storage.models import InboxUpdate, utcnow

@@ -1,0 +1,163 @@
+"""The Telegram channel's inbox writes (updates stored, outcomes recorded, in batches) and its chat turns.
+
+Batching is group commit: an idle bot writes each item at once, a busy one many with one statement and
+commit, which was a third of the inbox's cost (docs/PERFORMANCE.md, "Telegram channel").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.telegram_updates import CHANNEL
+from storage.db import autocommit
+from storage.inbox import MAX_ACCEPT_BATCH, InboxRepository
+
+log = logging.getLogger(__name__)
+
+OUTCOME_BATCH = 500
+"""Most outcomes written to the inbox in one transaction."""
+OUTCOME_DELAY = 0.02
+"""Seconds an outcome waits for others to be written with it: it is written after the reply, so the wait
+delays no one, and a busy bot writes several together (one statement per update was a tenth of its CPU)."""
+JSON = dict[str, Any]
+V = TypeVar("V")
+
+
+class ChatTurns:
+    """One update at a time per chat, in arrival order, so replies come out in the order asked."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._holders: Counter[str] = Counter()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(chat, asyncio.Lock())
+        self._holders[chat] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._holders[chat] -= 1
+            if not self._holders[chat]:
+                del self._holders[chat], self._locks[chat]
+
+
+class Batched(Generic[V]):
+    """Items waiting to be written to the inbox together, keyed by update id.
+
+    The first item starts a writer, which waits ``delay`` seconds to gather more and then writes up to
+    ``limit`` at a time until none are left; an item that comes in while a batch is being written goes
+    in the next one.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, name: str, limit: int,
+                 delay: float = 0.0) -> None:
+        self._sessions = sessions
+        self._name, self._limit, self._delay = name, limit, delay
+        self._waiting: dict[str, V] = {}
+        self._writer: asyncio.Task[None] | None = None
+
+    def _start_writer(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all(), name=self._name)
+
+    async def flush(self) -> None:
+        """Wait until everything handed in so far has been written (or its failure handled)."""
+        while self._writer is not None:
+            await asyncio.wait({self._writer})  # not cancelled with the caller: the items still go in
+
+    async def _write_all(self) -> None:
+        try:
+            if self._delay:
+                await asyncio.sleep(self._delay)  # real time, not the channel's faked sleep: it only gathers
+            while self._waiting:
+                batch = dict(itertools.islice(self._waiting.items(), self._limit))
+                for key in batch:
+                    del self._waiting[key]
+                await self._write(batch)
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: dict[str, V]) -> None:
+        raise NotImplementedError
+
+
+class Outcomes(Batched[str | None]):
+    """Outcomes of processed updates, written to the inbox one transaction per batch, not per update.
+
+    An outcome is written OUTCOME_DELAY after it comes in, with all that came in meanwhile or while the
+    last batch was being written, so a busy bot writes many together.
+    An outcome not yet written when the process dies leaves its update to be processed again on the next
+    start, as a crash between the reply and the write always could.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], delay: float = OUTCOME_DELAY) -> None:
+        super().__init__(sessions, name="telegram-inbox-outcomes", limit=OUTCOME_BATCH, delay=delay)
+
+    def add(self, update_id: str, error: str | None) -> None:
+        """Record that an update was processed (``error`` None) or failed, soon."""
+        self._waiting[update_id] = error
+        self._start_writer()
+
+    async def _write(self, batch: dict[str, str | None]) -> None:
+        try:
+            async with autocommit(self._sessions) as session:  # each statement stands alone
+                inbox = InboxRepository(session)
+                await inbox.mark_processed_many(CHANNEL, [key for key, err in batch.items() if err is None])
+                for update_id, error in batch.items():
+                    if error is not None:
+                        await inbox.mark_failed(CHANNEL, update_id, error)
+        except (SQLAlchemyError, OSError):
+            log.exception("telegram: could not record the outcome of %d update(s)", len(batch))
+
+
+class Arrivals(Batched[tuple[JSON, list["asyncio.Future[bool]"]]]):
+    """Updates waiting to be stored in the inbox, written together: one statement and commit per batch.
+
+    An update that arrives while a batch is being written goes in the next one (group commit): an idle bot
+    stores each at once, a busy one many with one commit, which was a third of the inbox's cost. Whoever
+    stores an update learns whether it was new once the statement has returned, i.e. once it is durably
+    stored; a new one is handed to ``stored`` by the writer, so it is processed even if the webhook
+    request that brought it was cancelled meanwhile.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 stored: Callable[[JSON, str], None]) -> None:
+        super().__init__(sessions, name="telegram-inbox-arrivals", limit=MAX_ACCEPT_BATCH)
+        self._stored = stored
+
+    async def store(self, update_id: str, payload: JSON) -> bool:
+        """Store an update (with others arriving meanwhile); False for one stored before."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.setdefault(update_id, (payload, []))
+        waiting[1].append(future)  # the same update twice in one batch: the first is the new one
+        self._start_writer()
+        return await future
+
+    async def _write(self, batch: dict[str, tuple[JSON, list[asyncio.Future[bool]]]]) -> None:
+        try:
+            async with autocommit(self._sessions) as session:  # one statement: stored when it returns
+                new = await InboxRepository(session).accept_many(
+                    CHANNEL, [(update_id, payload) for update_id, (payload, _) in batch.items()])
+        except Exception as exc:  # every webhook waiting on the batch answers with it (503)
+            for _, futures in batch.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        for update_id, (payload, futures) in batch.items():
+            if update_id in new:
+                self._stored(payload, update_id)
+            for number, future in enumerate(futures):
+                if not future.done():  # done: its request was cancelled
+                    future.set_result(update_id in new and number == 0)
