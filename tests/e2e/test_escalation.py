@@ -25,10 +25,6 @@ LOCAL_ENDPOINTS: dict[str, Any] = {
 }
 
 
-def payloads(message: SentMessage) -> list[str]:
-    return [button["callback_data"] for button in message.buttons if "callback_data" in button]
-
-
 @pytest.fixture
 async def transport(
     start_bot: StartBot, sessions: Sessions
@@ -48,7 +44,7 @@ async def transport(
 
 async def press(telegram: FakeTelegramServer, message: SentMessage, payload: str) -> SentMessage:
     """Press a button under a message the bot sent and return the bot's next message."""
-    assert payload in payloads(message), payloads(message)
+    assert payload in message.payloads, message.payloads
     telegram.mark()
     telegram.send_callback(CITIZEN, payload, message_id=message.message_id)
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
@@ -100,7 +96,7 @@ async def test_citizen_to_department_and_back_through_telegram(
             assert response.status == 200
         status, rating = await telegram.wait_for_sent(2, chat_id=CITIZEN)
     assert "resolved" in (status.plain_text or "")
-    thanks = await press(telegram, rating, next(p for p in payloads(rating) if p.endswith(":5")))
+    thanks = await press(telegram, rating, next(p for p in rating.payloads if p.endswith(":5")))
     assert "Thank you" in (thanks.text or "")
     async with sessions() as session:
         assert await session.scalar(select(CaseRecord.satisfaction)) == 5

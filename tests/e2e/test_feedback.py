@@ -11,16 +11,12 @@ from storage.feedback import MAX_FEEDBACK_CHARS, Feedback
 from storage.models import Answer
 from storage.suggestions import SuggestionRepository
 from tests.e2e.conftest import StartBot
-from tests.fakes.telegram_server import FakeTelegramServer, SentMessage
+from tests.fakes.telegram_server import FakeTelegramServer
 
 Sessions = async_sessionmaker[AsyncSession]
 CITIZEN = 42
 GROUP = -1001
 BOT = "govbot_test_bot"
-
-
-def payloads(message: SentMessage) -> list[str]:
-    return [button["callback_data"] for button in message.buttons if "callback_data" in button]
 
 
 async def stored(sessions: Sessions) -> list[tuple[str, str, str | None]]:
@@ -35,7 +31,7 @@ async def test_not_helpful_then_what_was_missing_is_stored_with_the_entry(
     await start_bot()
     telegram.send_message(CITIZEN, "How do I renew my identity card?")
     [answer] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    unhelpful = payloads(answer)[-1]
+    unhelpful = answer.payloads[-1]
     answer_id = unhelpful.split(":")[1]
     telegram.mark()
     telegram.send_callback(CITIZEN, unhelpful, message_id=answer.message_id)
@@ -43,7 +39,7 @@ async def test_not_helpful_then_what_was_missing_is_stored_with_the_entry(
     assert toast.params["text"] == t("en", "rating_thanks")
     [question] = await telegram.wait_for_sent(chat_id=CITIZEN)
     assert question.text == t("en", "feedback_what_missing")
-    assert payloads(question) == [f"fb:skip:{answer_id}", f"human:a{answer_id}"]
+    assert question.payloads == [f"fb:skip:{answer_id}", f"human:a{answer_id}"]
     telegram.mark()
     telegram.send_message(CITIZEN, "Whether I can renew it abroad")
     [thanks] = await telegram.wait_for_sent(chat_id=CITIZEN)
@@ -95,7 +91,7 @@ async def test_in_a_group_only_the_asker_can_rate(
         GROUP, f"@{BOT} How do I renew my identity card?", chat_type="supergroup", user_id=7
     )
     [answer] = await telegram.wait_for_sent(chat_id=GROUP)
-    helpful, unhelpful = payloads(answer)
+    helpful, unhelpful = answer.payloads
     telegram.mark()
     telegram.send_callback(GROUP, unhelpful, message_id=answer.message_id, user_id=8)
     [refused] = await telegram.wait_for_call("answerCallbackQuery")
@@ -116,7 +112,7 @@ async def test_a_phrasing_chosen_from_did_you_mean_and_accepted_is_answered_with
     [clarify] = await telegram.wait_for_sent(chat_id=CITIZEN)
     assert clarify.text == t("en", "clarify")
     telegram.mark()
-    telegram.send_callback(CITIZEN, payloads(clarify)[0], message_id=clarify.message_id)
+    telegram.send_callback(CITIZEN, clarify.payloads[0], message_id=clarify.message_id)
     [answer] = await telegram.wait_for_sent(chat_id=CITIZEN)
     async with sessions.begin() as session:
         repo = SuggestionRepository(session)
@@ -128,4 +124,4 @@ async def test_a_phrasing_chosen_from_did_you_mean_and_accepted_is_answered_with
     telegram.send_message(CITIZEN, "ID card renewal or replacement?")
     [again] = await telegram.wait_for_sent(chat_id=CITIZEN)
     assert again.text == answer.text
-    assert payloads(again)[-1].startswith("rate:")
+    assert again.payloads[-1].startswith("rate:")

@@ -17,16 +17,12 @@ from bot.notify import Unreachable
 from handlers.i18n import t
 from handlers.types import Button, Document, Incoming, Reply
 from tests.e2e.conftest import StartBot, inbox
-from tests.fakes.telegram_server import Call, FakeTelegramServer, SentMessage
+from tests.fakes.telegram_server import Call, FakeTelegramServer
 
 Sessions = async_sessionmaker[AsyncSession]
 CITIZEN = 42
 GROUP = -1001
 BOT = "govbot_test_bot"
-
-
-def payloads(message: SentMessage) -> list[str]:
-    return [button["callback_data"] for button in message.buttons if "callback_data" in button]
 
 
 async def test_start_is_answered_with_the_greeting_and_the_language_choice(
@@ -36,8 +32,8 @@ async def test_start_is_answered_with_the_greeting_and_the_language_choice(
     greeting, languages = await telegram.wait_for_sent(2, chat_id=CITIZEN)
     assert (greeting.method, greeting.parse_mode) == ("sendMessage", "HTML")
     assert greeting.text == t("en", "greeting") + "\n\n" + t("en", "privacy_notice")
-    assert payloads(greeting) == ["menu:1"]
-    assert payloads(languages) == ["lang:en", "lang:zh"]
+    assert greeting.payloads == ["menu:1"]
+    assert languages.payloads == ["lang:en", "lang:zh"]
 
 
 async def test_a_question_is_answered_from_the_knowledge_base_with_rating_buttons(
@@ -47,7 +43,7 @@ async def test_a_question_is_answered_from_the_knowledge_base_with_rating_button
                           first_name="Ana")
     [answer] = await telegram.wait_for_sent(chat_id=CITIZEN)
     assert "<b>20 yuan</b>" in (answer.text or "")
-    assert [p.rsplit(":", 1)[1] for p in payloads(answer)] == ["1", "0"]
+    assert [p.rsplit(":", 1)[1] for p in answer.payloads] == ["1", "0"]
     assert any(button.get("url", "").startswith("https://registry.") for button in answer.buttons)
     [seen] = bot.puppet.seen
     assert (seen.channel, seen.chat_id, seen.user_id, seen.language) == ("telegram", "42", "42", "en-GB")
@@ -116,7 +112,7 @@ async def test_a_reply_over_4096_characters_arrives_in_valid_parts_with_the_butt
     assert len(expected) >= 3
     assert [part.text for part in parts] == expected  # each one accepted by Telegram's HTML parser
     assert all(len(part.plain_text or "") <= 4096 for part in parts)
-    assert [payloads(part) for part in parts] == [[]] * (len(expected) - 1) + [["rate:1:1"]]
+    assert [part.payloads for part in parts] == [[]] * (len(expected) - 1) + [["rate:1:1"]]
 
 
 async def test_a_sticker_gets_the_polite_text_only_reply(
@@ -156,11 +152,11 @@ async def test_a_button_press_is_acknowledged_and_edits_the_message_it_was_on(
     await start_bot()
     telegram.send_message(CITIZEN, "/menu")
     [menu] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    category = payloads(menu)[0]
+    category = menu.payloads[0]
     telegram.send_callback(CITIZEN, category, message_id=menu.message_id)
     _, edited = await telegram.wait_for_sent(2, chat_id=CITIZEN)
     assert (edited.method, edited.message_id) == ("editMessageText", menu.message_id)
-    assert any(p.startswith("show:") for p in payloads(edited))
+    assert any(p.startswith("show:") for p in edited.payloads)
     [answered] = await telegram.wait_for_call("answerCallbackQuery")
     assert answered.status == 200
     assert not telegram.open_queries
@@ -321,7 +317,7 @@ async def test_a_department_reply_is_sent_to_the_citizens_chat_unprompted(
                                            buttons=((Button("Rate", payload="rate:1:1"),),))])
     [notice] = await telegram.wait_for_sent(chat_id=CITIZEN)
     assert notice.plain_text == "TR-2026-000123: your case was answered."
-    assert payloads(notice) == ["rate:1:1"]
+    assert notice.payloads == ["rate:1:1"]
 
 
 async def test_a_chat_that_blocked_the_bot_is_reported_unreachable(

@@ -79,6 +79,11 @@ class SentMessage:
         rows = (self.reply_markup or {}).get("inline_keyboard") or []
         return [button for row in rows for button in row]
 
+    @property
+    def payloads(self) -> list[str]:
+        """The callback data of the buttons, in order."""
+        return [button["callback_data"] for button in self.buttons if "callback_data" in button]
+
 
 @dataclass
 class WebhookState:
