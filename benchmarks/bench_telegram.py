@@ -90,6 +90,9 @@ TELEGRAM_CONNECTIONS = 100
 FLOOD_LIMIT = 10_000
 MAX_COMMANDS = 1000
 """Loads the child process runs at most before it stops by itself."""
+SETTLED_CPU = 0.15
+"""Share of a core below which started workers count as settled (idle they use about 5 % each)."""
+SETTLE_TIMEOUT = 60.0
 IDLE_SECONDS = 5.0
 """How long the bot's CPU is measured with nothing to do, after the warm-up."""
 
@@ -472,12 +475,30 @@ async def bot_workers(database_url: str, telegram: JSON, workers: int,
             if process.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"govbot run --workers {workers} did not start")
             await asyncio.sleep(0.2)
-        await asyncio.sleep(2.0)  # every worker registered its webhook and loaded the knowledge base
+        await settled(bot)
         yield bot
     finally:
         process.terminate()
         await process.wait()
         await bot.close()
+
+
+async def settled(bot: WorkerProcesses) -> None:
+    """Wait until the workers have finished starting: less than SETTLED_CPU of a core over a second.
+
+    A worker that is still importing and building its index when the others already serve would have
+    its start-up counted as the idle bot's CPU, or as the first row's (a fixed 2 s wait was too short on
+    a slow machine: the idle reading was 44–84 % of a core).
+    """
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    before = bot.cpu()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        now = bot.cpu()
+        if now - before < SETTLED_CPU:
+            return
+        before = now
+    raise RuntimeError(f"govbot run --workers did not settle within {SETTLE_TIMEOUT:g} s")
 
 
 @dataclass(frozen=True)
