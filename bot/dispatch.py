@@ -33,6 +33,7 @@ from bot.config import Settings
 from bot.polling import PollTimer
 from bot.webhooks import EndpointRefused, InvalidSecret, UrlPolicy, body_bytes, retry_at, signed_headers
 from storage import cases as _cases  # noqa: F401 - the outbox's foreign keys point at its tables
+from storage.db import reconnecting
 from storage.departments import DepartmentRepository
 from storage.governance import governed_deliveries
 from storage.models import utcnow
@@ -298,13 +299,18 @@ class Dispatcher:
         if not results:
             return
         now = self.clock()
-        async with self.sessions.begin() as session:
-            await OutboxRepository(session).record(self.name, results, now)
-            for result in results:
-                if result.outcome is Outcome.GONE:
-                    await DepartmentRepository(session).disable_webhook(
-                        result.delivery.department, f"410 Gone at {now:%Y-%m-%d %H:%M} UTC", now=now
-                    )
+
+        async def store() -> None:
+            async with self.sessions.begin() as session:
+                await OutboxRepository(session).record(self.name, results, now)
+                for result in results:
+                    if result.outcome is Outcome.GONE:
+                        await DepartmentRepository(session).disable_webhook(
+                            result.delivery.department, f"410 Gone at {now:%Y-%m-%d %H:%M} UTC", now=now
+                        )
+
+        # Results lost to a restarted database would have their events delivered a second time.
+        await reconnecting(store)
         for result in results:
             self._report(result)
 

@@ -26,6 +26,7 @@ from handlers.escalation import notice_replies
 from handlers.types import Reply
 from storage import cases as _cases  # noqa: F401 - the notices' foreign keys point at its tables
 from storage.citizens import CitizenRepository
+from storage.db import reconnecting
 from storage.models import utcnow
 from storage.notices import Notice, NoticeRepository
 
@@ -113,7 +114,8 @@ class Notifier:
         if not notices:
             return 0
         outcomes = await asyncio.gather(*(self._send(notice) for notice in notices))
-        await self._record(outcomes)
+        # Outcomes lost to a restarted database would have the citizen told a second time.
+        await reconnecting(lambda: self._record(outcomes))
         return len(outcomes)
 
     async def run(self) -> None:

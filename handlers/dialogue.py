@@ -16,6 +16,7 @@ from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
 from handlers.router import Router, Turn
 from handlers.types import FLOOD, FLOOD_QUIET, Incoming, Reply, refused
 from knowledge.normalise import guess_language
+from storage import db
 from storage.citizens import Citizen, CitizenRepository
 from storage.flood import Verdict
 from storage.knowledge_sync import LiveKnowledge
@@ -59,7 +60,8 @@ class Dialogue:
         """Every reply for one event; a failure is logged and answered with an apology, never raised."""
         incoming, cut = sanitise(incoming)
         try:
-            replies = await self._handle(incoming)
+            # A restarted database costs the citizen nothing: the turn runs again on a new connection.
+            replies = await db.reconnecting(lambda: self._handle(incoming))
         except Exception:
             log.exception(
                 "dialogue failed on %s event from chat %s", incoming.channel, _masked(incoming.chat_id)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -18,6 +18,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 POOL_RECYCLE_SECONDS = 1800
@@ -43,11 +45,27 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     # No pool_pre_ping: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) per checkout, several
     # checkouts per update. A connection that a restarted server closed fails its next statement instead;
-    # SQLAlchemy then discards the whole pool, the unit of work fails (webhook 503, Telegram sends it
-    # again) and the next one reconnects. pool_recycle retires connections before idle timeouts cut them.
+    # SQLAlchemy then discards the whole pool, and the units of work that matter run again on a new
+    # connection (`reconnecting`). pool_recycle retires connections before idle timeouts cut them.
     kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     kwargs.setdefault("pool_size", 10)
     return create_async_engine(url, **kwargs)
+
+
+async def reconnecting(work: Callable[[], Awaitable[T]]) -> T:
+    """``work()``, run once more when the database had closed the pooled connection it was given.
+
+    A server restart or failover closes every pooled connection, and without pre-ping (above) the engine
+    finds out only when one is used; it then replaces its pool. For a unit of work that was rolled back
+    whole, running it again on a new connection loses nothing and repeats nothing.
+    """
+    try:
+        return await work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("the database had closed a pooled connection (a restart?); the work runs again")
+        return await work()
 
 
 @asynccontextmanager

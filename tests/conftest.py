@@ -101,6 +101,18 @@ def postgres_url(postgres_database: str) -> str:
     return postgres_database
 
 
+async def close_every_connection(url: str) -> None:
+    """Close every other connection to the test's PostgreSQL database, as a server restart would."""
+    admin = db.create_engine(url)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    finally:
+        await admin.dispose()
+
+
 async def _emptied(url: str) -> None:
     engine = db.create_engine(url)
     try:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.telegram_updates import CHANNEL
-from storage.db import autocommit
+from storage.db import autocommit, reconnecting
 from storage.inbox import MAX_ACCEPT_BATCH, InboxRepository
 
 log = logging.getLogger(__name__)
@@ -110,13 +110,17 @@ class Outcomes(Batched[str | None]):
         self._start_writer()
 
     async def _write(self, batch: dict[str, str | None]) -> None:
-        try:
+        async def write() -> None:
             async with autocommit(self._sessions) as session:  # each statement stands alone
                 inbox = InboxRepository(session)
                 await inbox.mark_processed_many(CHANNEL, [key for key, err in batch.items() if err is None])
                 for update_id, error in batch.items():
                     if error is not None:
                         await inbox.mark_failed(CHANNEL, update_id, error)
+
+        try:
+            # Lost to a restarted database, these outcomes would have their updates answered again.
+            await reconnecting(write)
         except (SQLAlchemyError, OSError):
             log.exception("telegram: could not record the outcome of %d update(s)", len(batch))
 

@@ -5,7 +5,7 @@ or a dropped connection)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +40,8 @@ class Receiver:
     in_flight: dict[str, int] = field(default_factory=dict)
     overlaps: list[str] = field(default_factory=list)
     url: str = ""
+    before_answer: Callable[[], Awaitable[object]] | None = None
+    """Run while a delivery waits for its answer (what happens elsewhere meanwhile)."""
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     _release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -60,6 +62,8 @@ class Receiver:
             answer = self.answers.pop(0) if self.answers else 200
             self.received.append(Received(payload, dict(request.headers)))
             await self._notify()
+            if self.before_answer is not None:
+                await self.before_answer()
             response = await self._answer(request, answer)
             if 200 <= response.status < 300 and answer != DROP:
                 self.answered_ok.append(webhook_id)

@@ -17,6 +17,7 @@ from storage.cases import CaseRepository
 from storage.departments import DepartmentRepository
 from storage.models import utcnow
 from storage.outbox import DeliveryStatus, OutboxRepository
+from tests.conftest import close_every_connection
 from tests.escalation.conftest import Dept, open_case
 from tests.escalation.dispatching import LOCAL, Clock, dispatcher
 from tests.escalation.receiver import DROP, HANG, Receiver, receiving
@@ -285,3 +286,17 @@ async def test_two_dispatchers_on_postgresql_deliver_each_event_once(
         attempts = {a.dispatcher for e in range(1, 151) for a in await OutboxRepository(session).attempts(e)}
     assert counts["delivered"] == 150
     assert attempts == {"one", "two"}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_delivery_is_recorded_once_when_the_database_restarted_during_it(
+    sessions: Sessions, receiver: Receiver, clock: Clock, database_url: str
+) -> None:
+    # Had the result been lost, the lease would run out and the department get the event twice.
+    await open_case(sessions, now=clock())
+    receiver.before_answer = lambda: close_every_connection(database_url)
+    async with dispatcher(sessions, clock) as d:
+        assert await d.run_once() == 1
+    assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 1, None)
+    assert len(receiver.received) == 1

@@ -15,6 +15,7 @@ from handlers.types import Reply
 from storage.cases import CaseRepository
 from storage.models import Message
 from storage.notices import CitizenNotice, NoticeRepository
+from tests.conftest import close_every_connection
 from tests.escalation.conftest import NOW, Dept, open_case
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -157,3 +158,29 @@ async def test_a_notice_that_cannot_be_rendered_is_dead_not_retried_forever(
     await notifier(sessions, sender, clock).run_once()
     assert (await statuses(sessions))[0][0] == "dead"
     assert sender.sent == []
+
+
+class RestartingSender(RecordingSender):
+    """Sends, while the database server restarts under the notifier's pool."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+        await close_every_connection(self.url)
+        await super().send(chat_id, replies)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_notice_is_recorded_sent_when_the_database_restarted_while_sending(
+    sessions: Sessions, departments: dict[str, Dept], clock: Clock, database_url: str
+) -> None:
+    # Had the outcome been lost, the lease would run out and the citizen be told twice.
+    case = await open_case(sessions)
+    await reply(sessions, case.id, "First")
+    sender = RestartingSender(database_url)
+    assert await Notifier(sessions, {"test": sender}, clock=clock, name="n1").run_once() == 1
+    assert [status for status, _, _ in await statuses(sessions)] == ["sent"]
+    assert len(sender.sent) == 1

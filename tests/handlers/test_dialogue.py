@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -14,7 +15,8 @@ from storage import db
 from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
 from storage.models import Answer, Message, Question
-from tests.handlers.conftest import NOW, payloads, said
+from tests.conftest import close_every_connection
+from tests.handlers.conftest import NOW, payloads, said, small_kb
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -227,3 +229,27 @@ async def test_a_citizen_over_the_flood_limit_is_told_once_and_nothing_of_it_is_
     assert list(kept) == ["/help", "/help"]  # the refused messages were not recorded
     later = Dialogue(sessions, knowledge, clock=lambda: NOW + timedelta(minutes=3), flood_limit=2)
     assert [r.kind for r in await later.handle(said("/help"))] == ["help"]
+
+
+@pytest.mark.postgres
+async def test_a_turn_is_not_lost_when_the_database_restarted_under_the_pool(postgres_url: str) -> None:
+    engine = db.create_engine(postgres_url)
+    try:
+        sessions = db.sessionmaker(engine)
+        async with sessions.begin() as session:
+            await KnowledgeRepository(session).apply_import(small_kb(), "test")
+        knowledge = LiveKnowledge(sessions)
+        await knowledge.load()
+        dialogue = Dialogue(sessions, knowledge, clock=lambda: NOW)
+        await dialogue.handle(said("/help"))  # the pool now holds a connection
+        await close_every_connection(postgres_url)  # what a server restart does to it
+
+        replies = await dialogue.handle(said("How do I pay my property tax?"))
+
+        assert [reply.kind for reply in replies] == ["answer"]
+        async with sessions() as session:
+            asked = (await session.execute(select(Question.text))).scalars().all()
+        assert list(asked) == ["How do I pay my property tax?"]
+    finally:
+        await engine.dispose()
+

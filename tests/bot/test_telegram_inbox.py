@@ -1,0 +1,34 @@
+"""The Telegram channel's batched inbox writes, on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.channels.telegram_inbox import Outcomes
+from bot.channels.telegram_updates import CHANNEL
+from storage import db
+from storage.inbox import InboxRepository
+from tests.conftest import close_every_connection
+
+
+@pytest.mark.postgres
+async def test_outcomes_are_recorded_when_the_database_restarted_under_the_pool(postgres_url: str) -> None:
+    # A lost outcome leaves its update unprocessed, and the inbox sweep would answer it a second time.
+    engine = db.create_engine(postgres_url)
+    try:
+        sessions = db.sessionmaker(engine)
+        async with db.autocommit(sessions) as session:
+            updates = [("1", {"update_id": 1}), ("2", {"update_id": 2})]
+            await InboxRepository(session).accept_many(CHANNEL, updates)
+        await close_every_connection(postgres_url)  # what a server restart does to the pool's connections
+        outcomes = Outcomes(sessions, delay=0)
+
+        outcomes.add("1", None)
+        outcomes.add("2", "RuntimeError: boom")
+        await outcomes.flush()
+
+        async with sessions() as session:
+            left = await InboxRepository(session).pending(CHANNEL)
+        assert [update.update_id for update in left] == ["2"]  # the failed one may be tried again
+    finally:
+        await engine.dispose()
