@@ -149,10 +149,13 @@ class Arrivals(Batched[tuple[JSON, list["asyncio.Future[bool]"]]]):
         return await future
 
     async def _write(self, batch: dict[str, tuple[JSON, list[asyncio.Future[bool]]]]) -> None:
-        try:
+        async def write() -> set[str]:
             async with autocommit(self._sessions) as session:  # one statement: stored when it returns
-                new = await InboxRepository(session).accept_many(
+                return await InboxRepository(session).accept_many(
                     CHANNEL, [(update_id, payload) for update_id, (payload, _) in batch.items()])
+
+        try:
+            new = await reconnecting(write)  # after a database restart: answered now, not when re-sent
         except Exception as exc:  # every webhook waiting on the batch answers with it (503)
             for _, futures in batch.values():
                 for future in futures:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.channels.telegram_inbox import Outcomes
+from bot.channels.telegram_inbox import Arrivals, Outcomes
 from bot.channels.telegram_updates import CHANNEL
 from storage import db
 from storage.inbox import InboxRepository
@@ -30,5 +30,27 @@ async def test_outcomes_are_recorded_when_the_database_restarted_under_the_pool(
         async with sessions() as session:
             left = await InboxRepository(session).pending(CHANNEL)
         assert [update.update_id for update in left] == ["2"]  # the failed one may be tried again
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_an_update_is_stored_and_handed_on_when_the_database_restarted_under_the_pool(
+    postgres_url: str,
+) -> None:
+    engine = db.create_engine(postgres_url)
+    try:
+        sessions = db.sessionmaker(engine)
+        async with sessions() as session:
+            await InboxRepository(session).pending(CHANNEL)  # the pool now holds a connection
+        await close_every_connection(postgres_url)
+        handed: list[str] = []
+        arrivals = Arrivals(sessions, lambda payload, update_id: handed.append(update_id))
+
+        assert await arrivals.store("7", {"update_id": 7}) is True
+
+        assert handed == ["7"]
+        async with sessions() as session:
+            assert [update.update_id for update in await InboxRepository(session).pending(CHANNEL)] == ["7"]
     finally:
         await engine.dispose()
