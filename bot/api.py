@@ -22,6 +22,7 @@ from bot.keys import SESSIONS, WAKE
 from bot.openapi import OPENAPI
 from storage.case_events import citizen_fields
 from storage.cases import Case, CaseError, CaseNotFound, CaseRepository, CaseStatus, normalise_ticket
+from storage.db import reconnecting
 from storage.departments import DepartmentProfile, DepartmentRepository
 from storage.governance import govern_for_department, governed_case_list
 from storage.idempotency import MAX_KEY_LENGTH, PENDING, IdempotencyRepository
@@ -345,9 +346,12 @@ async def _authenticate(
 async def _problems(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Every error as problem+json: ours, aiohttp's (404, 405, 413) and unexpected ones."""
+    """Every error as problem+json: ours, aiohttp's (404, 405, 413) and unexpected ones.
+
+    A request that met a connection a restarted database had closed runs once more (it changed nothing).
+    """
     try:
-        return await handler(request)
+        return await reconnecting(lambda: handler(request))
     except Problem as problem:
         return problem.response()
     except CaseError as exc:

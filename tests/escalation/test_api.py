@@ -13,6 +13,7 @@ from bot.api import create_api
 from storage.cases import CaseChangeRecord, CaseRecord
 from storage.notices import CitizenNotice
 from storage.outbox import OutboxEvent
+from tests.conftest import close_every_connection
 from tests.escalation.conftest import Client, Dept, open_case
 
 PROBLEM = "application/problem+json"
@@ -297,3 +298,20 @@ async def test_the_openapi_document_describes_every_route_without_a_token(api: C
     for method, path in routes:
         assert method.lower() in document["paths"][path]
     assert set(document["webhooks"]) == {"case.created", "case.updated", "case.closed", "case.transferred"}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_reply_is_taken_once_when_the_database_restarted_under_the_pool(
+    api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    case = await open_case(sessions, "TRANSPORT")
+    await close_every_connection(database_url)  # what a server restart does to the pool's connections
+    response = await api.post(
+        f"/api/v1/cases/{case.ticket}/replies", json={"text": "We are on it."},
+        headers=departments["TRANSPORT"].auth,
+    )
+    assert response.status == 201, await response.text()
+    async with sessions() as session:
+        notices = await session.scalar(select(func.count()).select_from(CitizenNotice))
+    assert notices == 1
