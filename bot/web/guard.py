@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.flood import FloodLimit
+from storage.db import reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,16 @@ def _address(text: str) -> IPv4Address | IPv6Address | None:
         return None
 
 
+_BODY = web.RequestKey("body", bytes)
+
+
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
-    """The request body, refusing with 413 once it is over ``limit`` (declared or actually sent)."""
+    """The request body, refusing with 413 once it is over ``limit`` (declared or actually sent).
+
+    Kept on the request, so a handler run again (after a database restart) reads it again.
+    """
+    if _BODY in request:
+        return request[_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise Problem(413, "Content Too Large", f"the body may have at most {limit} bytes")
     chunks: list[bytes] = []
@@ -109,7 +118,8 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
         if size > limit:
             raise Problem(413, "Content Too Large", f"the body may have at most {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    request[_BODY] = body = b"".join(chunks)
+    return body
 
 
 @web.middleware
@@ -123,7 +133,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise too_many("too many requests from this address; wait a few seconds")
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise Problem(413, "Content Too Large", f"the body may have at most {MAX_BODY} bytes")
-        response = await handler(request)
+        # A request that met a connection a restarted database had closed changed nothing: run it again.
+        response = await reconnecting(lambda: handler(request))
     except Problem as problem:
         response = problem_response(problem)
     except web.HTTPException as exc:

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.channels.web import WEB
@@ -27,6 +27,7 @@ from handlers.types import Document, Reply
 from storage.knowledge import KnowledgeRepository
 from storage.models import Question
 from tests.bot.web_kb import HOSTILE_QUESTION, web_kb
+from tests.conftest import close_every_connection
 
 Client = TestClient[web.Request, web.Application]
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -486,3 +487,19 @@ async def test_static_files_are_served_and_the_script_never_uses_inner_html(brow
     assert "outerHTML" not in script
     assert "eval(" not in script
     assert (await browser.client.get("/static/../app.py")).status in (403, 404)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_message_with_its_client_id_is_answered_once_after_a_database_restart(
+    browser: Browser, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    await browser.say("hello", client_id="client-0001")  # the pools now hold connections
+    await close_every_connection(database_url)  # what a server restart does to them
+    await engine.dispose()  # the test's own pool: only the app's is under test
+    body = await browser.say("how do I renew my identity card", client_id="client-0002")
+    assert [entry["role"] for entry in body["entries"]] == ["citizen", "bot"]
+    assert body["entries"][1]["kind"] == "answer"
+    async with sessions() as session:
+        asked = (await session.execute(select(Question.text).order_by(Question.id))).scalars().all()
+    assert list(asked) == ["hello", "how do I renew my identity card"]
