@@ -300,3 +300,23 @@ async def test_a_delivery_is_recorded_once_when_the_database_restarted_during_it
         assert await d.run_once() == 1
     assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 1, None)
     assert len(receiver.received) == 1
+
+
+async def test_a_hanging_endpoint_does_not_hold_back_another_departments_events(
+    sessions: Sessions, departments: dict[str, Dept], receiver: Receiver
+) -> None:
+    # Claims wait for half the slots to be free, but never longer than the poll interval.
+    receiver.answers = [HANG, HANG, HANG]
+    async with receiving(departments["TAX"].secret) as tax:
+        await set_url(sessions, "TAX", tax.url)
+        config = DispatchConfig(policy=LOCAL, poll=0.05, concurrency=4, timeout=30)
+        async with Dispatcher(sessions, config) as d:
+            task = asyncio.create_task(d.run())
+            for user in ("1", "2", "3"):
+                await open_case(sessions, "TRANSPORT", user=user, now=utcnow())
+            await receiver.wait_for(3)  # three of the four slots now wait on TRANSPORT
+            await open_case(sessions, "TAX", user="4", now=utcnow())
+            await tax.wait_for(1, timeout=5)  # not held back until TRANSPORT's answers time out
+            receiver.release()
+            d.stop()
+            await asyncio.wait_for(task, timeout=10)
