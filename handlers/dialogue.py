@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers import ask, browse, escalation, feedback, privacy, start
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
-from handlers.router import Router, Turn
+from handlers.router import Flow, Router, Turn
 from handlers.types import FLOOD, FLOOD_QUIET, Incoming, Reply, refused
 from knowledge.normalise import guess_language
 from storage import db
@@ -91,54 +91,47 @@ class Dialogue:
                 now=now,
                 extras=self.extras,
             )
+            flow = self._flow(turn)
             heard = [("in", incoming.text)] if incoming.text and not incoming.payload else []
-            if heard and not self._is_question(turn):
-                await citizens.record_messages(citizen.id, heard, now=now)  # the flow may read or erase it
+            if heard and flow is not ask.ask:
+                # Written first, as the flow may read it (a case's excerpt) or erase it (/forget); the
+                # free-text flow reads no messages, so its question goes with the replies, one statement.
+                await citizens.record_messages(citizen.id, heard, now=now)
                 heard = []
-            replies = await self._route(turn)
+            replies = await flow(turn)
             said = [("out", reply.text) for reply in replies if reply.text and not reply.replace]
             await citizens.record_messages(citizen.id, heard + said, now=now)
             await citizens.save_state(citizen.id, turn.state)
         return replies
 
-    async def _route(self, turn: Turn) -> list[Reply]:
+    def _flow(self, turn: Turn) -> Flow:
+        """The flow for this event (a command abandons whatever was pending)."""
         incoming, router = turn.incoming, self.router
         if incoming.payload is not None:
             prefix, _, turn.args = incoming.payload.partition(":")
             flow = router.buttons.get(prefix)
             if flow is None:
                 log.warning("unknown button payload prefix %r", prefix[:20])
-                return [Reply(turn.t("button_expired"), notice=turn.t("button_expired"), kind="expired")]
-            return await flow(turn)
+                return _expired
+            return flow
         if incoming.unsupported:
-            return turn.say("text_only", kind="text_only")
+            return _saying("text_only", kind="text_only")
         command = incoming.command
         if command is not None:
             name, turn.args = command
             flow = router.commands.get(name)
             if flow is None:
-                return turn.say("unknown_command", command=name[:32], kind="unknown_command")
-            turn.state.clear()  # a command abandons whatever was pending
-            return await flow(turn)
+                return _saying("unknown_command", kind="unknown_command", command=name[:32])
+            turn.state.clear()
+            return flow
         if not (incoming.text or "").strip():
-            return turn.say("empty_text", kind="empty")
+            return _saying("empty_text", kind="empty")
         state_flow = router.states.get(turn.state.state or "")
         if state_flow is not None:
-            return await state_flow(turn)
+            return state_flow
         if router.text is None:
-            return turn.say("unknown_command", command="", kind="unknown_command")
-        return await router.text(turn)
-
-    def _is_question(self, turn: Turn) -> bool:
-        """Whether the event goes to the free-text flow (``_route``'s last step), which reads no messages.
-
-        Its message is then written with the replies, one statement instead of two; any other flow gets
-        it written first, as it may read it (a case's excerpt) or erase it (/forget).
-        """
-        incoming = turn.incoming
-        return (self.router.text is ask.ask and incoming.payload is None and not incoming.unsupported
-                and incoming.command is None and bool((incoming.text or "").strip())
-                and turn.state.state not in self.router.states)
+            return _saying("unknown_command", kind="unknown_command", command="")
+        return router.text
 
     async def _language(self, citizens: CitizenRepository, citizen: Citizen, incoming: Incoming) -> str:
         """The citizen's choice, else the platform's code, else the script of what they last typed."""
@@ -151,6 +144,20 @@ class Dialogue:
         recent = await citizens.recent_messages(citizen.id, 5)
         said = [text for direction, text, _ in recent if direction == "in"]
         return guess_language(said[-1]) if said else DEFAULT_LANGUAGE
+
+
+async def _expired(turn: Turn) -> list[Reply]:
+    """A button whose kind this bot does not know (forged, or from an old version)."""
+    return [Reply(turn.t("button_expired"), notice=turn.t("button_expired"), kind="expired")]
+
+
+def _saying(key: str, *, kind: str, **values: Any) -> Flow:
+    """A flow that only answers with one catalogue message."""
+
+    async def say(turn: Turn) -> list[Reply]:
+        return turn.say(key, kind=kind, **values)
+
+    return say
 
 
 def sanitise(incoming: Incoming) -> tuple[Incoming, bool]:
