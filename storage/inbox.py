@@ -23,14 +23,6 @@ UPDATE_ID_LENGTH = 64
 
 _TABLE = cast(Table, InboxUpdate.__table__)
 _COLUMNS = _TABLE.c
-_ACCEPT = text(
-    "INSERT INTO inbox_updates (channel, update_id, payload, received_at, attempts) "
-    "VALUES (:channel, :update_id, :payload, :received_at, 1) "
-    "ON CONFLICT (channel, update_id) DO NOTHING RETURNING update_id"
-).bindparams(bindparam("payload", type_=_COLUMNS.payload.type),
-             bindparam("received_at", type_=_COLUMNS.received_at.type))
-"""Written out because SQLAlchemy compiles its dialects' upserts afresh for every execution (they are not
-cacheable), which cost more CPU than the insert itself; SQLite and PostgreSQL both accept this form."""
 MAX_ACCEPT_BATCH = 100
 """Most updates stored by one statement of ``accept_many`` (two bound values each)."""
 
@@ -47,7 +39,11 @@ _MARK_PROCESSED = (
 
 @functools.cache
 def _accept_many(rows: int) -> TextClause:
-    """``_ACCEPT`` for ``rows`` updates at once, made once for each number of rows."""
+    """Storing ``rows`` updates in one statement, made once for each number of rows.
+
+    Written out because SQLAlchemy compiles its dialects' upserts afresh for every execution (they are not
+    cacheable), which cost more CPU than the insert itself; SQLite and PostgreSQL both accept this form.
+    """
     values = ", ".join(f"(:channel, :update_id_{n}, :payload_{n}, :received_at, 1)" for n in range(rows))
     head = "INSERT INTO inbox_updates (channel, update_id, payload, received_at, attempts) VALUES "
     tail = " ON CONFLICT (channel, update_id) DO NOTHING RETURNING update_id"
@@ -83,10 +79,7 @@ class InboxRepository:
     async def accept(self, channel: str, update_id: str, payload: dict[str, Any], *,
                      received_at: datetime | None = None) -> bool:
         """Store an update; False when it was stored before (a re-send), which is then left untouched."""
-        _check_key(channel, update_id)
-        values = {"channel": channel, "update_id": update_id, "payload": payload,
-                  "received_at": received_at or utcnow()}
-        return (await self.session.execute(_ACCEPT, values)).scalar_one_or_none() is not None
+        return update_id in await self.accept_many(channel, [(update_id, payload)], received_at=received_at)
 
     async def accept_many(self, channel: str, updates: Sequence[tuple[str, dict[str, Any]]], *,
                           received_at: datetime | None = None) -> set[str]:
