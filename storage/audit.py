@@ -10,6 +10,7 @@ if the change it describes was committed with it.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -121,6 +122,9 @@ class AuditEntry:
             "details": self.details,
             "hash": self.hash,
         }
+
+
+_ENTRY_FIELDS = tuple(entry_field.name for entry_field in dataclasses.fields(AuditEntry))
 
 
 @dataclass(frozen=True)
@@ -316,36 +320,15 @@ def _row_values(number: int, record: NewRecord, now: datetime, prev_hash: str) -
     return row
 
 
-def _entry_of(row: dict[str, Any]) -> AuditEntry:
-    return AuditEntry(
-        id=row["id"],
-        at=row["at"],
-        kind=row["kind"],
-        citizen_ref=row["citizen_ref"],
-        department=row["department"],
-        ticket=row["ticket"],
-        fields=tuple(row["fields"]),
-        basis=dict(row["basis"]),
-        details=dict(row["details"]),
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
+def _entry_of(values: dict[str, Any]) -> AuditEntry:
+    """The entry of a record's column values (as stored, or as just written)."""
+    copies = {"fields": tuple(values["fields"] or ()), "basis": dict(values["basis"] or {}),
+              "details": dict(values["details"] or {})}
+    return AuditEntry(**values | copies)
 
 
 def _entry(row: AuditRecord) -> AuditEntry:
-    return AuditEntry(
-        id=row.id,
-        at=row.at,
-        kind=row.kind,
-        citizen_ref=row.citizen_ref,
-        department=row.department,
-        ticket=row.ticket,
-        fields=tuple(row.fields or ()),
-        basis=dict(row.basis or {}),
-        details=dict(row.details or {}),
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+    return _entry_of({name: getattr(row, name) for name in _ENTRY_FIELDS})
 
 
 def _plain(value: dict[str, Any]) -> dict[str, Any]:
