@@ -52,7 +52,7 @@ def disclose(
 ) -> tuple[dict[str, Any], dict[str, Withheld]]:
     """Split ``fields`` into what may go to a department and what is withheld (with the reason)."""
     included, withheld = _decide(fields, classes, clearance, consents)
-    keep = kept_kinds(classes, clearance, consents)
+    keep = _kept(classes, clearance, consents)
     for name in (Field.FREE_TEXT,):
         if isinstance(included.get(name), str):
             included[name] = mask(included[name], keep=keep)
