@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -17,7 +16,7 @@ from bot.commands import report as report_commands
 from bot.commands import retention as retention_commands
 from bot.commands import run as run_commands
 from bot.config import ConfigError, Settings, load_settings
-from bot.log_masking import mask_logs
+from bot.log_masking import log_masked
 from knowledge.formats import KnowledgeLoadError
 from storage import masking
 from storage.db import DatabaseUnavailable
@@ -46,8 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `govbot` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    mask_logs()
+    log_masked()
     handler: Handler = args.handler
 
     def settings() -> Settings:

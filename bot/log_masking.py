@@ -33,6 +33,15 @@ class PersonalDataFilter(logging.Filter):
         return True
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_masked(line_format: str = LOG_FORMAT) -> None:
+    """govbot's logging: to stderr, WARNING until the settings say otherwise, personal data masked."""
+    logging.basicConfig(level=logging.WARNING, format=line_format)
+    mask_logs()
+
+
 def mask_logs(logger: logging.Logger | None = None) -> None:
     """Put the filter on every handler of ``logger`` (the root logger by default), once."""
     for handler in (logger or logging.getLogger()).handlers:

@@ -24,7 +24,7 @@ from types import FrameType
 
 from bot.app import seed_knowledge
 from bot.config import Settings
-from bot.log_masking import mask_logs
+from bot.log_masking import log_masked
 from bot.metrics import MULTIPROCESS_DIR
 from storage import db, masking
 
@@ -36,7 +36,7 @@ not unlucky, and an operator's process manager should see the failure."""
 STOP_GRACE = 20.0
 """Seconds a worker has after SIGTERM (its own graceful shutdown takes up to 10) before SIGKILL."""
 ORPHAN_CHECK_SECONDS = 1.0
-LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 
 Serve = Callable[[Settings, bool], None]
 """Runs one server until SIGTERM: the settings, and whether to listen with SO_REUSEPORT."""
@@ -138,8 +138,7 @@ def _worker(settings: Settings, serve: Serve, supervisor: int) -> None:
     stops the workers in order), the log set up as `govbot` does it, then one server."""
     os.setpgrp()
     threading.Thread(target=_orphan_watch, args=(supervisor,), name="orphan-watch", daemon=True).start()
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
-    mask_logs()
+    log_masked(WORKER_LOG_FORMAT)
     logging.getLogger().setLevel(settings.log_level)
     masking.use_region(settings.phone_region)
     serve(settings, True)
