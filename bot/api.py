@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.keys import SESSIONS, WAKE
-from bot.openapi import OPENAPI
+from bot.openapi import KEY_PATTERN, MAX_LIMIT, MAX_OFFSET, OPENAPI
 from storage.case_events import citizen_fields
 from storage.cases import Case, CaseError, CaseNotFound, CaseRepository, CaseStatus, normalise_ticket
 from storage.db import reconnecting
@@ -33,11 +33,10 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 MAX_TEXT = 4096
 """A reply or note longer than one Telegram message is refused rather than cut."""
-MAX_LIMIT = 200
 PROBLEM = "application/problem+json"
 DEPARTMENT = web.RequestKey("department", DepartmentProfile)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("api_clock")
-_KEY_CHARS = re.compile(rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$")
+_KEY_CHARS = re.compile(KEY_PATTERN)
 _STATUS_CODES = {
     "unknown-case": 404,
     "case-closed": 409,
@@ -96,7 +95,7 @@ async def list_cases(request: web.Request) -> web.Response:
     department = request[DEPARTMENT]
     status = _status_filter(request.query.get("status"))
     limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     async with request.config_dict[SESSIONS].begin() as session:
         cases = await CaseRepository(session).of_department(
             department.code, status=status, limit=limit, offset=offset
@@ -362,7 +361,8 @@ async def _problems(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return Problem(exc.status, "http-error", exc.reason, exc.text or exc.reason).response()
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # 405 must name them
+        return Problem(exc.status, "http-error", exc.reason, exc.text or exc.reason).response(allow)
     except Exception:
         log.exception("department API failed on %s %s", request.method, request.path)
         return Problem(

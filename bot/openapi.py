@@ -6,8 +6,14 @@ from typing import Any
 
 from storage.classification import LOWEST_CLEARANCE, DataClass, Field
 from storage.disclosure import Withheld
+from storage.idempotency import MAX_KEY_LENGTH
 
 JSON = dict[str, Any]
+MAX_LIMIT = 200
+"""Most cases one page of ``GET /cases`` holds."""
+MAX_OFFSET = 1_000_000_000
+KEY_PATTERN = f"^[!-~]{{1,{MAX_KEY_LENGTH}}}$"
+"""An ``Idempotency-Key``: visible ASCII only, as RFC 9110 field values without spaces."""
 
 
 def _ref(name: str) -> JSON:
@@ -39,7 +45,7 @@ IDEMPOTENCY_KEY = {
     "required": False,
     "description": "Repeat a write safely: the same key with the same request returns the first response "
     "(with `Idempotent-Replayed: true`); the same key with another request is refused (422).",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "pattern": KEY_PATTERN},
 }
 STATUS = {"type": "string", "enum": ["open", "in_progress", "resolved", "closed"]}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 4096}
@@ -305,9 +311,13 @@ OPENAPI: JSON = {
                     {
                         "name": "limit",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
                     },
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                    },
                 ],
                 "responses": {
                     "200": _json(
@@ -372,7 +382,10 @@ OPENAPI: JSON = {
         ),
         "/cases/{ticket}/transfer": _case_write(
             "Transfer the case; the new department receives case.transferred",
-            _object({"department": {"type": "string"}, "note": TEXT}, required=("department",)),
+            _object(
+                {"department": {"type": "string", "minLength": 1, "maxLength": 50}, "note": TEXT},
+                required=("department",),
+            ),
             "200",
             "Transferred",
             {"case": _ref("Case")},

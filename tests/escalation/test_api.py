@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
+from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.api import create_api
+from bot.openapi import OPENAPI
 from storage.cases import CaseChangeRecord, CaseRecord
 from storage.notices import CitizenNotice
 from storage.outbox import OutboxEvent
@@ -205,6 +207,45 @@ async def test_a_failed_write_leaves_its_idempotency_key_free(
     assert (await api.post(url, json={"status": "in_progress"}, headers=headers)).status == 200
 
 
+def documented_parameter(path: str, method: str, name: str) -> dict[str, Any]:
+    """The schema the OpenAPI document gives a parameter of an operation."""
+    parameters: list[dict[str, Any]] = OPENAPI["paths"][path][method]["parameters"]
+    return next(p["schema"] for p in parameters if p["name"] == name)
+
+
+@pytest.mark.parametrize(
+    ("key", "accepted"),
+    [("order-7/retry~1!", True), ("k" * 255, True), ("two words", False), ("k" * 256, False)],
+)
+async def test_the_document_admits_exactly_the_idempotency_keys_the_api_accepts(
+    api: Client,
+    departments: dict[str, Dept],
+    sessions: async_sessionmaker[AsyncSession],
+    key: str,
+    accepted: bool,
+) -> None:
+    case = await open_case(sessions)
+    headers = departments["TRANSPORT"].auth | {"Idempotency-Key": key}
+    url = f"/api/v1/cases/{case.ticket}/replies"
+    response = await api.post(url, json={"text": "On it."}, headers=headers)
+    if accepted:
+        assert response.status == 201
+    else:
+        assert "visible ASCII" in (await problem(response, 400))["detail"]
+    schema = documented_parameter("/cases/{ticket}/replies", "post", "Idempotency-Key")
+    assert Draft202012Validator(schema).is_valid(key) == accepted
+
+
+@pytest.mark.parametrize(("offset", "accepted"), [(10**9, True), (10**9 + 1, False)])
+async def test_the_document_admits_exactly_the_offsets_the_api_accepts(
+    api: Client, departments: dict[str, Dept], offset: int, accepted: bool
+) -> None:
+    response = await api.get(f"/api/v1/cases?offset={offset}", headers=departments["TRANSPORT"].auth)
+    assert response.status == (200 if accepted else 400)
+    schema = documented_parameter("/cases", "get", "offset")
+    assert Draft202012Validator(schema).is_valid(offset) == accepted
+
+
 BAD_INPUT = [
     ("replies", b"{not json", 400, "not valid JSON"),
     ("replies", b'["text"]', 400, "JSON object"),
@@ -272,7 +313,9 @@ async def test_an_unknown_route_and_a_wrong_method_are_problems_too(
 ) -> None:
     auth = departments["TRANSPORT"].auth
     await problem(await api.get("/api/v1/tickets", headers=auth), 404)
-    await problem(await api.delete("/api/v1/cases", headers=auth), 405)
+    wrong_method = await api.delete("/api/v1/cases", headers=auth)
+    await problem(wrong_method, 405)
+    assert set(wrong_method.headers["Allow"].split(",")) == {"GET", "HEAD"}  # RFC 9110 requires it
 
 
 async def test_the_openapi_document_describes_every_route_without_a_token(api: Client) -> None:
