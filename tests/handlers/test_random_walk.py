@@ -27,7 +27,8 @@ TEXTS = [
     "parking permit", "社保怎么交", "The streetlight outside number 12 has been broken for a week",
     "hello", "", "   ", "x" * 5000, "😀😀", "\x00\x07 control", "13812345678", "me@example.com", "1", "yes",
     "/start", "/help", "/menu", "/menu extra", "/language", "/human", "/status", "/status TR-2026-000001",
-    "/status XX", "/forget", "/cancel", "/privacy", "/unknown", "/start@otherbot",
+    "/status XX", "/forget", "/cancel", "/privacy", "/mydata", "/feedback",
+    "/feedback the forms are too long", "/unknown", "/start@otherbot",
 ]
 ASKED = {  # what a citizen mostly types when the bot has just asked for it
     "escalation_describe": "The streetlight outside number 12 has been broken for a week",
@@ -79,4 +80,5 @@ async def test_a_random_walk_through_every_flow_is_always_answered_and_never_wit
             pressed_ever.extend(buttons)
     assert not caplog.records, caplog.text
     # The walk reached the deep ends of the flows, or it would prove little.
-    assert {"answer", "clarify", "fallback", "menu", "rating", "case_created", "forgotten"} <= set(kinds)
+    deep_ends = {"answer", "clarify", "fallback", "menu", "rating", "case_created", "forgotten"}
+    assert deep_ends | {"feedback_saved"} <= set(kinds)
