@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 from storage.masking import mask
@@ -40,6 +41,33 @@ def log_masked(line_format: str = LOG_FORMAT) -> None:
     """govbot's logging: to stderr, WARNING until the settings say otherwise, personal data masked."""
     logging.basicConfig(level=logging.WARNING, format=line_format)
     mask_logs()
+    quiet_malformed_requests()
+
+
+class MalformedRequestFilter(logging.Filter):
+    """A request that is not valid HTTP is the sender's fault, and aiohttp answers it 400: one warning line.
+
+    aiohttp logs it as an ERROR with a traceback, which on a public address (scanners, probes) would bury
+    real errors and wake whoever is on call.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and exc.code < 500 and record.levelno > logging.WARNING:
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            detail = " ".join(str(exc.message).split())  # aiohttp's spans lines, pointing at the bad byte
+            record.msg = "malformed HTTP request from %s answered %d: %s"
+            record.args = (remote, exc.code, detail)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Put :class:`MalformedRequestFilter` on aiohttp's server logger, once."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server.filters):
+        server.addFilter(MalformedRequestFilter())
 
 
 def mask_logs(logger: logging.Logger | None = None) -> None:

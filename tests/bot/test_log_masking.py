@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.test_utils import BaseTestServer, TestServer, make_mocked_request
 
 from bot.cli import main
-from bot.log_masking import MASKED_FLAG, AccessLog, PersonalDataFilter, mask_logs, may_hold_personal_data
+from bot.log_masking import (
+    MASKED_FLAG,
+    AccessLog,
+    MalformedRequestFilter,
+    PersonalDataFilter,
+    mask_logs,
+    may_hold_personal_data,
+    quiet_malformed_requests,
+)
 from tests.conftest import clear_govbot_settings
 
 log = logging.getLogger("govbot.test")
@@ -96,3 +105,43 @@ def test_only_text_with_a_digit_or_an_at_sign_may_hold_personal_data() -> None:
     assert not may_hold_personal_data("/telegram/webhook")
     assert may_hold_personal_data("/web?to=me@example.cn")
     assert may_hold_personal_data("/cases/１３８")
+
+
+async def test_a_malformed_request_is_answered_400_and_logged_as_one_warning_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    quiet_malformed_requests()
+    server = logging.getLogger("aiohttp.server")
+    try:
+        async with TestServer(app) as served:
+            with caplog.at_level(logging.DEBUG, logger="aiohttp.server"):
+                answer = await raw_request(served, b"GET / HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n")
+                fine = await raw_request(served, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    finally:
+        for found in [f for f in server.filters if isinstance(f, MalformedRequestFilter)]:
+            server.removeFilter(found)
+    assert answer.split(b" ", 2)[1] == b"400"
+    assert fine.startswith(b"HTTP/1.1 200")
+    assert fine.endswith(b"hello")
+    [record] = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    message = record.getMessage()
+    assert message.startswith("malformed HTTP request from 127.0.0.1 answered 400: Invalid header value")
+    assert "\n" not in message
+
+
+async def raw_request(server: BaseTestServer, request: bytes) -> bytes:
+    """Bytes straight onto the socket, as a scanner sends them; everything the server answers."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer
