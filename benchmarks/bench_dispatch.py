@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.support import free_port, process_cpu, scratch_postgres, server_cpu  # noqa: E402
+from benchmarks.support import free_port, process_cpu, run_benchmark, scratch_postgres, server_cpu  # noqa: E402
 from bot.webhooks import new_secret  # noqa: E402
 from storage import db  # noqa: E402
 from storage.cases import CaseRepository, NewCase  # noqa: E402
@@ -238,4 +238,4 @@ if __name__ == "__main__":
         serve_receiver(args.receiver)
     else:
         kinds = [args.only] if args.only else ["governed", "core"]
-        asyncio.run(main(args.events, args.idle_cases, args.dispatchers, kinds))
+        run_benchmark(main(args.events, args.idle_cases, args.dispatchers, kinds))

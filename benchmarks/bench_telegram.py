@@ -65,6 +65,7 @@ from benchmarks.support import (  # noqa: E402
     free_port,
     local_socket,
     process_cpu,
+    run_benchmark,
     scratch_postgres,
     server_cpu,
     worker_pids,
@@ -630,4 +631,4 @@ def configure_logging(log_file: str) -> None:
 if __name__ == "__main__":
     arguments = parse_args()
     configure_logging(arguments.log_file)
-    asyncio.run(main(arguments))
+    run_benchmark(main(arguments))

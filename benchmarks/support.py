@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -18,6 +21,23 @@ from storage import db
 
 SAMPLE_SECONDS = 0.5
 """How often server_cpu reads the server processes' CPU."""
+
+
+def run_benchmark(main: Coroutine[Any, Any, None]) -> None:
+    """Run a benchmark's main coroutine. SIGTERM (``pkill``, ``timeout``) cancels it, so that its ``finally``
+    blocks run: child processes stop and the scratch database is dropped instead of being left behind."""
+
+    async def cancelled_by_sigterm() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await main
+
+    try:
+        asyncio.run(cancelled_by_sigterm())
+    except asyncio.CancelledError:
+        print("stopped by SIGTERM; cleaned up", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
 
 
 @asynccontextmanager
