@@ -132,6 +132,8 @@ class Index:
         self._by_kind = {"term": self._terms, "unit": self._units, "pair": self._pairs}
         self._idf_cache: dict[tuple[str, str], float] = {}
         self._doc_weight_cache: dict[int, float] = {}
+        self._selection_weights: dict[int, float] = {}
+        """Phrasing weights for choosing candidates, kept through changes (see :meth:`selection_weight`)."""
         self._category_cache: dict[str, frozenset[str]] = {}
         self.serials: dict[int, str] = {}
         """Entry ids by serial number: postings hold numbers, which are cheap and iterate in order."""
@@ -212,6 +214,7 @@ class Index:
 
     def _remove_doc(self, doc: int) -> None:
         _, analysis = self.docs.pop(doc)
+        self._selection_weights.pop(doc, None)
         for postings, keys in self._postings(analysis):
             for key in keys:
                 _discard(postings, key, doc)
@@ -339,6 +342,23 @@ class Index:
             value = sum(self.idf(unit) for unit in self.docs[doc][1].units)
             self._doc_weight_cache[doc] = value
         return value
+
+    def selection_weight(self, doc: int) -> float:
+        """:meth:`doc_weight` as it was when first asked for (or at :meth:`prepare_selection`), never 0.
+
+        Choosing candidates weighs every phrasing that shares a unit with the question, up to 2,000 of
+        them: recomputing each weight after every change would cost a query several milliseconds, and
+        the slight drift of the IDF as entries come and go does not matter for the choice.
+        """
+        value = self._selection_weights.get(doc)
+        if value is None:
+            value = self._selection_weights[doc] = self.doc_weight(doc) or 1.0
+        return value
+
+    def prepare_selection(self) -> None:
+        """Compute every phrasing's selection weight now, after a bulk build, rather than in queries."""
+        for doc in self.docs:
+            self.selection_weight(doc)
 
     def postings(self, key: str, kind: str) -> set[int]:
         """Phrasings that contain ``key`` (a term, unit or pair)."""

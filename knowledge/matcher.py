@@ -271,6 +271,7 @@ def _build(kb: KnowledgeBase) -> Index:
     try:
         for entry in kb.entries:
             index.add(entry)
+        index.prepare_selection()
     finally:
         if collecting:
             gc.enable()

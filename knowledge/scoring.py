@@ -77,7 +77,8 @@ def score_entries(
     weighted = _QueryWeights.of(index, query)
     by_doc = _accumulate([(index.postings(u, "unit"), v) for u, v in weighted.units.items()], DOC_BUDGET)
     by_answer = _accumulate([(index.answer_postings(u), v) for u, v in weighted.units.items()], ANSWER_BUDGET)
-    chosen = _top(by_doc, lambda doc: index.docs[doc][0], index, keep, CANDIDATES)
+    chosen = _top(_coverage(index, weighted, by_doc, weights), lambda doc: index.docs[doc][0], index, keep,
+                  CANDIDATES)
     chosen |= _top(by_answer, index.serials.__getitem__, index, keep, ANSWER_CANDIDATES)
     groups: dict[str, list[str]] = {}
     for entry_id in sorted(chosen):
@@ -85,6 +86,19 @@ def score_entries(
     scored = [_score_group(index, weighted, members, by_doc, weights, keep) for members in groups.values()]
     scored.sort(key=lambda s: (-s.score, s.entry_id))
     return scored[:limit]
+
+
+def _coverage(
+    index: Index, weighted: _QueryWeights, by_doc: dict[int, float], weights: Weights
+) -> dict[int, float]:
+    """Each phrasing's part of the full score from coverage: of the question's units, and of its own.
+
+    Candidates chosen by the weight they share with the question alone miss a short phrasing that a
+    long question covers whole, once thousands of other entries share the question's common words.
+    """
+    total, own = weighted.units_total, index.selection_weight
+    return {doc: weights.units * shared / total + weights.phrasing * shared / own(doc)
+            for doc, shared in by_doc.items()}
 
 
 @dataclass(frozen=True)

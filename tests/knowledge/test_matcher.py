@@ -422,15 +422,31 @@ def test_english_dev_set_meets_the_project_targets(english: Report) -> None:
 @pytest.mark.xfail(
     strict=True, reason="near-copies among the distractors take top-1 from 0.78 to 0.57 (PERFORMANCE.md)"
 )
-def test_distractors_cost_at_most_five_points(english: Report, english_with_distractors: Report) -> None:
+def test_distractors_cost_at_most_five_points_of_top1(
+    english: Report, english_with_distractors: Report
+) -> None:
     assert english.top1 - english_with_distractors.top1 <= 0.05
+
+
+def test_distractors_cost_at_most_five_points_of_recall_and_no_decision_target(
+    english: Report, english_with_distractors: Report
+) -> None:
     assert english.recall_at_3 - english_with_distractors.recall_at_3 <= 0.05
-
-
-def test_distractors_cost_little_recall(english: Report, english_with_distractors: Report) -> None:
-    assert english.recall_at_3 - english_with_distractors.recall_at_3 <= 0.10
+    assert english_with_distractors.answerable.success >= 0.85
     assert english_with_distractors.no_answer.success >= 0.60
     assert english_with_distractors.answerable.wrong_answer == 0.0
+
+
+def test_a_short_phrasing_a_long_question_covers_whole_is_a_candidate_among_many_sharing_more_words() -> None:
+    slow = [
+        entry(f"slow-{n}", f"Why is the w{n} permit renewal for children taking so long?", f"Answer {n}.")
+        for n in range(80)
+    ]
+    forms = [entry(f"form-{n}", f"Which w{100 + n} form do children need?", f"Form {n}.") for n in range(60)]
+    short = entry("short", "Permit renewal for children", "Yes, with a parent.")
+    matcher = Matcher(KnowledgeBase(entries=[*slow, *forms, short]))
+    match = matcher.match("Why is renewing a permit for my children taking so long? Do they renew it alone?")
+    assert match.candidates[0].entry_id == "short"
 
 
 def test_an_entry_without_a_language_tag_yields_to_an_equal_tagged_one() -> None:
