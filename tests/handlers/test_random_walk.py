@@ -78,7 +78,7 @@ async def test_a_random_walk_through_every_flow_is_always_answered_and_never_wit
         if buttons:
             shown[user] = buttons
             pressed_ever.extend(buttons)
-    assert not caplog.records, caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     # The walk reached the deep ends of the flows, or it would prove little.
     deep_ends = {"answer", "clarify", "fallback", "menu", "rating", "case_created", "forgotten"}
     assert deep_ends | {"feedback_saved"} <= set(kinds)
