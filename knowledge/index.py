@@ -133,7 +133,9 @@ class Index:
         self._idf_cache: dict[tuple[str, str], float] = {}
         self._doc_weight_cache: dict[int, float] = {}
         self._selection_weights: dict[int, float] = {}
-        """Phrasing weights for choosing candidates, kept through changes (see :meth:`selection_weight`)."""
+        """Phrasing weights for choosing candidates, kept through small changes (:meth:`selection_weight`)."""
+        self._selection_size = 0
+        """How many phrasings there were when the selection weights were last started afresh."""
         self._category_cache: dict[str, frozenset[str]] = {}
         self.serials: dict[int, str] = {}
         """Entry ids by serial number: postings hold numbers, which are cheap and iterate in order."""
@@ -193,10 +195,17 @@ class Index:
                 del self.groups[item.answer_key]
 
     def _forget_statistics(self) -> None:
-        """Drop cached IDF values: every change of the index changes them a little."""
+        """Drop cached IDF values: every change of the index changes them a little.
+
+        The selection weights go only once the number of phrasings has moved by more than a tenth
+        (a large import into a running bot, entry by entry): then the IDF has moved too.
+        """
         if self._idf_cache or self._doc_weight_cache:
             self._idf_cache.clear()
             self._doc_weight_cache.clear()
+        if abs(len(self.docs) - self._selection_size) > self._selection_size // 10:
+            self._selection_weights.clear()
+            self._selection_size = len(self.docs)
 
     def _add_doc(self, entry_id: str, analysis: Analysis, runs: Runs) -> int:
         doc = self._next_doc
@@ -348,7 +357,7 @@ class Index:
 
         Choosing candidates weighs every phrasing that shares a unit with the question, up to 2,000 of
         them: recomputing each weight after every change would cost a query several milliseconds, and
-        the slight drift of the IDF as entries come and go does not matter for the choice.
+        the slight drift of the IDF as a few entries come and go does not matter for the choice.
         """
         value = self._selection_weights.get(doc)
         if value is None:
@@ -357,6 +366,7 @@ class Index:
 
     def prepare_selection(self) -> None:
         """Compute every phrasing's selection weight now, after a bulk build, rather than in queries."""
+        self._selection_size = len(self.docs)
         for doc in self.docs:
             self.selection_weight(doc)
 

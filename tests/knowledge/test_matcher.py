@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from knowledge.entry import Category, Entry, KnowledgeBase
 from knowledge.evaluate import Report, evaluate, load_cases
 from knowledge.formats import load_paths
+from knowledge.index import Index
 from knowledge.matcher import RECENT_MATCHES, Decision, Match, Matcher, MatcherConfig, Thresholds
 from knowledge.scoring import SIGNALS
 
@@ -447,6 +448,21 @@ def test_a_short_phrasing_a_long_question_covers_whole_is_a_candidate_among_many
     matcher = Matcher(KnowledgeBase(entries=[*slow, *forms, short]))
     match = matcher.match("Why is renewing a permit for my children taking so long? Do they renew it alone?")
     assert match.candidates[0].entry_id == "short"
+
+
+def test_selection_weights_survive_small_changes_and_are_renewed_after_a_large_import() -> None:
+    index = Index()
+    for n in range(20):
+        index.add(entry(f"e{n}", f"How do I renew permit number w{n}?", f"Answer {n}."))
+    index.prepare_selection()
+    first = index.entries["e0"].docs[0]
+    kept = index.selection_weight(first)
+    index.add(entry("one-more", "Where do I pay the w99 fee?", "At the counter."))
+    assert index.selection_weight(first) == kept  # one entry moves the IDF a little: not worth a recount
+    for n in range(200):  # an import into a running bot arrives entry by entry
+        index.add(entry(f"new{n}", f"When is the permit office open on day {n}?", f"Hours {n}."))
+    assert index.selection_weight(first) == pytest.approx(index.doc_weight(first))
+    assert index.selection_weight(first) != pytest.approx(kept)
 
 
 def test_an_entry_without_a_language_tag_yields_to_an_equal_tagged_one() -> None:
