@@ -132,8 +132,9 @@ class Index:
         self._by_kind = {"term": self._terms, "unit": self._units, "pair": self._pairs}
         self._idf_cache: dict[tuple[str, str], float] = {}
         self._doc_weight_cache: dict[int, float] = {}
-        self._selection_weights: dict[int, float] = {}
-        """Phrasing weights for choosing candidates, kept through small changes (:meth:`selection_weight`)."""
+        self.selection_inverses: list[float] = []
+        """1 / the phrasing weight for choosing candidates, by phrasing number, 0.0 until computed; kept
+        through small changes (:meth:`selection_inverse`). A list: choosing reads up to 2,000 a question."""
         self._selection_size = 0
         """How many phrasings there were when the selection weights were last started afresh."""
         self._category_cache: dict[str, frozenset[str]] = {}
@@ -204,12 +205,13 @@ class Index:
             self._idf_cache.clear()
             self._doc_weight_cache.clear()
         if abs(len(self.docs) - self._selection_size) > self._selection_size // 10:
-            self._selection_weights.clear()
+            self.selection_inverses = [0.0] * len(self.selection_inverses)
             self._selection_size = len(self.docs)
 
     def _add_doc(self, entry_id: str, analysis: Analysis, runs: Runs) -> int:
         doc = self._next_doc
         self._next_doc += 1
+        self.selection_inverses.append(0.0)  # numbered as the phrasings are
         self.docs[doc] = (entry_id, analysis)
         for postings, keys in self._postings(analysis):
             for key in keys:
@@ -223,7 +225,7 @@ class Index:
 
     def _remove_doc(self, doc: int) -> None:
         _, analysis = self.docs.pop(doc)
-        self._selection_weights.pop(doc, None)
+        self.selection_inverses[doc] = 0.0
         for postings, keys in self._postings(analysis):
             for key in keys:
                 _discard(postings, key, doc)
@@ -352,23 +354,23 @@ class Index:
             self._doc_weight_cache[doc] = value
         return value
 
-    def selection_weight(self, doc: int) -> float:
-        """:meth:`doc_weight` as it was when first asked for (or at :meth:`prepare_selection`), never 0.
+    def selection_inverse(self, doc: int) -> float:
+        """1 / :meth:`doc_weight` as it was when first asked for (or at :meth:`prepare_selection`).
 
         Choosing candidates weighs every phrasing that shares a unit with the question, up to 2,000 of
         them: recomputing each weight after every change would cost a query several milliseconds, and
         the slight drift of the IDF as a few entries come and go does not matter for the choice.
         """
-        value = self._selection_weights.get(doc)
-        if value is None:
-            value = self._selection_weights[doc] = self.doc_weight(doc) or 1.0
+        value = self.selection_inverses[doc]
+        if not value:
+            value = self.selection_inverses[doc] = 1.0 / (self.doc_weight(doc) or 1.0)
         return value
 
     def prepare_selection(self) -> None:
         """Compute every phrasing's selection weight now, after a bulk build, rather than in queries."""
         self._selection_size = len(self.docs)
         for doc in self.docs:
-            self.selection_weight(doc)
+            self.selection_inverse(doc)
 
     def postings(self, key: str, kind: str) -> set[int]:
         """Phrasings that contain ``key`` (a term, unit or pair)."""

@@ -96,8 +96,8 @@ def _coverage(
     Candidates chosen by the weight they share with the question alone miss a short phrasing that a
     long question covers whole, once thousands of other entries share the question's common words.
     """
-    total, own = weighted.units_total, index.selection_weight
-    return {doc: weights.units * shared / total + weights.phrasing * shared / own(doc)
+    question, own, known = weights.units / weighted.units_total, weights.phrasing, index.selection_inverses
+    return {doc: shared * (question + own * (known[doc] or index.selection_inverse(doc)))
             for doc, shared in by_doc.items()}
 
 

@@ -456,13 +456,13 @@ def test_selection_weights_survive_small_changes_and_are_renewed_after_a_large_i
         index.add(entry(f"e{n}", f"How do I renew permit number w{n}?", f"Answer {n}."))
     index.prepare_selection()
     first = index.entries["e0"].docs[0]
-    kept = index.selection_weight(first)
+    kept = index.selection_inverse(first)
     index.add(entry("one-more", "Where do I pay the w99 fee?", "At the counter."))
-    assert index.selection_weight(first) == kept  # one entry moves the IDF a little: not worth a recount
+    assert index.selection_inverse(first) == kept  # one entry moves the IDF a little: not worth a recount
     for n in range(200):  # an import into a running bot arrives entry by entry
         index.add(entry(f"new{n}", f"When is the permit office open on day {n}?", f"Hours {n}."))
-    assert index.selection_weight(first) == pytest.approx(index.doc_weight(first))
-    assert index.selection_weight(first) != pytest.approx(kept)
+    assert index.selection_inverse(first) == pytest.approx(1 / index.doc_weight(first))
+    assert index.selection_inverse(first) != pytest.approx(kept)
 
 
 def test_an_entry_without_a_language_tag_yields_to_an_equal_tagged_one() -> None:
