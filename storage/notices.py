@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ForeignKey, Index, Integer, Row, String, Table, bindparam, exists, or_, select, update
+from sqlalchemy import ForeignKey, Index, Integer, Row, String, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base
-from storage.outbox import ID, plan_afresh
+from storage.outbox import ID, leased_claim, plan_afresh
 
 ERROR_LENGTH = 500
 
@@ -178,37 +178,17 @@ def _claim_statement(dialect: str) -> Any:
     """The claim, built once per dialect: built per poll, it was half an idle bot's CPU.
 
     Due notices of the channels ``b_channels``, oldest first, one per chat at a time (a chat's later
-    notices wait for its earlier ones); parameters ``b_now``, ``b_limit``, ``b_lease`` and ``b_claimer``.
+    notices wait for its earlier ones); parameters as :func:`storage.outbox.leased_claim` has them.
     """
     notices = cast(Table, CitizenNotice.__table__)
-    earlier = notices.alias("earlier")
-    now = bindparam("b_now", type_=notices.c.next_attempt_at.type)
-    due = (
-        select(notices.c.id)
-        .where(
-            notices.c.status == NoticeStatus.PENDING.value,
-            notices.c.channel.in_(bindparam("b_channels", expanding=True)),
-            notices.c.next_attempt_at <= now,
-            or_(notices.c.lease_until.is_(None), notices.c.lease_until < now),
-            ~exists().where(
-                earlier.c.channel == notices.c.channel,
-                earlier.c.chat_id == notices.c.chat_id,
-                earlier.c.id < notices.c.id,
-                earlier.c.status == NoticeStatus.PENDING.value,
-            ),
-        )
-        .order_by(notices.c.id)
-        .limit(bindparam("b_limit", type_=Integer))
-    )
-    if dialect == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=notices)
-    return (
-        update(notices)
-        .where(notices.c.id.in_(due))
-        .values(attempts=notices.c.attempts + 1,
-                lease_until=bindparam("b_lease", type_=notices.c.lease_until.type),
-                claimed_by=bindparam("b_claimer"))
-        .returning(*(notices.c[name] for name in _NOTICE_COLUMNS))
+    return leased_claim(
+        notices,
+        dialect,
+        due=[notices.c.status == NoticeStatus.PENDING.value,
+             notices.c.channel.in_(bindparam("b_channels", expanding=True))],
+        in_order_by=("channel", "chat_id"),
+        blocked_by=(NoticeStatus.PENDING.value,),
+        returning=[notices.c[name] for name in _NOTICE_COLUMNS],
     )
 
 

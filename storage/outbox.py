@@ -381,49 +381,75 @@ class OutboxRepository:
         )
 
 
+def leased_claim(
+    table: sa.Table,
+    dialect: str,
+    *,
+    due: Sequence[Any],
+    in_order_by: Sequence[str],
+    blocked_by: Sequence[str],
+    returning: Sequence[Any],
+    **values: Any,
+) -> Any:
+    """Claim a queue's oldest due rows under a lease: the UPDATE … RETURNING the outbox and the notices share.
+
+    A row is due when ``due`` holds, its ``next_attempt_at`` has come and no lease is running, and no
+    earlier row of its group (equal ``in_order_by`` columns) has a status in ``blocked_by``; PostgreSQL
+    skips rows another claimer holds. Claimed rows get ``attempts`` + 1, the lease and the claimer, and
+    ``values``. Parameters: ``b_now``, ``b_limit``, ``b_lease`` (the lease's end) and ``b_claimer``.
+    """
+    earlier = table.alias("earlier")
+    now = bindparam("b_now", type_=table.c.next_attempt_at.type)
+    query = (
+        select(table.c.id)
+        .where(
+            *due,
+            table.c.next_attempt_at <= now,
+            or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+            ~exists().where(
+                *(earlier.c[name] == table.c[name] for name in in_order_by),
+                earlier.c.id < table.c.id,
+                earlier.c.status.in_(blocked_by),
+            ),
+        )
+        .order_by(table.c.id)
+        .limit(bindparam("b_limit", type_=Integer))
+    )
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=table)
+    return (
+        update(table)
+        .where(table.c.id.in_(query))
+        .values(
+            attempts=table.c.attempts + 1,
+            lease_until=bindparam("b_lease", type_=table.c.lease_until.type),
+            claimed_by=bindparam("b_claimer"),
+            **values,
+        )
+        .returning(*returning)
+    )
+
+
 @functools.cache
 def _claim_statement(dialect: str) -> Any:
     """The claim, built once per dialect (building and keying it cost more CPU than running it).
 
     Core tables, not the ORM's bulk UPDATE: nothing in the session is synchronised with it anyway.
-    Parameters: ``b_now``, ``b_limit``, ``b_lease`` (the lease's end) and ``b_claimer``.
+    A case's events go to a department in order, and one that went dead holds back the rest.
     """
     events, departments = _events, cast(sa.Table, Department.__table__)
-    earlier = events.alias("earlier")
-    now = bindparam("b_now", type_=events.c.next_attempt_at.type)
-    due = (
-        select(events.c.id)
-        .where(
-            events.c.status == DeliveryStatus.PENDING.value,
-            events.c.next_attempt_at <= now,
-            or_(events.c.lease_until.is_(None), events.c.lease_until < now),
-            exists().where(
-                departments.c.code == events.c.department,
-                departments.c.webhook_url.is_not(None),
-                departments.c.webhook_enabled.is_(True),
-            ),
-            ~exists().where(
-                earlier.c.case_id == events.c.case_id,
-                earlier.c.department == events.c.department,
-                earlier.c.id < events.c.id,
-                earlier.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value]),
-            ),
-        )
-        .order_by(events.c.id)
-        .limit(bindparam("b_limit", type_=Integer))
+    has_endpoint = exists().where(
+        departments.c.code == events.c.department,
+        departments.c.webhook_url.is_not(None),
+        departments.c.webhook_enabled.is_(True),
     )
-    if dialect == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=events)
-    return (
-        update(events)
-        .where(events.c.id.in_(due))
-        .values(
-            attempts=events.c.attempts + 1,
-            tries=events.c.tries + 1,
-            lease_until=bindparam("b_lease"),
-            claimed_by=bindparam("b_claimer"),
-        )
-        .returning(
+    return leased_claim(
+        events,
+        dialect,
+        due=[events.c.status == DeliveryStatus.PENDING.value, has_endpoint],
+        in_order_by=("case_id", "department"),
+        blocked_by=(DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value),
+        returning=[
             events.c.id,
             events.c.webhook_id,
             events.c.type,
@@ -435,7 +461,8 @@ def _claim_statement(dialect: str) -> Any:
             # The endpoint in the same round trip: read now, so a changed URL or secret applies.
             _endpoint(departments.c.webhook_url).label("url"),
             _endpoint(departments.c.secrets).label("secrets"),
-        )
+        ],
+        tries=events.c.tries + 1,
     )
 
 
