@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import BadRequest, InvalidToken
 
@@ -15,7 +17,7 @@ from bot.channels.telegram import INBOX_LEASE, SECRET_HEADER, TELEGRAM, WEBHOOK_
 from bot.channels.telegram_updates import CHANNEL
 from handlers.i18n import t
 from storage.inbox import InboxRepository
-from storage.models import InboxUpdate, utcnow
+from storage.models import InboxUpdate, Message, utcnow
 from tests.e2e.conftest import StartBot, inbox
 from tests.fakes.telegram_server import FakeTelegramServer
 
@@ -214,3 +216,21 @@ async def test_an_update_delivered_twice_at_the_same_time_is_answered_once(
     assert statuses == [200] * 6
     await bot.channel.idle()
     assert sorted(m.chat_id for m in telegram.sent) == [CITIZEN, CITIZEN + 1, CITIZEN + 2, CITIZEN + 3]
+
+
+async def test_text_with_lone_surrogates_is_answered_and_stored_without_them(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot(webhook=True)
+    update = telegram.message(CITIZEN, "placeholder")
+    headers = {SECRET_HEADER: telegram.webhook.secret_token or "", "Content-Type": "application/json"}
+    body = json.dumps(update).replace("placeholder", "renew identity card \\ud83d \\udc00").encode()
+    assert await post(bot.url + WEBHOOK_PATH, body, headers) == 200
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert "<b>20 yuan</b>" in (reply.text or "")
+    await bot.channel.idle()
+    assert (await inbox(sessions))[str(update["update_id"])].processed_at is not None
+    async with sessions() as session:
+        said = (await session.scalars(select(Message.text).where(Message.direction == "in"))).all()
+    [text] = said
+    assert text.startswith("renew identity card")
+    assert not [c for c in text if "\ud800" <= c <= "\udfff"]
