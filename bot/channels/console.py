@@ -35,18 +35,19 @@ def render(replies: Sequence[Reply], out: TextIO) -> list[Button]:
     return numbered
 
 
+def pressed(line: str, buttons: Sequence[Button]) -> Button | None:
+    """The button whose number ``line`` is, if it is one."""
+    text = line.strip()
+    return buttons[int(text) - 1] if text.isdigit() and 1 <= int(text) <= len(buttons) else None
+
+
 def to_incoming(line: str, buttons: Sequence[Button], *, language: str | None) -> Incoming:
     """A typed line: a number presses that button, anything else is a message."""
-    text = line.strip()
-    if text.isdigit() and 1 <= int(text) <= len(buttons) and buttons[int(text) - 1].payload is not None:
-        return Incoming(
-            channel="console",
-            chat_id=CHAT_ID,
-            user_id=CHAT_ID,
-            payload=buttons[int(text) - 1].payload,
-            language=language,
-        )
-    return Incoming(channel="console", chat_id=CHAT_ID, user_id=CHAT_ID, text=text, language=language)
+    button = pressed(line, buttons)
+    if button is not None and button.payload is not None:
+        return Incoming(channel="console", chat_id=CHAT_ID, user_id=CHAT_ID, payload=button.payload,
+                        language=language)
+    return Incoming(channel="console", chat_id=CHAT_ID, user_id=CHAT_ID, text=line.strip(), language=language)
 
 
 async def chat(
@@ -62,7 +63,10 @@ async def chat(
     async for line in lines:
         if line.strip() in {"/quit", "/exit"}:
             break
-        if line.strip():
+        link = pressed(line, buttons)
+        if link is not None and link.url is not None:  # a terminal cannot open it: say where it leads
+            out.write(f"Open {link.url} in your browser.\n")
+        elif line.strip():
             buttons = (
                 render(await conversation.handle(to_incoming(line, buttons, language=language)), out)
                 or buttons

@@ -1,0 +1,79 @@
+"""`govbot chat` as staff try it: the real dialogue on a SQLite file, typed lines in, the terminal out."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from bot.channels.console import to_incoming
+from bot.cli import main
+from handlers.i18n import t
+from handlers.types import Button
+from tests.conftest import clear_govbot_settings
+
+
+@pytest.fixture(autouse=True)
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    clear_govbot_settings(monkeypatch)
+    path = tmp_path / "var" / "govbot.db"
+    monkeypatch.setenv("GOVBOT_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def chat(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *lines: str,
+         args: tuple[str, ...] = ()) -> list[str]:
+    """What the terminal shows for ``lines`` typed into `govbot chat`, one string per prompt."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{line}\n" for line in lines)))
+    assert main(["chat", *args]) == 0
+    return capsys.readouterr().out.split("> ")
+
+
+def test_the_chat_greets_then_answers_a_question_with_numbered_buttons(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    greeting, answer, end = chat(monkeypatch, capsys, "How do I renew my identity card?")
+    assert greeting.startswith("👋 Welcome")
+    assert "  [1] 📚 Browse topics\n" in greeting
+    assert "The fee is 20 yuan" in answer  # the answer's HTML shown as plain text
+    assert "  [1] Book an ID card appointment → https://registry." in answer
+    assert "  [2] 👍 Helpful\n  [3] 👎 Not helpful\n" in answer
+    assert end == "\n"  # the input ended: the chat says goodbye with a new line and stops
+
+
+def test_a_number_presses_the_button_it_names(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _, menu, topic, _ = chat(monkeypatch, capsys, "/menu", "3")
+    assert menu.startswith("Topics — choose one:")
+    assert "  [3] ID cards and household registration\n" in menu
+    assert topic.startswith("ID cards and household registration — choose a question:")
+
+
+def test_the_number_of_a_link_shows_where_it_leads_and_keeps_the_buttons(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _, answer, link, rated, _ = chat(monkeypatch, capsys, "How do I renew my identity card?", "1", "2")
+    assert "[1] Book an ID card appointment" in answer
+    assert link == "Open https://registry.harbourside.example.gov/id-card/renew in your browser.\n"
+    assert t("en", "rating_thanks") in rated  # "2" still meant the answer's "Helpful"
+
+
+def test_a_number_without_a_button_is_a_question_and_quit_stops(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _, not_a_button, end = chat(monkeypatch, capsys, "99", "/quit", "How do I renew my identity card?")
+    assert not_a_button.startswith(t("en", "fallback").split("\n")[0])
+    assert end == "\n"  # nothing after /quit was read
+
+
+def test_lang_starts_the_chat_in_that_language(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    greeting, answer, _ = chat(monkeypatch, capsys, "身份证到期了怎么换", args=("--lang", "zh"))
+    assert greeting.startswith("👋 欢迎")
+    assert "换领费用20元" in answer
+
+
+def test_a_typed_line_is_a_message_unless_it_is_the_number_of_a_button() -> None:
+    buttons = [Button("Helpful", payload="rate:1:1"), Button("Site", url="https://example.org/")]
+    assert to_incoming(" 1 ", buttons, language="en").payload == "rate:1:1"
+    assert to_incoming("0", buttons, language="en").text == "0"
+    assert to_incoming("3", buttons, language="en").text == "3"
+    assert to_incoming("12345 hotline", buttons, language=None).text == "12345 hotline"
