@@ -53,11 +53,12 @@ def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-async def _admin(sql: str) -> None:
+async def admin(sql: str, **params: object) -> None:
+    """Run ``sql`` on the PostgreSQL server's admin database (for CREATE DATABASE, ALTER DATABASE …)."""
     engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
-            await conn.execute(text(sql))
+            await conn.execute(text(sql), params)
     finally:
         await engine.dispose()
 
@@ -67,7 +68,7 @@ def postgres_database() -> Iterator[str]:
     """A database of its own on the PostgreSQL server for this test session, migrated once."""
     name = f"govbot_test_{uuid.uuid4().hex[:10]}"
     try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # any connection failure means the server is not usable
         _postgres_unavailable(f"{type(exc).__name__}: {exc}")
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
@@ -81,7 +82,7 @@ def postgres_database() -> Iterator[str]:
 
     asyncio.run(migrate())
     yield url
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -14,11 +14,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.engine import make_url
 
 from bot.app import create_app
 from bot.config import load_settings
 from bot.keys import KNOWLEDGE
-from tests.conftest import REPO, without_govbot_settings
+from tests.conftest import REPO, admin, without_govbot_settings
 
 Client = TestClient[web.Request, web.Application]
 
@@ -47,6 +48,27 @@ async def test_metrics_are_served_in_prometheus_format(client: Client) -> None:
     response = await client.get("/metrics")
     assert response.status == 200
     assert "govbot_updates_handled" in await response.text()
+
+
+@pytest.mark.postgres
+async def test_readyz_is_503_while_the_database_refuses_connections_and_ok_once_it_is_back(
+        postgres_url: str) -> None:
+    name = make_url(postgres_url).database
+    settings = load_settings(database_url=postgres_url, kb_refresh_seconds=0.05)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        assert (await client.get("/readyz")).status == 200
+        await admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            await admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name",
+                        name=name)
+            response = await client.get("/readyz")
+            assert response.status == 503
+            assert await response.json() == {
+                "status": "unavailable", "checks": {"database": "unavailable", "knowledge": "ok"}}
+            assert (await client.get("/healthz")).status == 200  # the process itself is still up
+        finally:
+            await admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert (await client.get("/readyz")).status == 200
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from handlers.i18n import t
@@ -41,7 +42,7 @@ def rated(message: SentMessage) -> bool:
 async def test_a_citizen_goes_through_the_whole_dialogue_in_their_language(
         lang: str, start_bot: StartBot, telegram: FakeTelegramServer) -> None:
     answered, vague, unknown = SCRIPTS[lang]
-    await start_bot()
+    bot = await start_bot()
 
     # /start: greeting with the privacy notice, then the language choice; the citizen picks theirs.
     telegram.send_message(CITIZEN, "/start")
@@ -108,3 +109,13 @@ async def test_a_citizen_goes_through_the_whole_dialogue_in_their_language(
     telegram.send_message(CITIZEN, "/help")
     [help_reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
     assert help_reply.text == t(other, "help")
+
+    # The metrics saw every update, and the matcher's outcomes as the citizen met them.
+    async with aiohttp.ClientSession() as client, client.get(bot.url + "/metrics") as response:
+        metrics = await response.text()
+    for line in ('govbot_match_outcomes_total{outcome="answer"} 3.0',
+                 'govbot_match_outcomes_total{outcome="clarify"} 1.0',
+                 'govbot_match_outcomes_total{outcome="fallback"} 1.0',
+                 'govbot_updates_handled_total{channel="telegram",result="ok"} 12.0',
+                 'govbot_update_latency_seconds_count{channel="telegram"} 12.0'):
+        assert line in metrics.splitlines()
