@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields, replace
 from ipaddress import ip_network
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
@@ -186,6 +188,7 @@ class Settings(BaseSettings):
         return init_settings, env_settings, YamlConfigSettingsSource(settings_cls)
 
 
+_UNPARSED_FIELD = re.compile(r'error parsing value for field "(\w+)"')
 SENSITIVE = {"database_url", "telegram_token", "web_secret"}
 """Settings whose given value is never repeated in an error message (it may hold a password)."""
 
@@ -206,6 +209,14 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         return settings_cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except SettingsError as exc:  # an environment variable of a list or mapping setting that is not JSON
+        field = _UNPARSED_FIELD.search(str(exc))
+        if field is None:
+            raise ConfigError(f"configuration: {exc}") from None
+        raise ConfigError(
+            f"invalid setting {ENV_PREFIX}{field.group(1).upper()}: not JSON (a list or an object, "
+            "e.g. '[\"kb/\"]' or '{\"answer_score\": 0.5}')"
+        ) from None
     except (OSError, ValueError, yaml.YAMLError) as exc:  # an unreadable or malformed config file
         raise ConfigError(f"config file {config_file}: {exc}") from None
 

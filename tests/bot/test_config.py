@@ -55,6 +55,8 @@ def test_config_file_is_read_and_the_environment_overrides_it(
         ("GOVBOT_WEB_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local", "'proxy.local' is not a network"),
         ("GOVBOT_MATCH_CACHE_SIZE", "-1", "invalid setting GOVBOT_MATCH_CACHE_SIZE"),
         ("GOVBOT_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/33", "is not a network in CIDR notation"),
+        ("GOVBOT_KB_PATHS", "kb/", r"invalid setting GOVBOT_KB_PATHS: not JSON \(a list or an object"),
+        ("GOVBOT_MATCHER_THRESHOLDS", "answer_score=0.5", "GOVBOT_MATCHER_THRESHOLDS: not JSON"),
     ],
 )
 def test_invalid_value_names_the_setting(
