@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.governance import stats
 from bot.keys import SESSIONS, WAKE
 from bot.openapi import KEY_PATTERN, MAX_LIMIT, MAX_OFFSET, OPENAPI
 from storage.case_events import citizen_fields
@@ -31,6 +32,8 @@ from storage.models import utcnow
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
+PUBLIC_PATHS = frozenset({f"{PREFIX}/openapi.json", f"{PREFIX}/stats"})
+"""Paths anyone may read without a token: the API's description and the public transparency figures."""
 MAX_TEXT = 4096
 """A reply or note longer than one Telegram message is refused rather than cut."""
 PROBLEM = "application/problem+json"
@@ -77,6 +80,7 @@ def create_api(
         api[SESSIONS] = sessions
     api[CLOCK] = clock
     api.router.add_get("/openapi.json", openapi)
+    api.router.add_get("/stats", stats)
     api.router.add_get("/cases", list_cases)
     api.router.add_get("/cases/{ticket}", get_case)
     api.router.add_post("/cases/{ticket}/replies", post_reply)
@@ -316,8 +320,8 @@ def _shown(value: Any) -> str:
 async def _authenticate(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Find the department by its bearer token; 401 without a valid one (the OpenAPI document is public)."""
-    if request.path == f"{PREFIX}/openapi.json":
+    """Find the department by its bearer token; 401 without a valid one (except on the public paths)."""
+    if request.path in PUBLIC_PATHS:
         return await handler(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="govbot"'}

@@ -16,7 +16,7 @@ from bot.api import create_api
 from bot.channels import web as web_channel
 from bot.channels.telegram import WEBHOOK_PATH, telegram_context, telegram_webhook
 from bot.config import Settings
-from bot.governance import retention_job, stats
+from bot.governance import retention_job
 from bot.keys import CONVERSATION, ENGINE, KNOWLEDGE, METRICS, SENDERS, SESSIONS, SETTINGS, WAKE
 from bot.metrics import Metrics
 from bot.workers import outbox_workers
@@ -48,7 +48,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", app[METRICS].handler)
     app.router.add_post(WEBHOOK_PATH, telegram_webhook)
-    app.router.add_get(f"{API_PREFIX}/stats", stats)  # public, so outside the department API's token check
     app.add_subapp(API_PREFIX, create_api())
     web_channel.setup(app)
     return app

@@ -318,6 +318,14 @@ async def test_an_unknown_route_and_a_wrong_method_are_problems_too(
     assert set(wrong_method.headers["Allow"].split(",")) == {"GET", "HEAD"}  # RFC 9110 requires it
 
 
+async def test_the_public_stats_answer_a_wrong_method_like_the_rest_of_the_api(api: Client) -> None:
+    assert (await api.get("/api/v1/stats")).status == 200  # no token needed
+    for method in ("TRACE", "POST", "DELETE"):
+        wrong_method = await api.request(method, "/api/v1/stats")
+        await problem(wrong_method, 405)
+        assert set(wrong_method.headers["Allow"].split(",")) == {"GET", "HEAD"}
+
+
 async def test_the_openapi_document_describes_every_route_without_a_token(api: Client) -> None:
     response = await api.get("/api/v1/openapi.json")
     assert response.status == 200
@@ -337,7 +345,7 @@ async def test_the_openapi_document_describes_every_route_without_a_token(api: C
         for r in create_api().router.routes()
         if r.resource is not None and r.method != "HEAD"
     }
-    assert len(routes) == 6
+    assert len(routes) == 7
     for method, path in routes:
         assert method.lower() in document["paths"][path]
     assert set(document["webhooks"]) == {"case.created", "case.updated", "case.closed", "case.transferred"}

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.api import PREFIX, create_api
 from bot.app import create_app
 from bot.config import load_settings
-from bot.governance import stats
 from bot.keys import SESSIONS, WAKE
 from bot.openapi import OPENAPI
 from storage.cases import CaseRepository, CaseStatus, NewCase
@@ -86,11 +85,10 @@ def served_routes(app: web.Application) -> set[tuple[str, str]]:
 
 @pytest.fixture
 async def client(sessions: Sessions) -> AsyncIterator[Client]:
-    """The department API and the public stats route, mounted as govbot's app mounts them."""
+    """The department API with the public stats route, mounted as govbot's app mounts it."""
     app = web.Application()
     app[SESSIONS] = sessions
     app[WAKE] = []
-    app.router.add_get(f"{PREFIX}/stats", stats)
     app.add_subapp(PREFIX, create_api(clock=lambda: NOW))
     async with TestClient(TestServer(app)) as client:
         yield client
