@@ -336,14 +336,19 @@ class Index:
     # -- statistics for scoring ------------------------------------------------------------
 
     def idf(self, key: str, kind: str = "unit") -> float:
-        """Inverse document frequency of a term, unit or pair among phrasings of its script."""
+        """Inverse document frequency of a term, unit or pair among phrasings of its script.
+
+        Kept only for keys of the knowledge base: citizens' own words (names, typos) would grow the cache
+        without end in a running bot, and a key no phrasing has costs no more to weigh afresh.
+        """
         cache_key = (kind, key)
         value = self._idf_cache.get(cache_key)
         if value is None:
             total = self._cjk_docs if is_cjk(key) else self._latin_docs
             df = len(self.postings(key, kind))
             value = math.log(1.0 + (max(total, df) - df + 0.5) / (df + 0.5))
-            self._idf_cache[cache_key] = value
+            if df:
+                self._idf_cache[cache_key] = value
         return value
 
     def doc_weight(self, doc: int) -> float:

@@ -344,8 +344,12 @@ def test_repeated_key_in_a_mapping_is_an_error() -> None:
 
 
 def test_absurd_nesting_is_refused_not_crashed() -> None:
+    [error] = text_errors("[" * 60 + "]" * 60, "yaml")
+    assert "nested more than 50 levels" in error.message
+    # Deeper still, PyYAML 6.0.4 and later refuse it themselves (its scanner reads ahead); either way, line 1.
     [error] = text_errors("[" * 100_000, "yaml")
-    assert "nested more than" in error.message
+    assert "nest" in error.message
+    assert error.line == 1
 
 
 def test_duplicate_ids_in_one_file_name_both_lines() -> None:

@@ -15,6 +15,7 @@ from knowledge.evaluate import Report, evaluate, load_cases
 from knowledge.formats import load_paths
 from knowledge.index import Index
 from knowledge.matcher import RECENT_MATCHES, Decision, Match, Matcher, MatcherConfig, Thresholds
+from knowledge.normalise import SynonymMap
 from knowledge.scoring import SIGNALS
 
 EVAL = Path(__file__).parents[2].parent / "shared" / "eval"
@@ -272,6 +273,19 @@ def test_remove_takes_an_entry_out_of_matching(matcher: Matcher) -> None:
     assert "passport" not in [c.entry_id for c in matcher.match("apply for a passport").candidates]
     matcher.remove("passport")  # unknown ids are ignored
     matcher.remove("no-such-entry")
+
+
+def test_words_the_knowledge_base_lacks_are_not_remembered(kb: KnowledgeBase) -> None:
+    """A running bot reads endless new words (names, typos): its memory must not grow with them."""
+    index = Index(kb.categories, SynonymMap(kb.synonyms))
+    for item in kb.entries:
+        index.add(item)
+    known = index.idf("passport", "term")
+    remembered = len(index._idf_cache)
+    unknown = [index.idf(f"zzq{n}word", "term") for n in range(500)]
+    assert len(index._idf_cache) == remembered
+    assert len(set(unknown)) == 1
+    assert unknown[0] > known  # an unknown word still weighs the most
 
 
 def test_removing_one_duplicate_keeps_the_other_answering(matcher: Matcher) -> None:
