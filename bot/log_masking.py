@@ -86,7 +86,14 @@ class AccessLog(AbstractAccessLogger):
     needs the request, its status, size and time.
     """
 
+    quiet_paths: frozenset[str] = frozenset(["/healthz", "/readyz", "/metrics", "/telegram/webhook"])
+    """Paths whose successful requests go unlogged: probes and scrapes come every few seconds, and Telegram
+    posts one update per citizen message, which the inbox keeps and /metrics counts (its line cost a
+    fortieth of an update's CPU). A refused or failed request is logged as any other."""
+
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if response.status < 400 and request.path in self.quiet_paths:
+            return
         target = request.path_qs
         if may_hold_personal_data(target):
             target = mask(target)

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestServer, make_mocked_request
 
+from bot.channels.telegram import WEBHOOK_PATH
 from bot.cli import main
 from bot.log_masking import (
     MASKED_FLAG,
@@ -99,6 +100,20 @@ def test_the_access_log_masks_personal_data_in_the_query_and_leaves_the_line_to_
     assert "13812345678" not in caplog.text
     assert '"GET /web?phone=138****5678" 200' in caplog.text
     assert all(getattr(record, MASKED_FLAG) for record in caplog.records)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", WEBHOOK_PATH])
+def test_the_access_log_leaves_out_successful_probes_scrapes_and_telegram_updates_but_not_refusals(
+    caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    access = AccessLog(logging.getLogger("aiohttp.access"), "")
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        access.log(make_mocked_request("POST", path), web.Response(text="ok"), 0.01)
+        assert caplog.records == []
+        access.log(make_mocked_request("POST", path), web.Response(status=403), 0.01)
+        access.log(make_mocked_request("GET", "/api/v1/cases"), web.Response(text="[]"), 0.01)
+    logged = [record.getMessage().split('"')[1] for record in caplog.records]
+    assert logged == [f"POST {path}", "GET /api/v1/cases"]
 
 
 def test_only_text_with_a_digit_or_an_at_sign_may_hold_personal_data() -> None:
