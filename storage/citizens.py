@@ -69,23 +69,32 @@ class DialogueState:
 _USERS = cast(Table, User.__table__)
 _CONVERSATIONS = cast(Table, Conversation.__table__)
 _MESSAGES = cast(Table, Message.__table__)
+_TURN_COLUMNS = (
+    _USERS.c.id, _USERS.c.channel, _USERS.c.external_id, _USERS.c.language, _USERS.c.created_at,
+    _USERS.c.last_seen_at, _USERS.c.flood_window, _USERS.c.flood_count, _USERS.c.flood_previous,
+    _USERS.c.flood_warned, _CONVERSATIONS.c.user_id, _CONVERSATIONS.c.state, _CONVERSATIONS.c.data,
+)
+_CITIZEN = (_USERS.c.channel == bindparam("channel"), _USERS.c.external_id == bindparam("external_id"))
 _TURN = (
-    select(_USERS.c.id, _USERS.c.channel, _USERS.c.external_id, _USERS.c.language, _USERS.c.created_at,
-           _USERS.c.last_seen_at, _USERS.c.flood_window, _USERS.c.flood_count, _USERS.c.flood_previous,
-           _USERS.c.flood_warned, _CONVERSATIONS.c.user_id, _CONVERSATIONS.c.state, _CONVERSATIONS.c.data)
+    select(*_TURN_COLUMNS)
     .outerjoin(_CONVERSATIONS, _CONVERSATIONS.c.user_id == _USERS.c.id)
-    .where(_USERS.c.channel == bindparam("channel"), _USERS.c.external_id == bindparam("external_id"))
+    .where(*_CITIZEN)
 )
 """The citizen and their conversation in one round trip (Core statements: the ORM's unit of work cost
 more CPU than the round trips themselves; docs/PERFORMANCE.md, "Telegram channel")."""
-_LOCK = (
-    select(_USERS.c.id)
-    .where(_USERS.c.channel == bindparam("channel"), _USERS.c.external_id == bindparam("external_id"))
+_LOCKED_TURN = (
+    select(*_TURN_COLUMNS)
+    .join(_CONVERSATIONS, _CONVERSATIONS.c.user_id == _USERS.c.id)
+    .where(*_CITIZEN)
     .with_for_update()
 )
-"""On PostgreSQL a turn first locks the citizen's row until it commits, so two processes never run one
-citizen's turns side by side. A statement of its own: a locking read that waited sees the other turn's
-row of ``users`` but the snapshot's ``conversations``, so _TURN must start after the wait."""
+"""On PostgreSQL a turn holds the citizen's rows locked until it commits, so two processes never run one
+citizen's turns side by side. This is _TURN with both rows locked: a locking read that waited for another
+turn reads the newest version of every row it locks, so it sees what that turn wrote. An outer join's
+missing side cannot be locked, so a citizen without a conversation row takes _LOCK and then _TURN."""
+_LOCK = select(_USERS.c.id).where(*_CITIZEN).with_for_update()
+"""The citizen's row alone: _TURN must then start after the wait, as a locking read that waited sees the
+other turn's row of ``users`` but its own snapshot's ``conversations``."""
 _STATE = select(_CONVERSATIONS.c.state, _CONVERSATIONS.c.data).where(
     _CONVERSATIONS.c.user_id == bindparam("user_id")
 )
@@ -252,9 +261,13 @@ class CitizenRepository:
     async def _read_turn(self, channel: str, external_id: str) -> Row[Any] | None:
         """_TURN's row, after taking the citizen's lock (PostgreSQL); their flood count is kept."""
         key = {"channel": channel, "external_id": external_id}
+        found = None
         if self._shared:
-            await self.session.execute(_LOCK, key)
-        found = (await self.session.execute(_TURN, key)).first()
+            found = (await self.session.execute(_LOCKED_TURN, key)).first()
+            if found is None:  # a new citizen, or one whose conversation was erased or purged
+                await self.session.execute(_LOCK, key)
+        if found is None:
+            found = (await self.session.execute(_TURN, key)).first()
         if found is not None:
             self._flood[found.id] = FloodCount(found.flood_window, found.flood_count, found.flood_previous,
                                                found.flood_warned)

@@ -104,18 +104,24 @@ async def test_a_conversation_erased_during_the_turn_starts_afresh_with_the_save
 
 
 @pytest.mark.postgres
-async def test_two_turns_of_one_citizen_run_one_after_the_other_across_processes(postgres_url: str) -> None:
+@pytest.mark.parametrize("conversation", ["kept", "erased"])
+async def test_two_turns_of_one_citizen_run_one_after_the_other_across_processes(
+    postgres_url: str, conversation: str
+) -> None:
     engine = db.create_engine(postgres_url)  # PostgreSQL only: `govbot run --workers` refuses SQLite
     try:
-        await _one_after_the_other(db.sessionmaker(engine))
+        await _one_after_the_other(db.sessionmaker(engine), erased=conversation == "erased")
     finally:
         await engine.dispose()
 
 
-async def _one_after_the_other(sessions: Sessions) -> None:
+async def _one_after_the_other(sessions: Sessions, *, erased: bool) -> None:
     async with sessions.begin() as session:
         citizen, _ = await CitizenRepository(session).begin_turn("telegram", "42", now=NOW)
         await CitizenRepository(session).save_state(citizen.id, DialogueState("asked", {"n": 1}))
+    if erased:  # as /forget or the retention job leave a citizen: no conversation row
+        async with sessions.begin() as session:
+            await session.execute(delete(Conversation))
     first_has_read = asyncio.Event()
     order: list[str] = []
 
@@ -125,16 +131,34 @@ async def _one_after_the_other(sessions: Sessions) -> None:
             _, state = await citizens.begin_turn("telegram", "42", now=NOW)
             first_has_read.set()
             await asyncio.sleep(0.3)
-            await citizens.save_state(citizen.id, DialogueState("asked", {"n": state.data["n"] + 1}))
+            await citizens.set_language(citizen.id, "zh")
+            await citizens.save_state(citizen.id, DialogueState("asked", {"n": state.data.get("n", 0) + 1}))
             order.append("first committed")
 
-    async def second() -> int:
+    async def second() -> tuple[int, str | None]:
         await first_has_read.wait()
         async with sessions.begin() as session:
-            _, state = await CitizenRepository(session).begin_turn("telegram", "42", now=NOW)
+            found, state = await CitizenRepository(session).begin_turn("telegram", "42", now=NOW)
             order.append("second read")
-            return int(state.data["n"])
+            return int(state.data["n"]), found.language
 
     _, seen = await asyncio.gather(first(), second())
     assert order == ["first committed", "second read"]
-    assert seen == 2  # the first turn's write, not the state both would have read side by side
+    # The first turn's writes to both rows, not what both turns would have read side by side.
+    assert seen == (1 if erased else 2, "zh")
+
+
+@pytest.mark.postgres
+async def test_a_returning_citizen_is_locked_and_read_in_one_statement(postgres_url: str) -> None:
+    engine = db.create_engine(postgres_url)
+    sessions = db.sessionmaker(engine)
+    try:
+        await turn(sessions, DialogueState("asked"))
+        with statements(engine) as sent:
+            assert await turn(sessions, DialogueState("asked")) == DialogueState("asked")
+    finally:
+        await engine.dispose()
+    reads = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 1
+    assert "conversations" in reads[0]
+    assert reads[0].rstrip().endswith("FOR UPDATE")
