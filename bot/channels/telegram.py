@@ -29,7 +29,7 @@ from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.channels.telegram_http import AiohttpRequest
 from bot.channels.telegram_inbox import Arrivals, ChatTurns, Outcomes
-from bot.channels.telegram_render import fits_caption, keyboard, plain, split_html
+from bot.channels.telegram_render import fits_caption, keyboard, keyboard_json, plain, split_html
 from bot.channels.telegram_updates import CHANNEL, read_update
 from bot.config import Settings
 from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
@@ -335,10 +335,10 @@ class TelegramChannel:
 
     async def _send(self, chat_id: int, reply: Reply, pressed: int | None = None) -> None:
         """Send one reply: edited into the pressed message, as a document, or as one or more messages."""
-        markup = keyboard(reply.buttons)
         if reply.document is not None:
-            await self._send_document(chat_id, reply, markup)
+            await self._send_document(chat_id, reply, keyboard(reply.buttons))
             return
+        markup = keyboard_json(reply.buttons)
         parts = split_html(reply.text)
         if parts and reply.replace and pressed is not None:
             edited = await self._edit(chat_id, pressed, parts[0], markup if len(parts) == 1 else None)
@@ -346,7 +346,8 @@ class TelegramChannel:
         for number, part in enumerate(parts, start=1):
             await self._send_text(chat_id, part, markup if number == len(parts) else None)
 
-    async def _send_text(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    async def _send_text(self, chat_id: int, text: str, markup: str | None) -> None:
+        """One message; ``markup`` is the keyboard as JSON (:func:`keyboard_json`)."""
         await self._retrying(lambda: self._call(SEND_MESSAGE, chat_id=chat_id, text=text,
                                                 parse_mode=ParseMode.HTML, reply_markup=markup))
 
@@ -368,8 +369,7 @@ class TelegramChannel:
             chat_id, InputFile(document.content, filename=document.filename),
             caption=caption, parse_mode=ParseMode.HTML if caption else None, reply_markup=markup))
 
-    async def _edit(self, chat_id: int, message_id: int, text: str,
-                    markup: InlineKeyboardMarkup | None) -> bool:
+    async def _edit(self, chat_id: int, message_id: int, text: str, markup: str | None) -> bool:
         """Replace the pressed message; False when it cannot be edited (gone, too old): send it anew."""
         try:
             await self._retrying(lambda: self._call(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from functools import lru_cache
 from typing import Literal, NamedTuple
@@ -96,6 +97,14 @@ def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | Non
     """
     built = [[_button(button) for button in row] for row in rows if row]
     return InlineKeyboardMarkup(built) if built else None
+
+
+@lru_cache(maxsize=KEYBOARD_CACHE)
+def keyboard_json(rows: tuple[tuple[Button, ...], ...]) -> str | None:
+    """:func:`keyboard` as the JSON the Bot API takes for ``reply_markup``, for requests made of plain values:
+    python-telegram-bot would otherwise turn the same keyboard into a dict and JSON on every reply."""
+    markup = keyboard(rows)
+    return None if markup is None else json.dumps(markup.to_dict())
 
 
 def _button(button: Button) -> InlineKeyboardButton:

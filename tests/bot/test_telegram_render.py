@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.request._requestparameter import RequestParameter
 
 from bot.channels.telegram_render import (
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
     fits_caption,
     keyboard,
+    keyboard_json,
     plain,
     shown_length,
     split_html,
@@ -205,6 +208,17 @@ def test_buttons_become_an_inline_keyboard_row_by_row() -> None:
 def test_no_buttons_means_no_keyboard() -> None:
     assert keyboard(()) is None
     assert keyboard(((),)) is None
+    assert keyboard_json(((),)) is None
+
+
+def test_a_keyboard_as_json_is_what_python_telegram_bot_would_send_for_it() -> None:
+    rows = ((Button("是", payload="pick:7:1"), Button("Website", url="https://gov.example/tax")),)
+    markup = keyboard(rows)
+    assert markup is not None
+    sent = RequestParameter.from_input("reply_markup", markup).json_value
+    assert keyboard_json(rows) == sent
+    assert json.loads(sent or "") == {"inline_keyboard": [[{"text": "是", "callback_data": "pick:7:1"},
+                                                            {"text": "Website", "url": "https://gov.example/tax"}]]}
 
 
 def test_a_payload_of_the_maximum_size_fits_telegrams_callback_data() -> None:
