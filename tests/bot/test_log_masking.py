@@ -19,7 +19,6 @@ from bot.log_masking import (
     MalformedRequestFilter,
     PersonalDataFilter,
     mask_logs,
-    may_hold_personal_data,
     quiet_malformed_requests,
 )
 from tests.conftest import clear_govbot_settings
@@ -116,10 +115,20 @@ def test_the_access_log_leaves_out_successful_probes_scrapes_and_telegram_update
     assert logged == [f"POST {path}", "GET /api/v1/cases"]
 
 
-def test_only_text_with_a_digit_or_an_at_sign_may_hold_personal_data() -> None:
-    assert not may_hold_personal_data("/telegram/webhook")
-    assert may_hold_personal_data("/web?to=me@example.cn")
-    assert may_hold_personal_data("/cases/１３８")
+@pytest.mark.parametrize(("target", "logged"), [
+    ("/web?to=zhang%40example.cn", "/web?to=z***@example.cn"),
+    ("/web?to=zhang%EF%BC%A0example.cn", "/web?to=z***@example.cn"),
+    ("/web/%E5%8A%9E?p=%EF%BC%91%EF%BC%93%EF%BC%98%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94%EF%BC%95%EF%BC%96%EF%BC%97"
+     "%EF%BC%98", "/web/办?p=138****5678"),
+    ("/web?q=a%0AINFO%20forged", "/web?q=a\\nINFO forged"),
+])
+def test_the_access_log_masks_what_percent_encoding_would_hide_and_cannot_be_split_into_lines(
+    caplog: pytest.LogCaptureFixture, target: str, logged: str
+) -> None:
+    access = AccessLog(logging.getLogger("aiohttp.access"), "")
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        access.log(make_mocked_request("GET", target), web.Response(text="hi"), 0.25)
+    assert [record.getMessage().split('"')[1] for record in caplog.records] == [f"GET {logged}"]
 
 
 async def test_a_malformed_request_is_answered_400_and_logged_as_one_warning_without_a_traceback(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import date
 
 import phonenumbers
@@ -17,8 +18,10 @@ from storage.masking import (
     luhn_valid,
     mask,
     masked,
+    may_hold_personal_data,
     resident_id_check,
 )
+from storage.masking import _shadow as shadow
 
 FILLER = st.text(
     alphabet=st.sampled_from(list("办理身份证的问题谢谢您好 ,.;!?，。：、()abcXYZ")),
@@ -221,3 +224,19 @@ def test_kinds_the_reader_is_cleared_for_are_kept() -> None:
 def test_masked_form_of_a_short_number_hides_all_but_two_digits() -> None:
     assert masked("phone", "12345678") == "****78"
     assert masked("phone", "123") == "****"
+
+
+def test_only_text_with_a_digit_or_an_at_sign_may_hold_personal_data() -> None:
+    assert not may_hold_personal_data("/telegram/webhook")
+    assert not may_hold_personal_data("社保卡丢了怎么补办？")
+    assert may_hold_personal_data("/web?to=me@example.cn")
+    assert may_hold_personal_data("/cases/１３８")
+    assert may_hold_personal_data("me＠example.cn")  # full-width: masking reads it as "@"
+
+
+def test_every_character_masking_reads_as_a_digit_or_an_at_sign_makes_text_suspect() -> None:
+    # The quick check that lets most text skip the search must never skip what the search would find.
+    for code in range(sys.maxunicode + 1):
+        character = chr(code)
+        if shadow(character) in set("0123456789@"):
+            assert may_hold_personal_data(character), hex(code)
