@@ -104,6 +104,31 @@ async def test_a_call_may_ask_for_its_own_read_timeout(silent_server: str) -> No
         await request.shutdown()
 
 
+async def test_cookies_a_server_sets_are_not_sent_back() -> None:
+    cookies: list[str | None] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        cookies.append(request.headers.get("Cookie"))
+        response = web.json_response({"ok": True, "result": True})
+        response.set_cookie("tracker", "citizen-42")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        for _ in range(2):
+            assert await request.post(f"http://localhost:{runner.addresses[0][1]}/bot{DEFAULT_TOKEN}/close")
+    finally:
+        await request.shutdown()
+        await runner.cleanup()
+    assert cookies == [None, None]
+
+
 async def test_a_refused_connection_is_a_network_error() -> None:
     request = AiohttpRequest()
     await request.initialize()
