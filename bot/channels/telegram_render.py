@@ -102,7 +102,9 @@ def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | Non
 @lru_cache(maxsize=KEYBOARD_CACHE)
 def keyboard_json(rows: tuple[tuple[Button, ...], ...]) -> str | None:
     """:func:`keyboard` as the JSON the Bot API takes for ``reply_markup``, for requests made of plain values:
-    python-telegram-bot would otherwise turn the same keyboard into a dict and JSON on every reply."""
+    python-telegram-bot would otherwise turn the same keyboard into a dict and JSON on every reply. In a
+    JSON body the Bot API reads a string holding JSON as it reads the object (telegram-bot-api's HttpReader
+    keeps a string's content and an object's text alike), as PTB's own form-encoded requests rely on."""
     markup = keyboard(rows)
     return None if markup is None else json.dumps(markup.to_dict())
 
