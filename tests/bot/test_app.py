@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from bot.app import create_app
 from bot.config import load_settings
-from bot.keys import KNOWLEDGE
+from bot.keys import ENGINE, KNOWLEDGE
 from tests.conftest import REPO, admin, without_govbot_settings
 
 Client = TestClient[web.Request, web.Application]
@@ -66,6 +66,22 @@ async def test_readyz_is_503_while_the_database_refuses_connections_and_ok_once_
             assert await response.json() == {
                 "status": "unavailable", "checks": {"database": "unavailable", "knowledge": "ok"}}
             assert (await client.get("/healthz")).status == 200  # the process itself is still up
+        finally:
+            await admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert (await client.get("/readyz")).status == 200
+
+
+@pytest.mark.postgres
+async def test_readyz_is_503_when_a_new_connection_is_refused(postgres_url: str) -> None:
+    # No pooled connection to fail on: the probe must connect, and asyncpg's own error comes back.
+    name = make_url(postgres_url).database
+    async with TestClient(TestServer(create_app(load_settings(database_url=postgres_url)))) as client:
+        await admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            await client.app[ENGINE].dispose()
+            response = await client.get("/readyz")
+            assert response.status == 503
+            assert (await response.json())["checks"]["database"] == "unavailable"
         finally:
             await admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         assert (await client.get("/readyz")).status == 200
