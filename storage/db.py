@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,8 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or used; the message says which and why, without credentials."""
 
 
-UNUSABLE = (OSError, DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError)
-"""What reaching the database raises when it cannot be used. SQLAlchemy wraps its drivers' errors, except
+DATABASE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What a unit of work raises when the database fails it. SQLAlchemy wraps its drivers' errors, except
 asyncpg's while a connection is being made: a database that does not exist, refuses connections or is
 starting up, or a wrong password."""
 
@@ -134,7 +134,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_run_upgrade, revision)
-    except UNUSABLE as exc:
+    except DATABASE_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot migrate {describe(engine)}: {_reason(exc)}") from None
 
 
@@ -153,7 +153,7 @@ async def check(engine: AsyncEngine) -> None:
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-    except UNUSABLE as exc:
+    except DATABASE_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot reach {describe(engine)}: {_reason(exc)}") from None
 
 

@@ -37,6 +37,7 @@ from bot.metrics import Metrics
 from bot.notify import Unreachable
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
 from handlers.types import FLOOD_QUIET, Conversation, Incoming, Reply
+from storage.db import DATABASE_ERRORS
 from storage.inbox import InboxRepository
 from storage.models import utcnow
 from storage.secrets import stored_secret
@@ -218,7 +219,7 @@ class TelegramChannel:
         try:
             async with self.sessions.begin() as session:
                 await InboxRepository(session).release(CHANNEL, update_ids)
-        except (SQLAlchemyError, OSError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("telegram: could not release unfinished updates (%s); they wait out their lease",
                         type(exc).__name__)
 
@@ -228,7 +229,7 @@ class TelegramChannel:
             await self._sleep(SWEEP_SECONDS)
             try:
                 await self.recover()
-            except (SQLAlchemyError, OSError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("telegram: inbox sweep failed (%s); trying again later", type(exc).__name__)
 
     async def _poll(self) -> None:
@@ -244,7 +245,7 @@ class TelegramChannel:
                 continue
             except TimedOut:
                 continue  # a long poll that outlived its read timeout: nothing was fetched
-            except (TelegramError, SQLAlchemyError, OSError) as exc:
+            except (TelegramError, *DATABASE_ERRORS) as exc:
                 # Not confirmed, so Telegram sends the same updates again; the inbox drops what it has.
                 failures += 1
                 delay = min(2.0 ** (failures - 1), POLL_BACKOFF_MAX)
@@ -466,7 +467,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return web.Response(status=400, text="not a Telegram update")
     try:
         await channel.receive(payload)
-    except (SQLAlchemyError, OSError):
+    except DATABASE_ERRORS:
         log.exception("telegram: could not store webhook update")
         return web.Response(status=503, text="cannot store the update now")
     return web.Response(status=200)

@@ -14,11 +14,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.telegram_updates import CHANNEL
-from storage.db import autocommit, reconnecting
+from storage.db import DATABASE_ERRORS, autocommit, reconnecting
 from storage.inbox import MAX_ACCEPT_BATCH, InboxRepository
 
 log = logging.getLogger(__name__)
@@ -121,7 +120,7 @@ class Outcomes(Batched[str | None]):
         try:
             # Lost to a restarted database, these outcomes would have their updates answered again.
             await reconnecting(write)
-        except (SQLAlchemyError, OSError):
+        except DATABASE_ERRORS:
             log.exception("telegram: could not record the outcome of %d update(s)", len(batch))
 
 

@@ -7,15 +7,17 @@ import asyncio
 import aiohttp
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import TelegramError
 
 from bot.channels.telegram_render import split_html
 from bot.channels.telegram_updates import CHANNEL
-from bot.keys import SENDERS
+from bot.keys import ENGINE, SENDERS
 from bot.notify import Unreachable
 from handlers.i18n import t
 from handlers.types import Button, Document, Incoming, Reply
+from tests.conftest import admin
 from tests.e2e.conftest import StartBot, inbox
 from tests.fakes.telegram_server import Call, FakeTelegramServer
 
@@ -232,6 +234,26 @@ async def test_a_document_reply_is_uploaded_with_its_caption(
     assert (sent.method, sent.document_name, sent.document_bytes) == (
         "sendDocument", "mydata.json", b'{"questions": []}')
     assert sent.plain_text == "Your data"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_polling_goes_on_while_the_database_refuses_new_connections(
+        start_bot: StartBot, telegram: FakeTelegramServer, database_url: str) -> None:
+    # A server starting up or in maintenance refuses connections with asyncpg's own errors, which
+    # SQLAlchemy does not wrap: the poller must take them as it takes a lost connection, not stop.
+    bot = await start_bot()
+    name = make_url(database_url).database
+    await admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    try:
+        await bot.app[ENGINE].dispose()  # nothing pooled: every unit of work must connect
+        telegram.send_message(CITIZEN, "/help")
+        telegram.mark()
+        await telegram.wait_for_call("getUpdates", count=2, timeout=30)  # fetched, refused, fetched again
+    finally:
+        await admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=30)
+    assert reply.text == t("en", "help")
 
 
 async def test_a_polled_update_is_confirmed_to_telegram_only_once_it_is_stored(
