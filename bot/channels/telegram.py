@@ -231,6 +231,8 @@ class TelegramChannel:
                 await self.recover()
             except DATABASE_ERRORS as exc:
                 log.warning("telegram: inbox sweep failed (%s); trying again later", type(exc).__name__)
+            except Exception:  # a bug must not end the sweep: stuck updates would wait for a restart
+                log.exception("telegram: inbox sweep failed unexpectedly; trying again later")
 
     async def _poll(self) -> None:
         """Long-poll getUpdates; a fetched batch is stored before the next call confirms it to Telegram."""
@@ -245,15 +247,18 @@ class TelegramChannel:
                 continue
             except TimedOut:
                 continue  # a long poll that outlived its read timeout: nothing was fetched
-            except (TelegramError, *DATABASE_ERRORS) as exc:
+            except Exception as exc:  # whatever failed, polling goes on: a stopped poller is a silent bot
                 # Not confirmed, so Telegram sends the same updates again; the inbox drops what it has.
                 failures += 1
                 delay = min(2.0 ** (failures - 1), POLL_BACKOFF_MAX)
-                level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
-                # A database error's text carries the statement's parameters: the citizen's message.
-                detail = "" if isinstance(exc, SQLAlchemyError) else f": {exc}"
-                log.log(level, "telegram: polling failed (%s%s); again in %.0f s",
-                        type(exc).__name__, detail, delay)
+                if isinstance(exc, (TelegramError, *DATABASE_ERRORS)):
+                    level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
+                    # A database error's text carries the statement's parameters: the citizen's message.
+                    detail = "" if isinstance(exc, SQLAlchemyError) else f": {exc}"
+                    log.log(level, "telegram: polling failed (%s%s); again in %.0f s",
+                            type(exc).__name__, detail, delay)
+                else:  # neither Telegram nor the database: a bug, logged with its traceback
+                    log.exception("telegram: polling failed unexpectedly; again in %.0f s", delay)
                 await self._sleep(delay)
                 continue
             failures = 0

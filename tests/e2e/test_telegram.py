@@ -236,6 +236,24 @@ async def test_a_document_reply_is_uploaded_with_its_caption(
     assert sent.plain_text == "Your data"
 
 
+async def test_polling_goes_on_after_an_unexpected_error(
+        start_bot: StartBot, telegram: FakeTelegramServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    bot = await start_bot()
+    receive, failed = bot.channel.receive, list[object]()
+
+    async def fail_once(payload: dict[str, object]) -> bool:
+        if not failed:
+            failed.append(payload["update_id"])
+            raise RuntimeError("a bug")
+        return await receive(payload)
+
+    monkeypatch.setattr(bot.channel, "receive", fail_once)
+    update = telegram.send_message(CITIZEN, "/help")
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=30)  # fetched again after 1 s
+    assert reply.text == t("en", "help")
+    assert failed == [update["update_id"]]
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_polling_goes_on_while_the_database_refuses_new_connections(
