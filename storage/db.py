@@ -31,10 +31,9 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or used; the message says which and why, without credentials."""
 
 
-DATABASE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-"""What a unit of work raises when the database fails it. SQLAlchemy wraps its drivers' errors, except
-asyncpg's while a connection is being made: a database that does not exist, refuses connections or is
-starting up, or a wrong password."""
+DATABASE_ERRORS = (SQLAlchemyError, OSError)
+"""What a unit of work raises when the database fails it: SQLAlchemy's errors, which wrap the driver's
+(asyncpg's while connecting too, see ``_connect_or_explain``), and the network's."""
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -56,7 +55,20 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # connection (`reconnecting`). pool_recycle retires connections before idle timeouts cut them.
     kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     kwargs.setdefault("pool_size", 10)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_explain)
+    return engine
+
+
+def _connect_or_explain(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """A new asyncpg connection; asyncpg's own errors while connecting (a database that does not exist,
+    refuses connections or is starting up, a wrong password) become the DBAPI error SQLAlchemy wraps, as
+    it wraps every error of a statement. Left raw, they passed every ``except SQLAlchemyError``: the
+    readiness probe answered 500 and Telegram polling stopped for good."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise dialect.loaded_dbapi.OperationalError(f"{type(exc).__name__}: {exc}") from exc
 
 
 async def reconnecting(work: Callable[[], Awaitable[T]]) -> T:
