@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.telegram_updates import CHANNEL
-from storage.db import DATABASE_ERRORS, autocommit, reconnecting
+from storage.db import autocommit, reconnecting
 from storage.inbox import MAX_ACCEPT_BATCH, InboxRepository
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class Outcomes(Batched[str | None]):
         try:
             # Lost to a restarted database, these outcomes would have their updates answered again.
             await reconnecting(write)
-        except DATABASE_ERRORS:
+        except Exception:  # a bug too: the writer goes on with the outcomes that came in meanwhile
             log.exception("telegram: could not record the outcome of %d update(s)", len(batch))
 
 

@@ -54,3 +54,35 @@ async def test_an_update_is_stored_and_handed_on_when_the_database_restarted_und
             assert [update.update_id for update in await InboxRepository(session).pending(CHANNEL)] == ["7"]
     finally:
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_bug_in_one_outcome_batch_is_logged_and_the_next_batch_is_still_written(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = db.create_engine(postgres_url)
+    try:
+        sessions = db.sessionmaker(engine)
+        async with db.autocommit(sessions) as session:
+            updates = [("1", {"update_id": 1}), ("2", {"update_id": 2})]
+            await InboxRepository(session).accept_many(CHANNEL, updates)
+        outcomes = Outcomes(sessions, delay=0)
+        real = InboxRepository.mark_processed_many
+
+        async def failing_once(self: InboxRepository, channel: str, update_ids: list[str]) -> None:
+            monkeypatch.setattr(InboxRepository, "mark_processed_many", real)
+            outcomes.add("2", None)  # comes in while this batch is being written
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(InboxRepository, "mark_processed_many", failing_once)
+
+        outcomes.add("1", None)
+        await outcomes.flush()
+
+        async with sessions() as session:
+            left = await InboxRepository(session).pending(CHANNEL)
+        assert [update.update_id for update in left] == ["1"]  # its outcome was lost, so it is done again
+        assert "could not record the outcome of 1 update(s)" in caplog.text
+        assert "RuntimeError: a bug" in caplog.text
+    finally:
+        await engine.dispose()
