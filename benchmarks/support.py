@@ -91,14 +91,22 @@ def worker_pids(supervisor: int) -> set[int]:
     return found
 
 
-def backend_cpu(database: str) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL server process serving ``database`` (Linux; else empty)."""
+def backend_cpu(database: str, others: set[int] | None = None) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL server process serving ``database`` (Linux; else empty).
+
+    ``others``, when given, collects the processes found not to serve it, whose command lines are then not
+    read again: reading every process's on each sample stalled the bot's event loop for milliseconds.
+    """
     found: dict[int, float] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
+    skip = others if others is not None else set()
+    for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
+        if pid in skip:
+            continue
         try:
-            if f" {database} " not in (entry / "cmdline").read_bytes().decode(errors="replace"):
+            if f" {database} " not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                skip.add(pid)
                 continue
-            found[int(entry.name)] = process_cpu(int(entry.name))
+            found[pid] = process_cpu(pid)
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile, or not ours to read
     return found
@@ -115,12 +123,13 @@ async def server_cpu(database: str | None) -> AsyncIterator[list[float]]:
     if database is None:
         yield result
         return
-    before = backend_cpu(database)
+    others: set[int] = set()  # Linux hands out process ids in rising order: none is reused in a run
+    before = backend_cpu(database, others)
     latest = dict(before)
 
     async def sample() -> None:
         while True:  # until cancelled at the end of the block
-            latest.update(backend_cpu(database))
+            latest.update(backend_cpu(database, others))
             await asyncio.sleep(SAMPLE_SECONDS)
 
     sampler = asyncio.create_task(sample())
@@ -128,5 +137,5 @@ async def server_cpu(database: str | None) -> AsyncIterator[list[float]]:
         yield result
     finally:
         sampler.cancel()
-        latest.update(backend_cpu(database))
+        latest.update(backend_cpu(database, others))
         result.append(sum(latest.values()) - sum(before.values()))
