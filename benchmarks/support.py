@@ -91,20 +91,19 @@ def worker_pids(supervisor: int) -> set[int]:
     return found
 
 
-def backend_cpu(database: str, others: set[int] | None = None) -> dict[int, float]:
+def backend_cpu(database: str, others: set[int]) -> dict[int, float]:
     """CPU seconds so far of each PostgreSQL server process serving ``database`` (Linux; else empty).
 
-    ``others``, when given, collects the processes found not to serve it, whose command lines are then not
-    read again: reading every process's on each sample stalled the bot's event loop for milliseconds.
+    ``others`` collects the processes found not to serve it, whose command lines are then not read again:
+    reading every process's on each sample stalled the bot's event loop for milliseconds.
     """
     found: dict[int, float] = {}
-    skip = others if others is not None else set()
     for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
-        if pid in skip:
+        if pid in others:
             continue
         try:
             if f" {database} " not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                skip.add(pid)
+                others.add(pid)
                 continue
             found[pid] = process_cpu(pid)
         except (OSError, ValueError, IndexError):
