@@ -230,6 +230,12 @@ class Chats:
             update["update_id"] = self._last_update_id
         return update
 
+    def forget_chat(self, chat_id: int | str) -> None:
+        """Drop a chat and every message in it, as if it had never been seen (a long benchmark's memory)."""
+        for number in range(1, self._last_message_id.pop(chat_id, 0) + 1):
+            self.messages.pop((chat_id, number), None)
+        self.chats.pop(chat_id, None)
+
     def chat(self, chat_id: int | str) -> JSON:
         """The Chat object for chat_id: the one seen before, or a plausible new one."""
         if chat_id in self.chats:

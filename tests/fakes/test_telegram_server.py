@@ -437,6 +437,18 @@ async def test_a_callback_on_an_unknown_message_carries_an_inaccessible_message(
     assert not query.message.is_accessible
 
 
+async def test_a_forgotten_chat_keeps_none_of_its_messages(tg: FakeTelegramServer, bot: Bot) -> None:
+    kept = await bot.send_message(CHAT + 1, "another chat")
+    shown = await bot.send_message(CHAT, "Did you mean", reply_markup=keyboard("entry:tax"))
+    tg.forget_chat(CHAT)
+    query = parsed(tg.callback(CHAT, "entry:tax", message_id=shown.message_id), bot).callback_query
+    assert query is not None
+    assert query.message is not None
+    assert not query.message.is_accessible
+    assert (await bot.send_message(CHAT, "again")).message_id == 1
+    assert (CHAT + 1, kept.message_id) in tg.messages
+
+
 async def test_delete_message_forgets_it(tg: FakeTelegramServer, bot: Bot) -> None:
     message = await bot.send_message(CHAT, "temporary")
     assert await bot.delete_message(CHAT, message.message_id)
