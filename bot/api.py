@@ -28,6 +28,7 @@ from storage.departments import DepartmentProfile, DepartmentRepository
 from storage.governance import govern_for_department, governed_case_list
 from storage.idempotency import MAX_KEY_LENGTH, PENDING, IdempotencyRepository
 from storage.models import utcnow
+from storage.numbers import whole_number
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,8 @@ async def _json_object(request: web.Request, *, required: set[str], optional: se
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise Problem(400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # nesting deeper than the parser goes
+        raise Problem(400, "malformed-json", "Malformed JSON", "the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise Problem(400, "malformed-json", "Malformed JSON", "the body must be a JSON object")
     missing, unknown = required - body.keys(), body.keys() - required - optional
@@ -288,14 +291,15 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = whole_number(raw, low, high)
+    if value is None:
         raise Problem(
             400,
             "invalid-parameter",
             "Invalid parameter",
             f"{name} must be a whole number from {low} to {high}",
         )
-    return int(raw)
+    return value
 
 
 def _idempotency_key(request: web.Request) -> str | None:

@@ -8,6 +8,7 @@ from handlers.answers import answer_reply, button_label
 from handlers.router import Router, Turn, parse_id
 from handlers.types import Button, Reply
 from knowledge.matcher import Decision, Match
+from storage.numbers import whole_number
 from storage.suggestions import SuggestionRepository
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,11 @@ async def pick(turn: Turn) -> list[Reply]:
     asked = await turn.questions.question(asked_id) if asked_id is not None else None
     if asked is None or asked.citizen_id != turn.citizen.id:
         return turn.say("button_expired", kind="expired")
-    if choice == "none" or not choice.isdigit() or int(choice) >= len(asked.candidates):
+    chosen = whole_number(choice, 0, len(asked.candidates) - 1)
+    if chosen is None:
         await turn.questions.choose(asked.id, None)
         return fallback(turn, asked.id)
-    entry_id = str(asked.candidates[int(choice)]["entry_id"])
+    entry_id = str(asked.candidates[chosen]["entry_id"])
     entry = turn.entry(entry_id)
     if entry is None:
         return turn.say("entry_gone", kind="expired")

@@ -10,6 +10,7 @@ from handlers.answers import answer_reply, button_label
 from handlers.router import Router, Turn
 from handlers.types import MAX_PAYLOAD_BYTES, Button, Reply
 from knowledge.entry import Entry
+from storage.numbers import whole_number
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -90,7 +91,7 @@ def _pager(turn: Turn, make: Callable[[int], str], current: int, pages: int) -> 
 
 
 def _page(text: str) -> int:
-    return int(text) if text.isdigit() and 0 < int(text) < 10_000 else 1
+    return whole_number(text, 1, 9_999) or 1
 
 
 def _fits(entry: Entry) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from handlers import ask, privacy
 from handlers.answers import button_label
 from handlers.i18n import Html, t
-from handlers.router import Router, Turn
+from handlers.router import Router, Turn, parse_id
 from handlers.types import Button, Reply
 from storage.cases import (
     Case,
@@ -50,7 +50,6 @@ CONFIRM, DESCRIBE, CONSENT, CONTACT, ADD = (
 WAIT = timedelta(minutes=30)
 """How long a step of the escalation waits for the citizen before free text is a new question again."""
 MAX_CONTACT = 500
-MAX_ID = 2**31 - 1
 MESSAGE_LIMIT = 4096
 SHOWN_DESCRIPTION = 300
 
@@ -164,7 +163,7 @@ async def status(turn: Turn) -> list[Reply]:
 async def case_button(turn: Turn) -> list[Reply]:
     """Show, add to, or withdraw one of the citizen's cases."""
     action, _, raw_id = turn.args.partition(":")
-    case_id = _id(raw_id)
+    case_id = parse_id(raw_id)
     repo = CaseRepository(turn.session)
     case = await repo.get(case_id) if case_id is not None else None
     if case is None or case.citizen_id != turn.citizen.id:
@@ -205,7 +204,7 @@ async def add_information(turn: Turn) -> list[Reply]:
     text = turn.incoming.text or ""
     if not _has_words(text):
         return turn.say("esc_empty", kind="escalation_empty", buttons=(_cancel(turn),))
-    case_id = _id(str(turn.state.data.get("case_id", "")))
+    case_id = parse_id(str(turn.state.data.get("case_id", "")))
     turn.state.clear()
     try:
         case = await CaseRepository(turn.session).add_information(
@@ -221,7 +220,7 @@ async def add_information(turn: Turn) -> list[Reply]:
 async def satisfaction(turn: Turn) -> list[Reply]:
     """The 1–5 rating of how a finished case was handled; pressing again changes it."""
     raw_id, _, raw_score = turn.args.partition(":")
-    case_id = _id(raw_id)
+    case_id = parse_id(raw_id)
     score = int(raw_score) if raw_score in ("1", "2", "3", "4", "5") else 0
     rated = await CaseRepository(turn.session).rate(case_id or 0, turn.citizen.id, score, turn.now)
     if rated is None:
@@ -269,7 +268,7 @@ async def _context(turn: Turn) -> dict[str, Any]:
     """What the request is about: the question asked, the entry shown, its category."""
     kind, raw = turn.args[:1], turn.args[1:]
     context: dict[str, Any] = {"until": await CaseRepository(turn.session).last_message_id(turn.citizen.id)}
-    item_id = _id(raw) if turn.incoming.payload is not None else None
+    item_id = parse_id(raw) if turn.incoming.payload is not None else None
     if kind == "a" and item_id is not None:
         answer = await turn.questions.answer(item_id)
         if answer is not None and answer.citizen_id == turn.citizen.id:
@@ -491,9 +490,3 @@ def _has_words(text: str) -> bool:
     return any(unicodedata.category(ch)[0] in "LNS" for ch in text)
 
 
-def _id(text: str) -> int | None:
-    """A database id from a payload or state, or None when it is not one."""
-    if not text or not text.isascii() or not text.isdigit() or len(text) > 10:
-        return None
-    value = int(text)
-    return value if 0 < value <= MAX_ID else None

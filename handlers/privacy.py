@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from handlers.i18n import Html, t
-from handlers.router import Router, Turn
+from handlers.router import Router, Turn, parse_id
 from handlers.types import Button, Document, Reply
 from storage import citizen_data
 from storage.audit import AuditKind, AuditLog, citizen_ref
@@ -21,6 +21,7 @@ from storage.classification import FIELD_CLASSES
 from storage.consent import Answered, ConsentRepository
 from storage.departments import DepartmentRepository
 from storage.governance import grants, original_department, share_after_consent
+from storage.numbers import whole_number
 
 router = Router()
 
@@ -58,7 +59,8 @@ async def forget_answer(turn: Turn) -> list[Reply]:
     answer, _, issued = turn.args.partition(":")
     if answer != "yes":
         return [Reply(turn.t("forget_cancelled"), replace=True, kind="forget_cancelled")]
-    age = turn.now.timestamp() - int(issued) if issued.isdigit() else None
+    issued_at = whole_number(issued)
+    age = turn.now.timestamp() - issued_at if issued_at is not None else None
     if age is None or not -60 <= age <= FORGET_WINDOW.total_seconds():
         return [Reply(turn.t("forget_expired"), replace=True, kind="expired")]
     await citizen_data.erase(turn.session, turn.citizen.id, turn.now)
@@ -100,10 +102,11 @@ async def revoke(turn: Turn) -> list[Reply]:
 async def consent(turn: Turn) -> list[Reply]:
     """The answer to a consent prompt; out-of-order and repeated answers have defined results."""
     raw_id, _, value = turn.args.partition(":")
-    if not raw_id.isdigit() or len(raw_id) > 12 or value not in ("0", "1"):
+    request_id = parse_id(raw_id)
+    if request_id is None or value not in ("0", "1"):
         return turn.say("button_expired", kind="expired")
     repo = ConsentRepository(turn.session)
-    result = await repo.answer(int(raw_id), turn.citizen.id, granted=value == "1", now=turn.now)
+    result = await repo.answer(request_id, turn.citizen.id, granted=value == "1", now=turn.now)
     if result.outcome is Answered.NOT_FOUND or result.department is None:
         return turn.say("button_expired", kind="expired")
     if result.granted and result.applied:

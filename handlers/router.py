@@ -14,6 +14,7 @@ from handlers.types import Button, Incoming, Reply
 from knowledge.entry import Entry
 from storage.citizens import Citizen, CitizenRepository, DialogueState
 from storage.knowledge_sync import LiveKnowledge
+from storage.numbers import whole_number
 from storage.questions import QuestionRepository
 
 
@@ -68,10 +69,7 @@ MAX_ID = 2**31 - 1
 
 def parse_id(text: str) -> int | None:
     """A database id from a button payload or stored state; None for anything else (forged, "²", huge)."""
-    if not text or not text.isascii() or not text.isdigit() or len(text) > 10:
-        return None
-    value = int(text)
-    return value if 0 < value <= MAX_ID else None
+    return whole_number(text, 1, MAX_ID)
 
 
 class Router:

@@ -6,6 +6,8 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from storage.numbers import whole_number
+
 
 class DataClass(enum.IntEnum):
     """How closely a field must be held; a higher class needs a higher clearance."""
@@ -94,9 +96,7 @@ def parse_class(value: object, default: DataClass = DEFAULT_CLEARANCE) -> DataCl
         member = DataClass.__members__.get(value.strip().upper())
         if member is not None:
             return member
-        value = value.strip()
-        if value.isdigit():
-            value = int(value)
+        value = whole_number(value.strip())
     if isinstance(value, int) and not isinstance(value, bool) and value in set(DataClass):
         return DataClass(value)
     return default

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, Department
+from storage.numbers import whole_number
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 """Big on PostgreSQL; SQLite only auto-increments an INTEGER primary key."""
@@ -298,7 +299,8 @@ class OutboxRepository:
 
     async def event(self, key: str) -> EventSummary | None:
         """One event by its number or its webhook id."""
-        condition = OutboxEvent.id == int(key) if key.isdigit() else OutboxEvent.webhook_id == key
+        number = whole_number(key)
+        condition = OutboxEvent.id == number if number is not None else OutboxEvent.webhook_id == key
         row = (
             await self.session.execute(
                 select(OutboxEvent, _cases.c.ticket)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TextIO
 
 from handlers.types import Button, Conversation, Incoming, Reply
+from storage.numbers import whole_number
 
 CHAT_ID = "console"
 _TAG = re.compile(r"<[^>]+>")
@@ -38,7 +39,8 @@ def render(replies: Sequence[Reply], out: TextIO) -> list[Button]:
 def pressed(line: str, buttons: Sequence[Button]) -> Button | None:
     """The button whose number ``line`` is, if it is one."""
     text = line.strip()
-    return buttons[int(text) - 1] if text.isdigit() and 1 <= int(text) <= len(buttons) else None
+    number = whole_number(text, 1, len(buttons))
+    return buttons[number - 1] if number is not None else None
 
 
 def to_incoming(line: str, buttons: Sequence[Button], *, language: str | None) -> Incoming:

@@ -466,7 +466,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return web.Response(status=503, text="shutting down")  # Telegram sends it again later
     try:
         payload = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return web.Response(status=400, text="not JSON")
     if not _is_update(payload):
         return web.Response(status=400, text="not a Telegram update")

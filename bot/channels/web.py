@@ -38,6 +38,7 @@ from handlers.types import Incoming, Reply, refused
 from storage import web_chat
 from storage.citizens import for_storage
 from storage.models import utcnow
+from storage.numbers import whole_number
 from storage.secrets import stored_secret
 from storage.web_chat import Appended, ChatEntry, NewEntry
 
@@ -357,13 +358,13 @@ def _number(request: web.Request, name: str, low: float, high: float) -> float:
 
 async def download(request: web.Request) -> web.Response:
     """GET a file a reply carried (e.g. the citizen's data export); only its own citizen may."""
-    identity, seq = _known_identity(request), request.match_info["seq"]
+    identity, seq = _known_identity(request), whole_number(request.match_info["seq"], 1, 2**31 - 1)
     entry = None
-    if seq.isdigit() and len(seq) < 10:
+    if seq is not None:
         async with request.app[WEB].sessions() as session:
             chat = web_chat.WebChatRepository(session)
             citizen = await chat.citizen(identity)
-            entry = await chat.entry(citizen[0], int(seq)) if citizen else None
+            entry = await chat.entry(citizen[0], seq) if citizen else None
     if entry is None or not entry.document:
         raise Problem(404, "Not Found", "no such file")
     mime = str(entry.document.get("mime_type", ""))

@@ -11,6 +11,7 @@ from bot.commands.tables import add_format, render_csv, render_json, render_tabl
 from bot.config import Settings
 from storage import db
 from storage.audit import AuditEntry, AuditKind, AuditLog, Verification, parse_citizen_ref
+from storage.numbers import whole_number
 
 COLUMNS = ("id", "at", "kind", "citizen", "department", "ticket", "fields", "basis", "details")
 
@@ -101,6 +102,7 @@ def _row(entry: AuditEntry) -> tuple[object, ...]:
 
 
 def _limit(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+    value = whole_number(text, 1, 100_000)
+    if value is None:
         raise argparse.ArgumentTypeError("must be a whole number from 1 to 100000")
-    return int(text)
+    return value

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 from bot.web.guard import Problem
 from handlers.answers import LABEL_CHARS
 from handlers.types import MAX_PAYLOAD_BYTES
+from storage.numbers import whole_number
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
@@ -50,8 +51,8 @@ class ChatMessage:
 def _reply(value: Any) -> int | None:
     if value in (None, ""):
         return None
-    if isinstance(value, str) and value.isdigit() and len(value) < 10:
-        value = int(value)
+    if isinstance(value, str):
+        value = whole_number(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
         return value
     raise Problem(400, "Bad Request", "reply must be an entry number")

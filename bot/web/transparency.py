@@ -18,6 +18,7 @@ from bot.keys import SESSIONS
 from bot.web.pages import LANGUAGE_NAMES, Markup, accepted_language, escape, render, static_url
 from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from storage.models import utcnow
+from storage.numbers import whole_number
 from storage.stats import Figures, Point, Series, transparency_figures
 from storage.transparency import public_stats
 
@@ -151,9 +152,10 @@ def render_page(figures: Figures, lang: str, cases: CaseFigures | None = None) -
 def month_label(label: str, lang: str, *, with_year: bool) -> tuple[str, str]:
     """``2026-06`` as two short lines for an axis: (``Jun``, ``2026``) or (``6月``, ``2026``)."""
     year, _, month = label.partition("-")
-    if not month.isdigit() or not 1 <= int(month) <= 12:
+    number = whole_number(month, 1, 12)
+    if number is None:
         return label, ""
-    name = f"{int(month)}月" if lang == "zh" else MONTH_NAMES[int(month) - 1]
+    name = f"{number}月" if lang == "zh" else MONTH_NAMES[number - 1]
     return name, year if with_year else ""
 
 

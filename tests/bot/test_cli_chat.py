@@ -77,3 +77,4 @@ def test_a_typed_line_is_a_message_unless_it_is_the_number_of_a_button() -> None
     assert to_incoming("0", buttons, language="en").text == "0"
     assert to_incoming("3", buttons, language="en").text == "3"
     assert to_incoming("12345 hotline", buttons, language=None).text == "12345 hotline"
+    assert to_incoming("²", buttons, language="en").text == "²"  # a digit to isdigit(), not to int()

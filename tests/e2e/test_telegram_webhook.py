@@ -76,7 +76,8 @@ async def test_a_body_that_is_not_an_update_is_refused_with_400(
     bot = await start_bot(webhook=True)
     headers = {SECRET_HEADER: telegram.webhook.secret_token or "", "Content-Type": "application/json"}
     for body in (b"not json", b"[1, 2]", b'{"message": {}}', b'{"update_id": "7"}', b'{"update_id": true}',
-                 b'{"update_id": -1}', b'{"update_id": 1e3}', b"\xff\xfe", b""):
+                 b'{"update_id": -1}', b'{"update_id": 1e3}', b"\xff\xfe", b"",
+                 b"[" * 100_000 + b"]" * 100_000):
         assert await post(bot.url + WEBHOOK_PATH, body, headers) == 400, body
     assert await inbox(sessions) == {}
 

@@ -246,10 +246,22 @@ async def test_the_document_admits_exactly_the_offsets_the_api_accepts(
     assert Draft202012Validator(schema).is_valid(offset) == accepted
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["limit=%C2%B2", "offset=%C2%B9", "limit=%D9%A1%D9%A0", "limit=%EF%BC%91", "offset=" + "9" * 5000],
+)
+async def test_numbers_in_other_scripts_or_too_long_are_a_400_not_a_crash(
+    api: Client, departments: dict[str, Dept], query: str
+) -> None:
+    body = await problem(await api.get(f"/api/v1/cases?{query}", headers=departments["TRANSPORT"].auth), 400)
+    assert "must be a whole number" in body["detail"]
+
+
 BAD_INPUT = [
     ("replies", b"{not json", 400, "not valid JSON"),
     ("replies", b'["text"]', 400, "JSON object"),
     ("replies", b"\xff\xfe", 400, "not valid JSON"),
+    ("replies", b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
     ("replies", b"{}", 422, "missing field(s): text"),
     ("replies", b'{"text": "hi", "urgent": true}', 422, "unknown field(s): urgent"),
     ("replies", b'{"text": 42}', 422, "text must be a non-empty string"),

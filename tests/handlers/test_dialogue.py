@@ -130,6 +130,20 @@ async def test_forged_and_stale_buttons_get_a_clear_reply(dialogue: Dialogue) ->
         assert all(r.kind in {"expired", "menu"} for r in replies), payload
 
 
+async def test_buttons_forged_with_digits_int_refuses_get_a_clear_reply_not_an_apology(
+    dialogue: Dialogue,
+) -> None:
+    """"²" and "١" pass str.isdigit(); a payload carrying them is as forged as any other."""
+    clarified = await dialogue.handle(said("identity card"))
+    own_question = payloads(clarified)[0].split(":")[1]
+    for digits in ("²", "١", "١²"):
+        for payload in (f"menu:{digits}", f"cat:tax:{digits}", f"pick:{own_question}:{digits}",
+                        f"forget:yes:{digits}", f"consent:{digits}:1", f"rate:{digits}:1"):
+            replies = await dialogue.handle(said(payload=payload))
+            assert replies, payload
+            assert "error" not in {r.kind for r in replies}, payload
+
+
 async def test_button_of_an_entry_deleted_since_says_it_is_gone(
     dialogue: Dialogue, sessions: Sessions, knowledge: LiveKnowledge
 ) -> None:
