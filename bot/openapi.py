@@ -108,7 +108,9 @@ CHANGE = {
     "properties": {
         "kind": {
             "type": "string",
-            "enum": ["created", "information", "reply", "status", "transferred", "withdrawn", "rated"],
+            "enum": [
+                "created", "information", "reply", "status", "transferred", "withdrawn", "rated", "erased",
+            ],
         },
         "actor": {"type": "string", "description": "`citizen` or a department code"},
         "text": {"type": ["string", "null"]},
@@ -172,7 +174,11 @@ EVENT = {
                     required=("granted", "at"),
                 )
                 | {"description": "case.updated: the citizen consented to share these fields"},
-                "reason": {"type": "string", "description": "case.closed: `withdrawn`"},
+                "reason": {
+                    "type": "string",
+                    "enum": ["withdrawn", "erased"],
+                    "description": "case.closed: the citizen withdrew the case or erased their data",
+                },
                 "transfer": {"type": "object", "description": "case.transferred: `from` and `note`"},
             },
             required=("case", "excerpt", "citizen", "privacy"),

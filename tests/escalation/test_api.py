@@ -11,12 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.api import create_api
-from bot.openapi import OPENAPI
+from bot.openapi import CHANGE, EVENT, OPENAPI
+from storage import citizen_data
 from storage.cases import CaseChangeRecord, CaseRecord
 from storage.notices import CitizenNotice
 from storage.outbox import OutboxEvent
 from tests.conftest import close_every_connection
-from tests.escalation.conftest import Client, Dept, open_case
+from tests.escalation.conftest import NOW, Client, Dept, open_case
 
 PROBLEM = "application/problem+json"
 
@@ -336,6 +337,23 @@ async def test_the_public_stats_answer_a_wrong_method_like_the_rest_of_the_api(a
         wrong_method = await api.request(method, "/api/v1/stats")
         await problem(wrong_method, 405)
         assert set(wrong_method.headers["Allow"].split(",")) == {"GET", "HEAD"}
+
+
+async def test_an_erased_citizens_case_still_matches_the_document(
+    api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    case = await open_case(sessions)
+    assert case.citizen_id is not None
+    async with sessions.begin() as session:
+        await citizen_data.erase(session, case.citizen_id, NOW)
+    body = await (await api.get(f"/api/v1/cases/{case.ticket}", headers=departments["TRANSPORT"].auth)).json()
+    assert "erased" in [change["kind"] for change in body["history"]]
+    for change in body["history"]:
+        assert Draft202012Validator(CHANGE).is_valid(change), change
+    async with sessions() as session:
+        closed = (await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "case.closed"))).one()
+    reason = EVENT["properties"]["data"]["properties"]["reason"]  # type: ignore[index]
+    assert Draft202012Validator(reason).is_valid(closed.payload["data"]["reason"])
 
 
 async def test_the_openapi_document_describes_every_route_without_a_token(api: Client) -> None:
