@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers import ask, browse, escalation, feedback, privacy, start
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
 from handlers.router import Flow, Router, Turn
-from handlers.types import FLOOD, FLOOD_QUIET, Incoming, Reply, refused
+from handlers.types import FLOOD, FLOOD_QUIET, Incoming, Reply
 from knowledge.normalise import guess_language
 from storage import db
 from storage.citizens import Citizen, CitizenRepository
@@ -61,17 +61,16 @@ class Dialogue:
         incoming, cut = sanitise(incoming)
         try:
             # A restarted database costs the citizen nothing: the turn runs again on a new connection.
-            replies = await db.reconnecting(lambda: self._handle(incoming))
+            replies = await db.reconnecting(lambda: self._handle(incoming, cut=cut))
         except Exception:
             log.exception(
                 "dialogue failed on %s event from chat %s", incoming.channel, _masked(incoming.chat_id)
             )
             return [Reply(t(language_of(incoming.language) or DEFAULT_LANGUAGE, "error"), kind="error")]
-        if cut and not refused(replies):
-            replies.insert(0, Reply(t(_language_guess(incoming), "too_long")))
         return replies
 
-    async def _handle(self, incoming: Incoming) -> list[Reply]:
+    async def _handle(self, incoming: Incoming, *, cut: bool) -> list[Reply]:
+        """One turn; ``cut``: the text was shortened to MAX_TEXT, which the citizen is told first."""
         now = self.clock()
         async with self.sessions.begin() as session:
             citizens = CitizenRepository(session)
@@ -102,7 +101,7 @@ class Dialogue:
             said = [("out", reply.text) for reply in replies if reply.text and not reply.replace]
             await citizens.record_messages(citizen.id, heard + said, now=now)
             await citizens.save_state(citizen.id, turn.state)
-        return replies
+        return [Reply(turn.t("too_long")), *replies] if cut else replies
 
     def _flow(self, turn: Turn) -> Flow:
         """The flow for this event (a command abandons whatever was pending)."""
@@ -138,12 +137,11 @@ class Dialogue:
         chosen = citizen.language or language_of(incoming.language)
         if chosen:
             return chosen
-        if incoming.text:
+        if incoming.text and incoming.command is None:
             return _language_guess(incoming)
-        # A button press has no text: the language is that of the message that led to the button.
-        recent = await citizens.recent_messages(citizen.id, 5)
-        said = [text for direction, text, _ in recent if direction == "in"]
-        return guess_language(said[-1]) if said else DEFAULT_LANGUAGE
+        # A button press or a command says nothing of the language: the last words typed do.
+        typed = await citizens.last_typed(citizen.id)
+        return guess_language(typed) if typed else DEFAULT_LANGUAGE
 
 
 async def _expired(turn: Turn) -> list[Reply]:

@@ -35,9 +35,9 @@ class Incoming:
         """``("start", "args")`` for ``/start@govbot args``; None when the text is not a command."""
         if not self.text or not self.text.startswith("/") or len(self.text) < 2:
             return None
-        head, _, args = self.text[1:].partition(" ")
+        head, *rest = self.text[1:].split(maxsplit=1)  # a new line or a tab ends the name too
         name = head.split("@", 1)[0].lower()
-        return (name, args.strip()) if name else None
+        return (name, rest[0].strip() if rest else "") if name else None
 
 
 @dataclass(frozen=True)

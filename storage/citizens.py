@@ -242,6 +242,16 @@ class CitizenRepository:
         )
         return [(d, t, c) for d, t, c in reversed(rows.all())]
 
+    async def last_typed(self, citizen_id: int) -> str | None:
+        """The citizen's last message that is not a command, if any is kept."""
+        text: str | None = await self.session.scalar(
+            select(Message.text)
+            .where(Message.user_id == citizen_id, Message.direction == "in", ~Message.text.startswith("/"))
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        return text
+
     def _remember(self, citizen_id: int, state: str | None, data: dict[str, Any] | None) -> DialogueState:
         read = DialogueState(state, dict(data or {}))
         self._read[citizen_id] = copy.deepcopy(read)

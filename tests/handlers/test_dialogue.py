@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from handlers.dialogue import Dialogue
+from handlers.i18n import t
 from handlers.router import Router, Turn
 from handlers.types import FLOOD, FLOOD_QUIET, Reply
 from storage import db
@@ -163,6 +164,27 @@ async def test_menu_browses_topics_then_questions_then_an_answer(dialogue: Dialo
     assert payloads(questions) == ["show:tax-property-pay", "menu:1"]
     answer = await dialogue.handle(said(payload="show:tax-property-pay"))
     assert answer[0].text.startswith("Pay property tax online")
+
+
+async def test_a_command_ends_at_any_whitespace_not_only_a_space(dialogue: Dialogue) -> None:
+    for text in ("/help\nplease", "/help\tplease", "/help\u3000please"):
+        assert (await dialogue.handle(said(text)))[0].text == t("en", "help"), repr(text)
+
+
+async def test_without_a_chosen_language_commands_and_buttons_keep_the_language_typed_last(
+    dialogue: Dialogue,
+) -> None:
+    assert (await dialogue.handle(said("身份证到期了怎么换领", language=None)))[0].kind == "answer"
+    assert (await dialogue.handle(said("/menu", language=None)))[0].text.startswith(t("zh", "menu_title"))
+    for _ in range(6):  # more presses than the bot's own messages that come between
+        pressed = await dialogue.handle(said(payload="menu:1", language=None))
+        assert pressed[0].text.startswith(t("zh", "menu_title"))
+
+
+async def test_the_notice_of_a_cut_message_is_in_the_citizens_language(dialogue: Dialogue) -> None:
+    await dialogue.handle(said(payload="lang:zh"))
+    replies = await dialogue.handle(said("a " * 3000))
+    assert replies[0].text == t("zh", "too_long")
 
 
 async def test_expired_entry_is_never_answered(dialogue: Dialogue) -> None:
