@@ -21,6 +21,7 @@ from storage.citizen_data import MAX_ROWS, Part, register
 from storage.classification import DataClass
 from storage.disclosure import govern_event
 from storage.feedback import Feedback
+from storage.idempotency import IdempotencyRecord
 from storage.notices import CitizenNotice
 from storage.outbox import OutboxEvent, OutboxRepository, new_webhook_id
 from storage.web_chat import WebEntry
@@ -95,6 +96,10 @@ async def _erase_case(session: AsyncSession, row: CaseRecord, now: datetime) -> 
         .execution_options(synchronize_session=False)
     )
     await _scrub_outbox(session, row.id)
+    # Responses kept for Idempotency-Key replays hold the case as it was; a repeat now does the work again.
+    await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.body["case"]["ticket"].as_string() == row.ticket)
+    )
     if was_open:
         row.status, row.closed_at, row.updated_at = CaseStatus.CLOSED.value, now, now
         session.add(

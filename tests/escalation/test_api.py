@@ -14,6 +14,7 @@ from bot.api import create_api
 from bot.openapi import CHANGE, EVENT, OPENAPI
 from storage import citizen_data
 from storage.cases import CaseChangeRecord, CaseRecord
+from storage.idempotency import IdempotencyRecord
 from storage.notices import CitizenNotice
 from storage.outbox import OutboxEvent
 from tests.conftest import close_every_connection
@@ -337,6 +338,25 @@ async def test_the_public_stats_answer_a_wrong_method_like_the_rest_of_the_api(a
         wrong_method = await api.request(method, "/api/v1/stats")
         await problem(wrong_method, 405)
         assert set(wrong_method.headers["Allow"].split(",")) == {"GET", "HEAD"}
+
+
+async def test_a_key_repeated_after_the_citizen_erased_their_data_replays_nothing_of_it(
+    api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    case = await open_case(sessions, description="I live at Harbour Road 12, call +41 79 123 45 67")
+    assert case.citizen_id is not None
+    headers = departments["TRANSPORT"].auth | {"Idempotency-Key": "reply-1"}
+    url = f"/api/v1/cases/{case.ticket}/replies"
+    first = await api.post(url, json={"text": "On it."}, headers=headers)
+    assert "Harbour Road 12" in (await first.json())["case"]["description"]
+    async with sessions.begin() as session:
+        await citizen_data.erase(session, case.citizen_id, NOW)
+    again = await api.post(url, json={"text": "On it."}, headers=headers)
+    assert "Harbour Road" not in await again.text()
+    assert again.headers.get("Idempotent-Replayed") is None
+    async with sessions() as session:
+        kept = await session.scalars(select(IdempotencyRecord.body))
+        assert "Harbour Road" not in str(list(kept))
 
 
 async def test_an_erased_citizens_case_still_matches_the_document(
