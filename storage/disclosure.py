@@ -212,11 +212,19 @@ def _rewrite_free_text(doc: dict[str, Any], included: bool, keep: frozenset[str]
     update = doc.get("update")
     if isinstance(update, dict) and "text" in update:
         update["text"] = shown(update["text"], "")
+    # What departments wrote (replies, notes) is theirs to read, but may quote the citizen: it is masked
+    # as the reader's clearance says, never withheld.
+    def staff(text: Any) -> Any:
+        return mask(text, keep=keep) if isinstance(text, str) else text
+
     if isinstance(doc.get("history"), list):
         doc["history"] = [
-            dict(item) | {"text": shown(item.get("text"))} if item.get("actor") == "citizen" else dict(item)
+            dict(item) | {"text": (shown if item.get("actor") == "citizen" else staff)(item.get("text"))}
             for item in _items(doc["history"])
         ]
+    transfer = doc.get("transfer")
+    if isinstance(transfer, dict) and "note" in transfer:
+        transfer["note"] = staff(transfer["note"])
 
 
 def _rewrite_contact(doc: dict[str, Any], included: bool) -> None:

@@ -53,6 +53,24 @@ async def test_after_the_clearance_is_lowered_the_api_holds_the_text_back(
     assert await disclosures(sessions) == []
 
 
+async def test_a_department_without_clearance_reads_other_departments_replies_masked(
+    api: Client, departments: dict[str, Dept], sessions: Sessions
+) -> None:
+    case = await open_case(sessions, "TRANSPORT")
+    reply = "We will call you on +41 79 123 45 67 or write to anna.meier@example.org."
+    url = f"/api/v1/cases/{case.ticket}"
+    await api.post(f"{url}/replies", json={"text": reply}, headers=departments["TRANSPORT"].auth)
+    async with sessions.begin() as session:
+        await set_clearance(session, "TAX", "internal", now=NOW)
+    transport = departments["TRANSPORT"].auth
+    assert (await api.post(f"{url}/transfer", json={"department": "TAX"}, headers=transport)).status == 200
+    body = await (await api.get(url, headers=departments["TAX"].auth)).json()
+    texts = [change["text"] or "" for change in body["history"] if change["actor"] == "TRANSPORT"]
+    assert any(text.startswith("We will call you on ") for text in texts)
+    assert "123 45 67" not in json.dumps(body)
+    assert "anna.meier@" not in json.dumps(body)
+
+
 async def test_a_department_a_case_was_transferred_to_sees_the_text_only_with_consent(
     api: Client, departments: dict[str, Dept], sessions: Sessions
 ) -> None:

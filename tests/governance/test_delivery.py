@@ -182,6 +182,21 @@ async def test_a_transferred_case_asks_the_citizen_and_shares_after_yes(
     assert update["data"]["citizen"]["contact"] == CONTACT
 
 
+async def test_what_a_department_wrote_reaches_another_masked_until_it_may_see_personal_data(
+    sessions: Sessions, transport: Receiver, tax: Receiver, clock: Clock
+) -> None:
+    case = await open_case(sessions, clock(), contact=CONTACT)
+    note = "Citizen asks to be called on +41 79 123 45 67 or written to anna.meier@example.org"
+    async with sessions.begin() as session:
+        await CaseRepository(session).transfer(case.id, "TRANSPORT", "TAX", note, clock())
+    async with dispatcher(sessions, clock) as d:
+        await d.run_once()
+    shown = tax.received[0].payload["data"]["transfer"]["note"]
+    assert shown.startswith("Citizen asks to be called on ")
+    assert "123 45 67" not in shown
+    assert "anna.meier@" not in shown
+
+
 async def test_an_erasure_while_a_delivery_is_pending_leaves_nothing_erased_in_it(
     sessions: Sessions, transport: Receiver, clock: Clock
 ) -> None:
