@@ -13,7 +13,7 @@ from typing import Any
 
 from handlers.i18n import Html, t
 from handlers.router import Router, Turn, parse_id
-from handlers.types import Button, Document, Reply
+from handlers.types import FORGOTTEN, Button, Document, Reply
 from storage import citizen_data
 from storage.audit import AuditKind, AuditLog, citizen_ref
 from storage.cases import CaseRepository
@@ -66,7 +66,7 @@ async def forget_answer(turn: Turn) -> list[Reply]:
     await citizen_data.erase(turn.session, turn.citizen.id, turn.now)
     turn.state.clear()
     # An edit of the confirmation, not a new message: nothing of this exchange is stored afterwards.
-    return [Reply(turn.t("forget_done"), replace=True, kind="forgotten")]
+    return [Reply(turn.t("forget_done"), replace=True, kind=FORGOTTEN)]
 
 
 @router.command("privacy")

@@ -94,6 +94,15 @@ FLOOD_QUIET = "flood-quiet"
 those that must answer a request (the web chat's POST) answer it as they answer FLOOD."""
 
 
+FORGOTTEN = "forgotten"
+"""The kind of the reply that confirms an erasure: nothing of that exchange may be stored after it."""
+
+
+def erased(replies: Sequence[Reply]) -> bool:
+    """Whether these replies confirm that the citizen's data was just erased."""
+    return any(reply.kind == FORGOTTEN for reply in replies)
+
+
 def refused(replies: Sequence[Reply]) -> bool:
     """Whether these are the replies to a message refused by the flood limit."""
     return any(reply.kind in (FLOOD, FLOOD_QUIET) for reply in replies)

@@ -82,6 +82,8 @@ class Appended:
     entries: list[ChatEntry]
     language: str | None
     duplicate: bool = False
+    erased: bool = False
+    """The message erased the citizen's data, so neither it nor its replies were stored."""
 
 
 class WebChatRepository:

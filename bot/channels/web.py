@@ -34,7 +34,7 @@ from bot.web.identity import COOKIE, COOKIE_MAX_AGE, Signer, make_secret
 from bot.web.incoming import ChatMessage, parse_message
 from handlers.dialogue import sanitise as clean_incoming
 from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, t
-from handlers.types import Incoming, Reply, refused
+from handlers.types import Incoming, Reply, erased, refused
 from storage import web_chat
 from storage.citizens import for_storage
 from storage.models import utcnow
@@ -139,6 +139,9 @@ class WebChannel:
         app[METRICS].observe(CHANNEL, replies, self._clock() - started)
         if refused(replies):  # over the flood limit: nothing is stored, the page shows why
             raise too_many(str(plain(replies[0].text)))
+        if erased(replies):  # the log is gone with the rest; keeping this exchange would start it again
+            self.hub.notify(identity)
+            return Appended([], None, erased=True), [plain(r.text) for r in replies if r.text]
         own = await self._citizen_entry(identity, message, incoming)
         entries = [own, *(entry for entry in map(reply_entry, replies) if entry is not None)]
         appended = await web_chat.append(self.sessions, identity, entries, now=self.now())
@@ -331,6 +334,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         "lang": lang,
         "notices": notices,
         "duplicate": appended.duplicate,
+        "erased": appended.erased,
     }
     if lang != message.lang:
         body["ui"] = pages.ui_strings(lang)

@@ -187,6 +187,21 @@ async def test_after_a_reload_the_history_is_there(page: Page) -> None:
     assert await page.locator(".msg").count() == 4
 
 
+async def test_after_erasing_the_page_is_empty_says_so_and_nothing_of_it_comes_back(page: Page) -> None:
+    await ask(page, "pay property tax")
+    await page.get_by_text("Pay property tax online").wait_for()
+    await ask(page, "/forget")
+    await page.get_by_role("button", name=str(t("en", "btn_forget_yes"))).click()
+    await page.get_by_text(str(t("en", "forget_done"))).wait_for()
+    assert await page.locator(".msg").count() == 0
+    await page.reload()  # a new conversation: only the greeting every empty log starts with
+    assert await page.locator('.msg:not([data-seq="0"])').count() == 0
+    await ask(page, "how do I renew my identity card")
+    await page.get_by_text("registry office").wait_for()
+    assert await page.locator('.msg:not([data-seq="0"])').count() == 2
+    assert await page.get_by_text("property tax").count() == 0
+
+
 async def test_a_message_written_offline_is_sent_when_the_connection_is_back(page: Page) -> None:
     await page.context.set_offline(True)
     await ask(page, "pay property tax")

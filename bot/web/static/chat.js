@@ -215,6 +215,16 @@
     scrollToEnd();
   }
 
+  /* The citizen's data was erased: the log on the server starts again, and so does this one. */
+  function clearLog(keepPending) {
+    Array.prototype.slice.call(log.querySelectorAll(".msg")).forEach(function (node) {
+      if (!(keepPending && node.classList.contains("pending"))) {
+        node.remove();
+      }
+    });
+    lastSeq = 0;
+  }
+
   function showPending(item) {
     var text = item.body.text !== undefined ? item.body.text : item.label;
     if (!text) {
@@ -274,6 +284,9 @@
       applyStrings();
     }
     setLanguage(data.lang);
+    if (data.erased === true) {
+      clearLog(false);
+    }
     apply(data.entries);
     var notices = Array.isArray(data.notices) ? data.notices : [];
     setStatus(notices.join(" "));
@@ -383,7 +396,8 @@
         }
         var data = await response.json();
         if (typeof data.last_seq === "number" && data.last_seq < lastSeq) {
-          lastSeq = data.last_seq; /* the log was emptied (the citizen erased their data) */
+          clearLog(true); /* the log was emptied (the citizen erased their data, maybe in another tab) */
+          continue;
         }
         apply(data.entries);
         if (statusLine.textContent === say("web_offline")) {
