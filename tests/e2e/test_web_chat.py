@@ -24,7 +24,7 @@ from tests.bot.web_kb import HOSTILE_QUESTION, web_kb
 from tests.conftest import IN_CI, REPO
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, Page, Route
 
 # One browser for the module (starting Chromium is the slow part); every test gets a new server and page.
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -200,6 +200,27 @@ async def test_after_erasing_the_page_is_empty_says_so_and_nothing_of_it_comes_b
     await page.get_by_text("registry office").wait_for()
     assert await page.locator('.msg:not([data-seq="0"])').count() == 2
     assert await page.get_by_text("property tax").count() == 0
+
+
+async def test_a_refused_message_is_explained_in_the_pages_language_and_sent_again(page: Page) -> None:
+    await page.get_by_role("button", name="中文").click()
+    await page.get_by_text("已切换为简体中文。").wait_for()
+    refused: list[str] = []
+
+    async def once_too_many(route: Route) -> None:
+        if refused:
+            await route.continue_()
+            return
+        refused.append(route.request.url)
+        problem = '{"title": "Too Many Requests", "detail": "too many requests from this address"}'
+        await route.fulfill(status=429, headers={"Retry-After": "1"}, content_type="application/problem+json",
+                            body=problem)
+
+    await page.route("**/api/chat/messages", once_too_many)
+    await ask(page, "身份证到期了怎么换领")
+    await page.get_by_text(str(t("zh", "web_too_fast"))).wait_for()
+    await page.get_by_text("工本费20元").wait_for()
+    assert len(refused) == 1
 
 
 async def test_a_message_written_offline_is_sent_when_the_connection_is_back(page: Page) -> None:

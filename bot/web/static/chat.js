@@ -297,11 +297,6 @@
     return seconds > 0 ? seconds * 1000 : fallback;
   }
 
-  async function problemDetail(response, fallback) {
-    var body = await response.json().catch(function () { return null; });
-    return body && typeof body.detail === "string" ? body.detail : fallback;
-  }
-
   function post(body) {
     return fetch(MESSAGES_URL, {
       method: "POST",
@@ -338,7 +333,8 @@
           continue;
         }
         if (response.status === 429 || (response.status >= 500 && ++serverErrors < SERVER_ERROR_TRIES)) {
-          setStatus(await problemDetail(response, say("web_not_sent")));
+          /* the page's own words: the server's detail may not be in the citizen's language */
+          setStatus(say(response.status === 429 ? "web_too_fast" : "web_not_sent"));
           await pause(retryAfter(response, backoff));
           backoff = Math.min(backoff * 2, MAX_BACKOFF);
           continue;
