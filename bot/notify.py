@@ -63,6 +63,18 @@ class Sent:
     text: str | None
     error: str | None = None
     retry_at: datetime | None = None
+    parts_sent: int = 0
+    """Messages of the notice the chat has, counting earlier attempts: a retry sends only the rest."""
+
+
+PARTS_SENT = "parts_sent"
+"""Key of a notice's data: how many of its messages reached the chat before an attempt failed."""
+
+
+def parts_sent(notice: Notice) -> int:
+    """Messages of the notice already in the chat (0 unless an attempt failed part-way)."""
+    value = notice.data.get(PARTS_SENT, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def notice_retry_at(notice: Notice, now: datetime, rng: random.Random) -> datetime | None:
@@ -137,16 +149,24 @@ class Notifier:
         sender = self.senders.get(notice.channel)
         if sender is None:
             return Sent(notice, None, error="no sender", retry_at=self.clock())
+        sent = parts_sent(notice)
+
+        async def deliver() -> None:
+            # One message at a time, counted, so a failure part-way is not followed by the first part again.
+            nonlocal sent
+            for reply in replies[sent:]:
+                await sender.send(notice.chat_id, [reply])
+                sent += 1
+
         try:
-            await asyncio.wait_for(
-                sender.send(notice.chat_id, replies), timeout=self.lease.total_seconds() / 2
-            )
+            await asyncio.wait_for(deliver(), timeout=self.lease.total_seconds() / 2)
         except Unreachable as exc:
-            return Sent(notice, None, error=f"unreachable: {exc}")
+            return Sent(notice, None, error=f"unreachable: {exc}", parts_sent=sent)
         except Exception as exc:  # any failure of the channel is retried: nothing is dropped
             error = f"{type(exc).__name__}: {exc}"[:500]
-            return Sent(notice, None, error=error, retry_at=notice_retry_at(notice, self.clock(), self.rng))
-        return Sent(notice, "\n\n".join(r.text for r in replies if r.text))
+            retry_at = notice_retry_at(notice, self.clock(), self.rng)
+            return Sent(notice, None, error=error, retry_at=retry_at, parts_sent=sent)
+        return Sent(notice, "\n\n".join(r.text for r in replies if r.text), parts_sent=sent)
 
     async def _record(self, outcomes: Sequence[Sent]) -> None:
         now = self.clock()
@@ -161,7 +181,11 @@ class Notifier:
                             notice.citizen_id, "out", outcome.text, now=now
                         )
                     continue
-                await notices.failed(notice.id, self.name, outcome.error, retry_at=outcome.retry_at)
+                moved = outcome.parts_sent > parts_sent(notice)
+                progress = notice.data | {PARTS_SENT: outcome.parts_sent} if moved else None
+                await notices.failed(
+                    notice.id, self.name, outcome.error, retry_at=outcome.retry_at, data=progress
+                )
                 if outcome.retry_at is None:
                     log.error(
                         "notice %d (%s of case %s) to %s chat is dead: %s",

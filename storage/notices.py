@@ -143,18 +143,27 @@ class NoticeRepository:
     async def sent(self, notice_id: int, notifier: str, now: datetime) -> None:
         await self._finish(notice_id, notifier, status=NoticeStatus.SENT, sent_at=now, last_error=None)
 
-    async def failed(self, notice_id: int, notifier: str, error: str, *, retry_at: datetime | None) -> None:
-        """Record a failed send: try again at ``retry_at``, or give up (None) when the chat is unreachable."""
+    async def failed(
+        self,
+        notice_id: int,
+        notifier: str,
+        error: str,
+        *,
+        retry_at: datetime | None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a failed send: try again at ``retry_at``, or give up (None) when the chat is unreachable.
+
+        ``data`` replaces the notice's data (the notifier keeps its progress there).
+        """
+        values: dict[str, Any] = {"last_error": error[:ERROR_LENGTH]}
+        if data is not None:
+            values["data"] = data
         if retry_at is None:
-            await self._finish(notice_id, notifier, status=NoticeStatus.DEAD, last_error=error[:ERROR_LENGTH])
+            await self._finish(notice_id, notifier, status=NoticeStatus.DEAD, **values)
         else:
-            await self._finish(
-                notice_id,
-                notifier,
-                status=NoticeStatus.PENDING,
-                next_attempt_at=retry_at,
-                last_error=error[:ERROR_LENGTH],
-            )
+            values["next_attempt_at"] = retry_at
+            await self._finish(notice_id, notifier, status=NoticeStatus.PENDING, **values)
 
     async def pending(self, *, case_id: int | None = None) -> list[Notice]:
         """Notices not sent yet (oldest first), e.g. to see what a citizen is still to be told."""

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.notify import GIVE_UP_AFTER, Notifier, Unreachable
 from handlers.types import Reply
-from storage.cases import CaseRepository
+from storage.cases import CaseRepository, CaseStatus
 from storage.models import Message
 from storage.notices import CitizenNotice, NoticeRepository
 from tests.conftest import close_every_connection
@@ -103,6 +103,36 @@ async def test_an_outage_delays_the_notice_and_it_is_sent_later(
     await n.run_once()
     assert await statuses(sessions) == [("sent", 3, None)]
     assert len(sender.sent) == 1
+
+
+class SecondCallFails(RecordingSender):
+    """A channel whose second API call fails once, as a network blip between two messages would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+        for one in replies:  # a channel makes one API call per message
+            self.calls += 1
+            if self.calls == 2:
+                raise ConnectionError("network blip")
+            self.sent.append((chat_id, [one]))
+
+
+async def test_a_notice_that_failed_part_way_sends_only_what_is_left(
+    sessions: Sessions, departments: dict[str, Dept], clock: Clock
+) -> None:
+    case = await open_case(sessions)
+    async with sessions.begin() as session:
+        await CaseRepository(session).set_status(case.id, "TRANSPORT", CaseStatus.RESOLVED, None, NOW)
+    sender = SecondCallFails()
+    n = notifier(sessions, sender, clock)
+    await n.run_once()
+    clock.now += timedelta(minutes=1)
+    await n.run_once()
+    assert [replies[0].kind for _, replies in sender.sent] == ["notice_status", "csat_ask"]
+    assert [status for status, _, _ in await statuses(sessions)] == ["sent"]
 
 
 async def test_an_unreachable_chat_ends_the_notice_with_an_error_in_the_log(
