@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4000
 """Longer messages are cut before anything else reads them; the citizen is told."""
+FULL_WIDTH_SLASH = "\uff0f"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -128,6 +130,8 @@ class Dialogue:
         state_flow = router.states.get(turn.state.state or "")
         if state_flow is not None:
             return state_flow
+        if not _visible(incoming.text or ""):  # only zero-width or direction marks: not a question
+            return _saying("empty_text", kind="empty")
         if router.text is None:
             return _saying("unknown_command", kind="unknown_command", command="")
         return router.text
@@ -165,8 +169,15 @@ def sanitise(incoming: Incoming) -> tuple[Incoming, bool]:
         return incoming, False
     text = text.encode("utf-8", "replace").decode("utf-8")
     text = _CONTROL.sub(" ", text).strip()
+    if text.startswith(FULL_WIDTH_SLASH):  # what Chinese input methods type for "/"
+        text = "/" + text[1:]
     cut = len(text) > MAX_TEXT
     return replace(incoming, text=text[:MAX_TEXT]), cut
+
+
+def _visible(text: str) -> bool:
+    """Whether any character shows: not only spaces, controls, or format marks (zero-width, direction)."""
+    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
 
 
 def _language_guess(incoming: Incoming) -> str:

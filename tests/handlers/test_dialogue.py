@@ -167,7 +167,7 @@ async def test_menu_browses_topics_then_questions_then_an_answer(dialogue: Dialo
 
 
 async def test_a_command_ends_at_any_whitespace_not_only_a_space(dialogue: Dialogue) -> None:
-    for text in ("/help\nplease", "/help\tplease", "/help\u3000please"):
+    for text in ("/help\nplease", "/help\tplease", "/help\u3000please", "／help"):  # ／: Chinese input
         assert (await dialogue.handle(said(text)))[0].text == t("en", "help"), repr(text)
 
 
@@ -196,6 +196,7 @@ async def test_bad_input_gets_a_clear_reply(dialogue: Dialogue) -> None:
     assert (await dialogue.handle(said(unsupported="sticker")))[0].kind == "text_only"
     assert (await dialogue.handle(said("   ")))[0].kind == "empty"
     assert (await dialogue.handle(said("\x00\x07")))[0].kind == "empty"
+    assert (await dialogue.handle(said("\u200b\u202e\u3000\ufeff")))[0].kind == "empty"  # nothing visible
     assert (await dialogue.handle(said("/frobnicate")))[0].text.startswith(
         "I don't know the command /frobnicate"
     )
