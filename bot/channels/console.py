@@ -7,7 +7,9 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import TextIO
 
+from handlers.i18n import DEFAULT_LANGUAGE, t
 from handlers.types import Button, Conversation, Incoming, Reply
+from knowledge.normalise import guess_language
 from storage.numbers import whole_number
 
 CHAT_ID = "console"
@@ -19,21 +21,30 @@ def plain(text: str) -> str:
     return html.unescape(_TAG.sub("", text))
 
 
-def render(replies: Sequence[Reply], out: TextIO) -> list[Button]:
+def render(replies: Sequence[Reply], out: TextIO, *, language: str | None = None) -> list[Button]:
     """Print the replies; return the buttons in the order they were numbered."""
     numbered: list[Button] = []
+    lang = language or reply_language(replies)
     for reply in replies:
         if reply.text:
             out.write(plain(reply.text) + "\n")
         elif reply.notice:
             out.write(f"({plain(reply.notice)})\n")
         if reply.document is not None:
-            out.write(f"[document {reply.document.filename}, {len(reply.document.content)} bytes]\n")
+            document = t(lang, "console_document", filename=reply.document.filename,
+                         size=len(reply.document.content))
+            out.write(f"{document}\n")
         for button in reply.buttons_flat:
             numbered.append(button)
             target = f" → {button.url}" if button.url else ""
             out.write(f"  [{len(numbered)}] {plain(button.label)}{target}\n")
     return numbered
+
+
+def reply_language(replies: Sequence[Reply], fallback: str = DEFAULT_LANGUAGE) -> str:
+    """The language the dialogue answered in (it knows the citizen's), read from its words."""
+    words = " ".join(plain(reply.text or reply.notice or "") for reply in replies)
+    return guess_language(words) if words.strip() else fallback
 
 
 def pressed(line: str, buttons: Sequence[Button]) -> Button | None:
@@ -56,10 +67,10 @@ async def chat(
     conversation: Conversation, lines: AsyncIterator[str], out: TextIO, *, language: str | None = None
 ) -> None:
     """Talk until the input ends (Ctrl-D) or the citizen types /quit."""
-    buttons = render(
-        await conversation.handle(Incoming("console", CHAT_ID, CHAT_ID, text="/start", language=language)),
-        out,
-    )
+    greeting = Incoming("console", CHAT_ID, CHAT_ID, text="/start", language=language)
+    replies = await conversation.handle(greeting)
+    lang = language or reply_language(replies)
+    buttons = render(replies, out, language=lang)
     out.write("> ")
     out.flush()
     async for line in lines:
@@ -67,12 +78,11 @@ async def chat(
             break
         link = pressed(line, buttons)
         if link is not None and link.url is not None:  # a terminal cannot open it: say where it leads
-            out.write(f"Open {link.url} in your browser.\n")
+            out.write(f"{t(lang, 'console_open_link', url=link.url)}\n")
         elif line.strip():
-            buttons = (
-                render(await conversation.handle(to_incoming(line, buttons, language=language)), out)
-                or buttons
-            )
+            replies = await conversation.handle(to_incoming(line, buttons, language=language))
+            lang = language or reply_language(replies, lang)
+            buttons = render(replies, out, language=lang) or buttons
         out.write("> ")
         out.flush()
     out.write("\n")

@@ -53,8 +53,16 @@ def test_the_number_of_a_link_shows_where_it_leads_and_keeps_the_buttons(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     _, answer, link, rated, _ = chat(monkeypatch, capsys, "How do I renew my identity card?", "1", "2")
     assert "[1] Book an ID card appointment" in answer
-    assert link == "Open https://registry.harbourside.example.gov/id-card/renew in your browser.\n"
+    url = "https://registry.harbourside.example.gov/id-card/renew"
+    assert link == str(t("en", "console_open_link", url=url)) + "\n"
     assert t("en", "rating_thanks") in rated  # "2" still meant the answer's "Helpful"
+
+
+def test_the_console_speaks_the_conversations_language_about_links(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _, answer, link, _ = chat(monkeypatch, capsys, "身份证到期了怎么换", "1")
+    url = answer.split(" → ")[1].split("\n")[0]
+    assert link == str(t("zh", "console_open_link", url=url)) + "\n"
 
 
 def test_a_number_without_a_button_is_a_question_and_quit_stops(
