@@ -21,7 +21,7 @@ from sqlalchemy import select
 from handlers import ask, privacy
 from handlers.answers import button_label
 from handlers.i18n import Html, t
-from handlers.router import Router, Turn, parse_id
+from handlers.router import Router, Turn, parse_id, private
 from handlers.types import Button, Reply
 from storage.cases import (
     Case,
@@ -131,6 +131,7 @@ async def contact(turn: Turn) -> list[Reply]:
 
 
 @router.command("status", "cases")
+@private
 async def status(turn: Turn) -> list[Reply]:
     """``/status`` lists the citizen's cases; ``/status TR-2026-000123`` shows one."""
     repo = CaseRepository(turn.session)

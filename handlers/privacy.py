@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from handlers.i18n import Html, t
-from handlers.router import Router, Turn, parse_id
+from handlers.router import Router, Turn, parse_id, private
 from handlers.types import FORGOTTEN, Button, Document, Reply
 from storage import citizen_data
 from storage.audit import AuditKind, AuditLog, citizen_ref
@@ -31,6 +31,7 @@ FIELD_KEYS = frozenset(FIELD_CLASSES)
 
 
 @router.command("mydata")
+@private
 async def mydata(turn: Turn) -> list[Reply]:
     """Send the citizen everything held about them, as a JSON document."""
     document = await citizen_data.collect(turn.session, turn.citizen.id, turn.now)
@@ -43,6 +44,7 @@ async def mydata(turn: Turn) -> list[Reply]:
 
 
 @router.command("forget")
+@private
 async def forget(turn: Turn) -> list[Reply]:
     """Ask for confirmation before erasing; the buttons lapse after FORGET_WINDOW."""
     issued = int(turn.now.timestamp())
@@ -70,6 +72,7 @@ async def forget_answer(turn: Turn) -> list[Reply]:
 
 
 @router.command("privacy")
+@private
 async def privacy(turn: Turn) -> list[Reply]:
     """Which departments may receive which of the citizen's details, with a button to withdraw each."""
     shared = await _shared(turn)

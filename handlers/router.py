@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,6 +66,18 @@ Flow = Callable[[Turn], Awaitable[list[Reply]]]
 
 MAX_ID = 2**31 - 1
 """Database ids fit a signed 32-bit integer on every backend."""
+
+
+def private(flow: Flow) -> Flow:
+    """A flow that shows or changes the citizen's own data: in a group it only asks for a private chat."""
+
+    @functools.wraps(flow)
+    async def in_private(turn: Turn) -> list[Reply]:
+        if turn.incoming.is_group:
+            return turn.say("private_only", kind="private_only")
+        return await flow(turn)
+
+    return in_private
 
 
 def parse_id(text: str) -> int | None:

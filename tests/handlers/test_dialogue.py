@@ -187,6 +187,16 @@ async def test_the_notice_of_a_cut_message_is_in_the_citizens_language(dialogue:
     assert replies[0].text == t("zh", "too_long")
 
 
+async def test_in_a_group_personal_data_commands_ask_for_a_private_chat(dialogue: Dialogue) -> None:
+    await dialogue.handle(said("I live at 5 Secret Road, how do I renew my identity card?"))
+    for command in ("/mydata", "/forget", "/privacy", "/status", "/cases"):
+        replies = await dialogue.handle(said(command, is_group=True))
+        assert [r.kind for r in replies] == ["private_only"], command
+        assert all(r.document is None and not r.buttons_flat for r in replies), command
+        assert "Secret Road" not in replies[0].text
+    assert (await dialogue.handle(said("/mydata")))[0].document is not None  # in private it works
+
+
 async def test_expired_entry_is_never_answered(dialogue: Dialogue) -> None:
     replies = await dialogue.handle(said("How do I claim the 2025 energy rebate?"))
     assert all(r.kind != "answer" for r in replies)
