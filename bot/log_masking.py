@@ -38,11 +38,21 @@ class PersonalDataFilter(logging.Filter):
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+LIBRARY_FLOORS = {"telegram": logging.INFO, "aiosqlite": logging.INFO, "asyncpg": logging.INFO,
+                  "httpcore": logging.INFO, "httpx": logging.WARNING}
+"""Libraries that log whole updates, replies or statement parameters at DEBUG (httpx: the Bot API URL, which
+holds the bot's token, at INFO) never log below these levels, whatever GOVBOT_LOG_LEVEL says: masking
+catches phone numbers and addresses, not names or a citizen's words."""
+
+
 def log_masked(line_format: str = LOG_FORMAT) -> None:
     """govbot's logging: to stderr, WARNING until the settings say otherwise, personal data masked."""
     logging.basicConfig(level=logging.WARNING, format=line_format)
     mask_logs()
     quiet_malformed_requests()
+    for name, floor in LIBRARY_FLOORS.items():
+        library = logging.getLogger(name)
+        library.setLevel(max(floor, library.level))
 
 
 class MalformedRequestFilter(logging.Filter):

@@ -90,6 +90,22 @@ def test_the_cli_masks_its_logs(
     assert "442****0958" in caplog.text
 
 
+def test_at_debug_libraries_that_log_citizens_words_stay_at_info(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_govbot_settings(monkeypatch)
+    monkeypatch.setenv("GOVBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}")
+    assert main(["db", "current"]) == 0
+    with caplog.at_level(logging.DEBUG):
+        for name in ("telegram.ext.Application", "telegram.Bot", "aiosqlite", "asyncpg.pool", "httpcore.h11"):
+            logging.getLogger(name).debug("update from Li Lei: I live at 5 Harbour Road")
+        logging.getLogger("httpx").info("POST https://api.telegram.org/bot123:SECRET/getUpdates")
+        log.debug("govbot's own debug line")
+    assert "Harbour Road" not in caplog.text
+    assert "SECRET" not in caplog.text
+    assert "govbot's own debug line" in caplog.text
+
+
 def test_the_access_log_masks_personal_data_in_the_query_and_leaves_the_line_to_no_second_pass(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
