@@ -175,8 +175,9 @@ class Notifier:
             for outcome in outcomes:
                 notice = outcome.notice
                 if outcome.error is None:
-                    await notices.sent(notice.id, self.name, now)
-                    if notice.citizen_id is not None and outcome.text:
+                    # A notice erased with its citizen while it was on its way joins no conversation.
+                    kept = await notices.sent(notice.id, self.name, now)
+                    if kept and notice.citizen_id is not None and outcome.text:
                         await CitizenRepository(session).record_message(
                             notice.citizen_id, "out", outcome.text, now=now
                         )

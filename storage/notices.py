@@ -140,8 +140,9 @@ class NoticeRepository:
         notices = [_notice(r) for r in rows]
         return sorted(notices, key=lambda n: n.id)
 
-    async def sent(self, notice_id: int, notifier: str, now: datetime) -> None:
-        await self._finish(notice_id, notifier, status=NoticeStatus.SENT, sent_at=now, last_error=None)
+    async def sent(self, notice_id: int, notifier: str, now: datetime) -> bool:
+        """Mark the notice sent; False when it is gone (erased with its citizen) or no longer this claim's."""
+        return await self._finish(notice_id, notifier, status=NoticeStatus.SENT, sent_at=now, last_error=None)
 
     async def failed(
         self,
@@ -173,13 +174,14 @@ class NoticeRepository:
         rows = await self.session.scalars(query.order_by(CitizenNotice.id))
         return [_notice(r) for r in rows]
 
-    async def _finish(self, notice_id: int, notifier: str, *, status: NoticeStatus, **values: Any) -> None:
-        await self.session.execute(
+    async def _finish(self, notice_id: int, notifier: str, *, status: NoticeStatus, **values: Any) -> bool:
+        result = await self.session.execute(
             update(CitizenNotice)
             .where(CitizenNotice.id == notice_id, CitizenNotice.claimed_by == notifier)
             .values(status=status.value, lease_until=None, claimed_by=None, **values)
             .execution_options(synchronize_session=False)
         )
+        return bool(getattr(result, "rowcount", 0))
 
 
 @functools.cache

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.notify import GIVE_UP_AFTER, Notifier, Unreachable
 from handlers.types import Reply
+from storage import citizen_data
 from storage.cases import CaseRepository, CaseStatus
 from storage.models import Message
 from storage.notices import CitizenNotice, NoticeRepository
@@ -133,6 +134,26 @@ async def test_a_notice_that_failed_part_way_sends_only_what_is_left(
     await n.run_once()
     assert [replies[0].kind for _, replies in sender.sent] == ["notice_status", "csat_ask"]
     assert [status for status, _, _ in await statuses(sessions)] == ["sent"]
+
+
+async def test_a_notice_on_its_way_while_the_citizen_erases_their_data_is_not_written_back(
+    sessions: Sessions, departments: dict[str, Dept], clock: Clock
+) -> None:
+    case = await open_case(sessions)
+    assert case.citizen_id is not None
+    citizen_id = case.citizen_id
+    await reply(sessions, case.id, "Dear Li Lei, your wallet is at the Harbour Road depot")
+
+    class ErasingSender(RecordingSender):
+        async def send(self, chat_id: str, replies: list[Reply]) -> None:
+            async with sessions.begin() as session:  # the citizen's /forget commits meanwhile
+                await citizen_data.erase(session, citizen_id, clock())
+            await super().send(chat_id, replies)
+
+    assert await notifier(sessions, ErasingSender(), clock).run_once() == 1
+    async with sessions() as session:
+        texts = (await session.scalars(select(Message.text).where(Message.user_id == citizen_id))).all()
+    assert not [text for text in texts if "Li Lei" in text]
 
 
 async def test_an_unreachable_chat_ends_the_notice_with_an_error_in_the_log(
