@@ -131,7 +131,7 @@ def govern_case(
         included, withheld = _decide(present, classes, clearance, consents)
     withheld |= {name: reason for name, reason in _earlier(doc).items() if name not in present}
     keep = _kept(classes, clearance, consents) if not erased else frozenset()
-    _rewrite_free_text(doc, Field.FREE_TEXT in included, keep)
+    _rewrite_free_text(doc, Field.FREE_TEXT in included, keep, erased=erased)
     _rewrite_contact(doc, Field.CONTACT in included)
     doc["privacy"] = {
         "clearance": clearance.label,
@@ -195,7 +195,7 @@ def _free_texts(doc: Mapping[str, Any]) -> list[str]:
     return [text for text in texts if text]
 
 
-def _rewrite_free_text(doc: dict[str, Any], included: bool, keep: frozenset[str]) -> None:
+def _rewrite_free_text(doc: dict[str, Any], included: bool, keep: frozenset[str], *, erased: bool) -> None:
     def shown(text: Any, withheld: str | None = None) -> Any:
         if not isinstance(text, str):
             return text
@@ -213,9 +213,11 @@ def _rewrite_free_text(doc: dict[str, Any], included: bool, keep: frozenset[str]
     if isinstance(update, dict) and "text" in update:
         update["text"] = shown(update["text"], "")
     # What departments wrote (replies, notes) is theirs to read, but may quote the citizen: it is masked
-    # as the reader's clearance says, never withheld.
+    # as the reader's clearance says, withheld only once the citizen erased their data (as it is stored).
     def staff(text: Any) -> Any:
-        return mask(text, keep=keep) if isinstance(text, str) else text
+        if not isinstance(text, str) or not erased:
+            return mask(text, keep=keep) if isinstance(text, str) else text
+        return None
 
     if isinstance(doc.get("history"), list):
         doc["history"] = [

@@ -242,6 +242,22 @@ async def test_an_erasure_after_a_dispatcher_claimed_and_died_sends_nothing_eras
     assert DESCRIPTION not in json.dumps([r.payload for r in transport.received], ensure_ascii=False)
 
 
+async def test_an_erasure_leaves_no_department_note_in_the_stored_events(
+    sessions: Sessions, transport: Receiver, tax: Receiver, clock: Clock
+) -> None:
+    case = await open_case(sessions, clock())
+    note = "Li Lei says the driver shouted"
+    async with sessions.begin() as session:
+        await CaseRepository(session).transfer(case.id, "TRANSPORT", "TAX", note, clock())
+        await CaseRepository(session).reply(case.id, "TAX", "Dear Li Lei, we are looking into it", clock())
+    async with sessions.begin() as session:
+        await citizen_data.erase(session, case.citizen_id or 0, clock())
+    async with sessions() as session:
+        stored = [e.payload for e in await session.scalars(select(OutboxEvent))]
+    assert "case.transferred" in [payload["type"] for payload in stored]
+    assert "Li Lei" not in json.dumps(stored, ensure_ascii=False)
+
+
 async def test_a_batch_of_deliveries_is_governed_case_by_case(
     sessions: Sessions, transport: Receiver, clock: Clock
 ) -> None:
