@@ -265,8 +265,8 @@ async def _erase_channel_updates(session: AsyncSession, citizen_id: int, now: da
 
 
 async def _purge_channel_updates(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    old = (InboxUpdate.received_at < cutoff, InboxUpdate.processed_at.is_not(None))
-    return await _purge_rows(session, InboxUpdate, *old, dry_run=dry_run)
+    # Handled or not: one whose attempts ran out keeps the raw update (names, words) and is never retried.
+    return await _purge_rows(session, InboxUpdate, InboxUpdate.received_at < cutoff, dry_run=dry_run)
 
 
 async def _updates_of(session: AsyncSession, user: User) -> list[InboxUpdate]:

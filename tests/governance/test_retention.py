@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import AuditKind, AuditLog
 from storage.citizens import CitizenRepository, DialogueState
-from storage.models import Conversation, Message, Question
+from storage.inbox import MAX_ATTEMPTS, InboxRepository
+from storage.models import Conversation, InboxUpdate, Message, Question
 from storage.questions import QuestionRepository
 from storage.retention import RetentionJob, run_retention
 
@@ -44,6 +45,21 @@ async def counts(sessions: Sessions) -> tuple[int, int, list[str]]:
         conversations = await session.scalar(select(func.count()).select_from(Conversation))
         texts = sorted(await session.scalars(select(Question.text)))
     return int(messages or 0), int(conversations or 0), texts
+
+
+async def test_an_update_that_was_never_handled_is_purged_with_the_rest(sessions: Sessions) -> None:
+    sender = {"id": 5551234, "first_name": "Li"}
+    payload = {"update_id": 1, "message": {"chat": {"id": 5551234}, "from": sender, "text": "I am Li Lei"}}
+    async with sessions.begin() as session:
+        inbox = InboxRepository(session)
+        await inbox.accept("telegram", "1", payload, received_at=OLD)
+        for attempt in range(1, MAX_ATTEMPTS + 1):  # every attempt failed: it is never processed
+            assert await inbox.claim("telegram", "1", attempt, now=OLD)
+            await inbox.mark_failed("telegram", "1", "KeyError: 'x'")
+        await inbox.accept("telegram", "2", payload | {"update_id": 2}, received_at=NOW)
+    await run_retention(sessions, days=365, now=NOW)
+    async with sessions() as session:
+        assert list(await session.scalars(select(InboxUpdate.update_id))) == ["2"]
 
 
 async def test_a_dry_run_only_counts(sessions: Sessions) -> None:
