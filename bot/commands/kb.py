@@ -15,7 +15,7 @@ from bot.commands import suggestions
 from bot.config import Settings
 from knowledge.entry import KnowledgeBase
 from knowledge.evaluate import CaseFileError, evaluate, load_cases, render_table
-from knowledge.formats import dump, load_paths, load_paths_with_sources
+from knowledge.formats import KnowledgeFileError, dump, load_paths, load_paths_with_sources
 from knowledge.lint import lint
 from knowledge.matcher import Match, Matcher
 from storage import db
@@ -105,11 +105,19 @@ def export_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
     """Write the current knowledge base in one of the file formats."""
     fmt = args.format or _format_from_suffix(Path(args.out))
     if fmt is None:
-        print("govbot: cannot tell the format from the file name; give --format yaml|csv|jsonl")
+        print("govbot: cannot tell the format from the file name; give --format yaml|csv|jsonl",
+              file=sys.stderr)
         return 2
 
     kb = asyncio.run(_kb_from_database(settings()))
-    dump(kb, args.out, cast(Format, fmt))
+    try:
+        dump(kb, args.out, cast(Format, fmt))
+    except KnowledgeFileError as exc:
+        print(f"govbot: cannot export as {fmt}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"govbot: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"wrote {len(kb.entries)} entries to {args.out} ({fmt})")
     return 0
 

@@ -70,6 +70,24 @@ def test_sample_import_export_import_reports_no_changes(
         assert capsys.readouterr().out.splitlines()[-1].startswith("no changes"), fmt
 
 
+def test_an_export_that_cannot_be_written_says_why_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kb = tmp_path / "kb"
+    write_kb(kb)
+    (kb / "tax.yaml").write_text(
+        ENTRY.format(id="tax-pay", answer="Pay online.").replace("house tax", "tax | fee"), encoding="utf-8"
+    )
+    assert main(["kb", "import", str(kb)]) == 0
+    capsys.readouterr()
+    assert main(["kb", "export", str(tmp_path / "out.csv")]) == 1  # "a | b" cannot be a CSV phrase
+    assert "keep this entry in YAML or JSON Lines" in capsys.readouterr().err
+    assert main(["kb", "export", str(tmp_path / "missing" / "folder" / "out.yaml")]) == 1
+    assert "cannot write" in capsys.readouterr().err
+    assert main(["kb", "export", str(tmp_path / "out.txt")]) == 2
+    assert "--format yaml|csv|jsonl" in capsys.readouterr().err
+
+
 def test_import_dry_run_shows_changes_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
