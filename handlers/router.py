@@ -51,9 +51,10 @@ class Turn:
         return texts.get(self.lang) or next((v for v in texts.values() if v), "")
 
     def entry(self, entry_id: str) -> Entry | None:
-        """A knowledge-base entry that exists and is in force today."""
+        """A knowledge-base entry that exists, is in force today and has an answer to show."""
         entry = self.knowledge.entry(entry_id)
-        return entry if entry is not None and entry.is_valid_on(self.now.date()) else None
+        shown = entry is not None and entry.is_valid_on(self.now.date()) and entry.has_answer
+        return entry if shown else None
 
     def say(
         self, key: str, *, kind: str = "message", buttons: tuple[tuple[Button, ...], ...] = (), **values: Any

@@ -43,6 +43,11 @@ class Entry:
         """Languages this entry has a question for."""
         return [lang for lang, text in self.question.items() if text]
 
+    @property
+    def has_answer(self) -> bool:
+        """Whether there is an answer to show in any language (an import does not insist on one)."""
+        return any(text.strip() for text in self.answer.values())
+
     def is_valid_on(self, day: date) -> bool:
         """Whether the entry is in force on ``day``."""
         if self.valid_from is not None and day < self.valid_from:

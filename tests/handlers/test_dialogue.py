@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -195,6 +196,26 @@ async def test_in_a_group_personal_data_commands_ask_for_a_private_chat(dialogue
         assert all(r.document is None and not r.buttons_flat for r in replies), command
         assert "Secret Road" not in replies[0].text
     assert (await dialogue.handle(said("/mydata")))[0].document is not None  # in private it works
+
+
+async def test_an_entry_imported_without_an_answer_is_never_shown_empty(
+    dialogue: Dialogue, sessions: Sessions, knowledge: LiveKnowledge
+) -> None:
+    kb = small_kb()
+    silent = kb.entries[0].replace(
+        id="zoo-zebra", question={"en": "How do I adopt a zebra from the city zoo?"},
+        alternatives={"en": ["adopt a zebra", "zebra adoption"]}, answer={},
+    )
+    async with sessions.begin() as session:
+        await KnowledgeRepository(session).apply_import(replace(kb, entries=[*kb.entries, silent]), "test")
+    await knowledge.refresh()
+    for replies in (await dialogue.handle(said("How do I adopt a zebra from the city zoo?")),
+                    await dialogue.handle(said(payload="show:zoo-zebra"))):
+        assert replies
+        assert all(reply.text for reply in replies)
+        assert "answer" not in {reply.kind for reply in replies}
+    browsed = await dialogue.handle(said(payload=f"cat:{silent.category}:1"))
+    assert "show:zoo-zebra" not in payloads(browsed)
 
 
 async def test_expired_entry_is_never_answered(dialogue: Dialogue) -> None:
