@@ -18,6 +18,8 @@ from knowledge.formats.errors import KnowledgeFileError
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 MAX_ID_LENGTH = 48
+MAX_CODE_LENGTH = {"department": 50, "category": 100}
+"""How long a department's or category's code may be: what the database keeps (storage/models.py)."""
 LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 ENTRY_FIELDS = tuple(field.name for field in dataclasses.fields(Entry))
 
@@ -177,6 +179,23 @@ class Reader:
             self.error(line, field, "missing")
         return code
 
+    def department_code(self, value: Any, line: int | None, field: str) -> str:
+        return self._fits(self.code(value, line, field), "department", line, field)
+
+    def category_code(self, value: Any, line: int | None, field: str) -> str:
+        return self._fits(self.code(value, line, field), "category", line, field)
+
+    def department_ref(self, value: Any, line: int | None, field: str) -> str:
+        return self._fits(self.text(value, line, field), "department", line, field)
+
+    def category_ref(self, value: Any, line: int | None, field: str) -> str:
+        return self._fits(self.text(value, line, field), "category", line, field)
+
+    def _fits(self, code: str, kind: str, line: int | None, field: str) -> str:
+        if len(code) > MAX_CODE_LENGTH[kind]:
+            self.error(line, field, f"{code[:60]!r} is longer than {MAX_CODE_LENGTH[kind]} characters")
+        return code
+
     def entry_id(self, value: Any, line: int | None, field: str) -> str:
         entry_id = self.code(value, line, field)
         if entry_id and not ID_PATTERN.fullmatch(entry_id):
@@ -223,8 +242,8 @@ class Reader:
         before = len(self.errors)
         entry = Entry(
             id=self.get(value, "id", line, self.entry_id),
-            category=self.get(value, "category", line, self.text),
-            department=self.get(value, "department", line, self.text),
+            category=self.get(value, "category", line, self.category_ref),
+            department=self.get(value, "department", line, self.department_ref),
             question=self.get(value, "question", line, self.localized),
             alternatives=self.get(value, "alternatives", line, self.phrases),
             answer=self.get(value, "answer", line, self.localized),
@@ -243,7 +262,7 @@ class Reader:
     def department(self, value: Any, line: int | None) -> None:
         if self.mapping(value, line, "a department", ("code", "name")):
             before = len(self.errors)
-            department = DepartmentRef(code=self.get(value, "code", line, self.code),
+            department = DepartmentRef(code=self.get(value, "code", line, self.department_code),
                                        name=self.get(value, "name", line, self.localized))
             if len(self.errors) == before:
                 self.departments.append((department, line))
@@ -251,7 +270,7 @@ class Reader:
     def category(self, value: Any, line: int | None) -> None:
         if self.mapping(value, line, "a category", ("code", "name", "auto_answer")):
             before = len(self.errors)
-            category = Category(code=self.get(value, "code", line, self.code),
+            category = Category(code=self.get(value, "code", line, self.category_code),
                                 name=self.get(value, "name", line, self.localized),
                                 auto_answer=self.get(value, "auto_answer", line, self.flag))
             if len(self.errors) == before:

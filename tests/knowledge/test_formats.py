@@ -324,12 +324,22 @@ def test_wrong_type_names_the_line_of_the_node_and_the_field() -> None:
     ("id: a\n    questoin: {en: x}", "questoin", "unknown field", 3),
     ("id: a\n    question: {english: x}", "question", "is not a language code", 3),
     ("id: a\n    auto_answer: sometimes", "auto_answer", "expected true or false", 3),
+    ("id: a\n    category: " + "c" * 101, "category", "longer than 100 characters", 3),
+    ("id: a\n    department: " + "D" * 51, "department", "longer than 50 characters", 3),
 ])
 def test_bad_entries_are_reported_with_field_and_line(entry: str, field: str, message: str,
                                                       line: int) -> None:
     [error] = text_errors(f"entries:\n  - {entry}\n", "yaml")
     assert (error.field, error.line) == (field, line)
     assert message in error.message
+
+
+@pytest.mark.parametrize(("section", "most"), [("departments", 50), ("categories", 100)])
+def test_a_code_longer_than_the_database_keeps_is_reported(section: str, most: int) -> None:
+    loads(f"{section}:\n  - code: {'X' * most}\n    name: {{en: x}}\n", "yaml")  # the longest is fine
+    [error] = text_errors(f"{section}:\n  - code: {'X' * (most + 1)}\n    name: {{en: x}}\n", "yaml")
+    assert (error.field, error.line) == ("code", 2)
+    assert f"longer than {most} characters" in error.message
 
 
 def test_unknown_top_level_key_is_an_error() -> None:
