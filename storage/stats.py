@@ -58,7 +58,7 @@ def _shown(value: float | None, people: int) -> float | None:
     return value if people >= MIN_PEOPLE else None
 
 
-async def _questions(session: AsyncSession, start: datetime, end: datetime) -> tuple[Point, Point]:
+async def _questions(session: AsyncSession, start: datetime, end: datetime) -> tuple[Point, Point, int]:
     answered = or_(Question.decision == "answer", Question.chosen_entry_id.is_not(None))
     row = (
         await session.execute(
@@ -72,10 +72,10 @@ async def _questions(session: AsyncSession, start: datetime, end: datetime) -> t
     asked, people, answered_count = int(row[0]), int(row[1]), int(row[2] or 0)
     rate = 100.0 * answered_count / asked if asked else None
     label = start.strftime("%Y-%m")
-    return Point(label, _shown(float(asked), people)), Point(label, _shown(rate, people))
+    return Point(label, _shown(float(asked), people)), Point(label, _shown(rate, people)), people
 
 
-async def _helpful(session: AsyncSession, start: datetime, end: datetime) -> Point:
+async def _helpful(session: AsyncSession, start: datetime, end: datetime) -> tuple[Point, int]:
     row = (
         await session.execute(
             select(
@@ -86,25 +86,44 @@ async def _helpful(session: AsyncSession, start: datetime, end: datetime) -> Poi
         )
     ).one()
     rated, people, helpful = int(row[0]), int(row[1]), int(row[2] or 0)
-    return Point(start.strftime("%Y-%m"), _shown(100.0 * helpful / rated if rated else None, people))
+    return Point(start.strftime("%Y-%m"), _shown(100.0 * helpful / rated if rated else None, people)), people
+
+
+def _complemented(points: list[Point], people: list[int]) -> tuple[Point, ...]:
+    """The months with one more withheld when the window's total would give a withheld month away.
+
+    The total is published, so the total less the shown months is what the withheld months hold
+    together. When some of them rest on 1 to 4 people, the shown month with the fewest people is
+    withheld too: then that remainder always includes a month of at least MIN_PEOPLE people.
+    """
+    sensitive = any(0 < count < MIN_PEOPLE for count in people)
+    shown = [index for index, point in enumerate(points) if point.value is not None]
+    if not sensitive or not shown:
+        return tuple(points)
+    fewest = min(shown, key=lambda index: people[index])
+    return tuple(Point(p.label, None) if index == fewest else p for index, p in enumerate(points))
 
 
 async def transparency_figures(session: AsyncSession, *, now: datetime, months: int = MONTHS) -> Figures:
     """Questions asked, the share answered and the share of rated answers found helpful, by month."""
     starts = month_starts(now, months)
     asked, answered, helpful = [], [], []
+    asking, rating = [], []
     for start, end in itertools.pairwise(starts):
-        count, rate = await _questions(session, start, end)
+        count, rate, people = await _questions(session, start, end)
         asked.append(count)
         answered.append(rate)
-        helpful.append(await _helpful(session, start, end))
-    total_asked, total_answered = await _questions(session, starts[0], starts[-1])
-    total_helpful = await _helpful(session, starts[0], starts[-1])
+        asking.append(people)
+        point, raters = await _helpful(session, start, end)
+        helpful.append(point)
+        rating.append(raters)
+    total_asked, total_answered, _ = await _questions(session, starts[0], starts[-1])
+    total_helpful, _ = await _helpful(session, starts[0], starts[-1])
     return Figures(
         series=(
-            Series("questions", "count", tuple(asked), total_asked),
-            Series("answer_rate", "percent", tuple(answered), total_answered),
-            Series("helpful_rate", "percent", tuple(helpful), total_helpful),
+            Series("questions", "count", _complemented(asked, asking), total_asked),
+            Series("answer_rate", "percent", _complemented(answered, asking), total_answered),
+            Series("helpful_rate", "percent", _complemented(helpful, rating), total_helpful),
         ),
         since=starts[0],
         until=starts[-1],

@@ -50,15 +50,36 @@ async def test_figures_by_month_with_small_groups_withheld(
         figures = await transparency_figures(session, now=NOW)
     asked, answered, helpful = figures.series
     assert [p.label for p in asked.points] == [f"2026-{month:02d}" for month in range(6, 12)]
-    assert asked.points[-2].value == 8
-    assert answered.points[-2].value == 100.0 * 6 / 8
-    assert helpful.points[-2].value == 80.0
     assert asked.points[-1].value is None, "four people are too few to show"
     assert answered.points[-1].value is None
+    assert asked.points[-2].value is None, "with the total shown, October's 8 would give November's 4 away"
+    assert answered.points[-2].value is None
+    assert helpful.points[-2].value == 80.0  # every rating came in October: nothing to give away
     assert all(p.value is None for p in asked.points[:-2]), "no questions at all is withheld, not zero"
     assert asked.total.value == 12
     assert figures.since == datetime(2026, 6, 1, tzinfo=UTC)
     assert figures.until == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+async def test_what_the_total_leaves_over_never_rests_on_fewer_than_five_people(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    september, october = datetime(2026, 9, 15, tzinfo=UTC), OCTOBER
+    async with sessions.begin() as session:
+        people = await add_citizens(session, 12)
+        for user_id in people[:6]:  # September: six people
+            session.add(question(user_id, september, "answer"))
+        for user_id in people[6:11]:  # October: five
+            session.add(question(user_id, october, "answer"))
+        session.add(question(people[11], NOVEMBER, "none"))  # November: one, who got no answer
+    async with sessions() as session:
+        figures = await transparency_figures(session, now=NOW)
+    asked, answered, _ = figures.series
+    shown = {p.label: p.value for p in asked.points if p.value is not None}
+    assert shown == {"2026-09": 6}
+    assert asked.total.value == 12
+    assert asked.total.value - sum(shown.values()) == 6  # October and November together: six people
+    assert [p.label for p in answered.points if p.value is not None] == ["2026-09"]
 
 
 async def test_an_empty_database_shows_nothing(sessions: async_sessionmaker[AsyncSession]) -> None:
