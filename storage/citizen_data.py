@@ -136,7 +136,7 @@ async def _erase_conversation(session: AsyncSession, citizen_id: int, now: datet
 
 
 async def _purge_conversations(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    return await _purge_rows(session, Conversation, Conversation.updated_at < cutoff, dry_run=dry_run)
+    return await purge_rows(session, Conversation, Conversation.updated_at < cutoff, dry_run=dry_run)
 
 
 async def _messages(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
@@ -154,7 +154,7 @@ async def _erase_messages(session: AsyncSession, citizen_id: int, now: datetime)
 
 
 async def _purge_messages(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    return await _purge_rows(session, Message, Message.created_at < cutoff, dry_run=dry_run)
+    return await purge_rows(session, Message, Message.created_at < cutoff, dry_run=dry_run)
 
 
 async def _questions(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
@@ -187,7 +187,7 @@ async def _erase_questions(session: AsyncSession, citizen_id: int, now: datetime
 async def _purge_questions(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
     old = (Question.created_at < cutoff, Question.text != "")
     if dry_run:
-        return await _count_rows(session, Question, *old)
+        return await count_rows(session, Question, *old)
     result = await session.execute(
         update(Question)
         .where(*old)
@@ -266,7 +266,7 @@ async def _erase_channel_updates(session: AsyncSession, citizen_id: int, now: da
 
 async def _purge_channel_updates(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
     # Handled or not: one whose attempts ran out keeps the raw update (names, words) and is never retried.
-    return await _purge_rows(session, InboxUpdate, InboxUpdate.received_at < cutoff, dry_run=dry_run)
+    return await purge_rows(session, InboxUpdate, InboxUpdate.received_at < cutoff, dry_run=dry_run)
 
 
 async def _updates_of(session: AsyncSession, user: User) -> list[InboxUpdate]:
@@ -291,13 +291,13 @@ def _sender_ids(payload: Any) -> set[str]:
     return found
 
 
-async def _purge_rows(session: AsyncSession, model: Any, *conditions: Any, dry_run: bool) -> int:
+async def purge_rows(session: AsyncSession, model: Any, *conditions: Any, dry_run: bool) -> int:
     if dry_run:
-        return await _count_rows(session, model, *conditions)
+        return await count_rows(session, model, *conditions)
     return _count(await session.execute(delete(model).where(*conditions)))
 
 
-async def _count_rows(session: AsyncSession, model: Any, *conditions: Any) -> int:
+async def count_rows(session: AsyncSession, model: Any, *conditions: Any) -> int:
     return int(await session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0)
 
 

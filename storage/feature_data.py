@@ -11,19 +11,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import case_events
 from storage.case_events import iso
 from storage.cases import CaseChangeRecord, CaseRecord, CaseRepository, CaseStatus
-from storage.citizen_data import MAX_ROWS, Part, register
+from storage.citizen_data import MAX_ROWS, Part, count_rows, purge_rows, register
 from storage.classification import DataClass
 from storage.disclosure import govern_event
 from storage.feedback import Feedback
 from storage.idempotency import IdempotencyRecord
-from storage.notices import CitizenNotice
-from storage.outbox import OutboxEvent, OutboxRepository, new_webhook_id
+from storage.notices import CitizenNotice, NoticeStatus
+from storage.outbox import DeliveryStatus, OutboxEvent, OutboxRepository, new_webhook_id
 from storage.web_chat import WebEntry
 
 ERASED_CHAT = "erased"
@@ -153,14 +153,41 @@ async def _erase_web_chat(session: AsyncSession, citizen_id: int, now: datetime)
 
 
 async def _purge_web_chat(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    condition = WebEntry.created_at < cutoff
+    return await purge_rows(session, WebEntry, WebEntry.created_at < cutoff, dry_run=dry_run)
+
+
+async def _purge_cases(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+    """A case outlives the period (it is the record of what was done), but not its copies of the chat:
+    the excerpt goes, and the events sent about it (delivered or dead) with their payloads and attempts."""
+    old_cases = [
+        row for row in await session.scalars(select(CaseRecord).where(CaseRecord.created_at < cutoff))
+        if row.excerpt
+    ]
+    finished = (OutboxEvent.created_at < cutoff, OutboxEvent.status != DeliveryStatus.PENDING.value)
+    if not dry_run:
+        for row in old_cases:
+            row.excerpt = []
+    return len(old_cases) + await purge_rows(session, OutboxEvent, *finished, dry_run=dry_run)
+
+
+async def _purge_notices(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+    """Notices sent (or given up) before the cut-off: the citizen has them, or never will."""
+    old = (CitizenNotice.created_at < cutoff, CitizenNotice.status != NoticeStatus.PENDING.value)
+    return await purge_rows(session, CitizenNotice, *old, dry_run=dry_run)
+
+
+async def _purge_feedback(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+    """As erasure does, the words go and the kinds stay for the reports' counts."""
+    old = (Feedback.created_at < cutoff, Feedback.text != "")
     if dry_run:
-        return int(await session.scalar(select(func.count()).select_from(WebEntry).where(condition)) or 0)
-    result = await session.execute(delete(WebEntry).where(condition))
+        return await count_rows(session, Feedback, *old)
+    result = await session.execute(
+        update(Feedback).where(*old).values(text="").execution_options(synchronize_session=False)
+    )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-register(Part("cases", _cases, _erase_cases, order=10))
-register(Part("notices", _notices, _erase_notices, order=20))
-register(Part("feedback", _feedback, _erase_feedback, order=30))
+register(Part("cases", _cases, _erase_cases, _purge_cases, order=10))
+register(Part("notices", _notices, _erase_notices, _purge_notices, order=20))
+register(Part("feedback", _feedback, _erase_feedback, _purge_feedback, order=30))
 register(Part("web_chat", _web_chat, _erase_web_chat, _purge_web_chat, order=40))

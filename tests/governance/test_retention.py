@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import AuditKind, AuditLog
+from storage.cases import CaseRecord, CaseRepository, NewCase
 from storage.citizens import CitizenRepository, DialogueState
+from storage.feedback import Feedback, FeedbackKind, FeedbackRepository
 from storage.inbox import MAX_ATTEMPTS, InboxRepository
 from storage.models import Conversation, InboxUpdate, Message, Question
+from storage.notices import CitizenNotice
+from storage.outbox import OutboxEvent
 from storage.questions import QuestionRepository
 from storage.retention import RetentionJob, run_retention
+from tests.escalation.conftest import Dept
 
 Sessions = async_sessionmaker[AsyncSession]
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -60,6 +66,36 @@ async def test_an_update_that_was_never_handled_is_purged_with_the_rest(sessions
     await run_retention(sessions, days=365, now=NOW)
     async with sessions() as session:
         assert list(await session.scalars(select(InboxUpdate.update_id))) == ["2"]
+
+
+async def test_copies_of_old_words_go_with_the_conversation_and_the_case_stays(
+    sessions: Sessions, departments: dict[str, Dept]
+) -> None:
+    words = "my neighbour Wang Fang at 12 Elm Street"
+    async with sessions.begin() as session:
+        me = await CitizenRepository(session).get_or_create("test", "42", now=OLD)
+        await CitizenRepository(session).record_message(me.id, "in", f"noise from {words}", now=OLD)
+        await FeedbackRepository(session).add(me.id, FeedbackKind.COMMENT, f"about {words}", language="en",
+                                              now=OLD)
+        cases = CaseRepository(session)
+        case = await cases.open_case(NewCase(me.id, "test", "42", "en", "TRANSPORT", "noise at night"), OLD)
+        await cases.reply(case.id, "TRANSPORT", f"We spoke to {words}", OLD)
+    async with sessions.begin() as session:  # every event was delivered and every notice sent long ago
+        await session.execute(update(OutboxEvent).values(status="delivered", finished_at=OLD))
+        await session.execute(update(CitizenNotice).values(status="sent", sent_at=OLD))
+    dry = await run_retention(sessions, days=365, now=NOW, dry_run=True)
+    assert dry.counts["feedback"] == 1
+    await run_retention(sessions, days=365, now=NOW)
+    async with sessions() as session:
+        kept = {
+            "feedback": [f.text for f in await session.scalars(select(Feedback))],
+            "excerpt": [c.excerpt for c in await session.scalars(select(CaseRecord))],
+            "events": [e.payload for e in await session.scalars(select(OutboxEvent))],
+            "notices": [n.data for n in await session.scalars(select(CitizenNotice))],
+        }
+        assert [c.description for c in await session.scalars(select(CaseRecord))] == ["noise at night"]
+    assert "Wang Fang" not in json.dumps(kept, ensure_ascii=False, default=str)
+    assert kept["feedback"] == [""]  # the comment is still counted
 
 
 async def test_a_dry_run_only_counts(sessions: Sessions) -> None:
