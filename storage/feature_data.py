@@ -22,8 +22,10 @@ from storage.classification import DataClass
 from storage.disclosure import govern_event
 from storage.feedback import Feedback
 from storage.idempotency import IdempotencyRecord
+from storage.models import Question
 from storage.notices import CitizenNotice, NoticeStatus
 from storage.outbox import DeliveryStatus, OutboxEvent, OutboxRepository, new_webhook_id
+from storage.suggestions import SuggestionRepository, SuggestionRow, SuggestionStatus
 from storage.web_chat import WebEntry
 
 ERASED_CHAT = "erased"
@@ -187,7 +189,29 @@ async def _purge_feedback(session: AsyncSession, cutoff: datetime, dry_run: bool
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def _suggestions(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    """The phrasings the citizen's "did you mean" picks proposed to staff (kept without their name)."""
+    return [{"entry_id": entry_id, "text": text} for entry_id, text in (await session.execute(
+        select(Question.chosen_entry_id, Question.text)
+        .where(Question.user_id == citizen_id, Question.chosen_entry_id.is_not(None))
+        .order_by(Question.id)
+        .limit(MAX_ROWS)
+    )).all()]
+
+
+async def _erase_suggestions(session: AsyncSession, citizen_id: int, now: datetime) -> int:
+    return await SuggestionRepository(session).withdraw_picks(citizen_id)
+
+
+async def _purge_suggestions(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+    """Phrasings nobody chose since the cut-off and staff never decided on: copies of old questions."""
+    stale = (SuggestionRow.last_seen_at < cutoff, SuggestionRow.status == SuggestionStatus.PENDING.value)
+    return await purge_rows(session, SuggestionRow, *stale, dry_run=dry_run)
+
+
 register(Part("cases", _cases, _erase_cases, _purge_cases, order=10))
 register(Part("notices", _notices, _erase_notices, _purge_notices, order=20))
 register(Part("feedback", _feedback, _erase_feedback, _purge_feedback, order=30))
 register(Part("web_chat", _web_chat, _erase_web_chat, _purge_web_chat, order=40))
+# Before the questions' texts are emptied (order 60): the picks are found by them.
+register(Part("suggestions", _suggestions, _erase_suggestions, _purge_suggestions, order=50))

@@ -110,12 +110,11 @@ class SuggestionRepository:
     ) -> int | None:
         """Count the question as a phrasing of ``entry_id``; the suggestion's id, or None: not a phrasing."""
         question = await self.session.get(Question, question_id)
-        text = phrasing(question.text) if question is not None else None
-        if text is None:
+        keyed = _keyed(question.text) if question is not None else None
+        if keyed is None:
             return None
-        key = normalise(text)[:MAX_PHRASING_CHARS]
+        language, key, text = keyed
         now = now or utcnow()
-        language = guess_language(text)
         row = await self._find(entry_id, language, key)
         if row is None:
             row = await self._insert(entry_id, language, text, key, now)
@@ -123,6 +122,26 @@ class SuggestionRepository:
             row.times_chosen += 1
             row.last_seen_at = now
         return row.id
+
+    async def withdraw_picks(self, citizen_id: int) -> int:
+        """Take a citizen's picks back from pending suggestions (erasure): a phrasing only they chose goes.
+
+        Accepted phrasings are staff's knowledge-base text by then and stay.
+        """
+        picked = await self.session.scalars(
+            select(Question).where(Question.user_id == citizen_id, Question.chosen_entry_id.is_not(None))
+        )
+        withdrawn = 0
+        for question in picked:
+            keyed = _keyed(question.text)
+            row = await self._find(str(question.chosen_entry_id), *keyed[:2]) if keyed else None
+            if row is None or row.status != SuggestionStatus.PENDING:
+                continue
+            row.times_chosen -= 1
+            if row.times_chosen <= 0:
+                await self.session.delete(row)
+            withdrawn += 1
+        return withdrawn
 
     async def listing(self, status: SuggestionStatus | None = SuggestionStatus.PENDING) -> list[Suggestion]:
         """Suggestions (of one status, or all), most chosen first."""
@@ -200,6 +219,12 @@ class SuggestionRepository:
             found.times_chosen += 1
             found.last_seen_at = now
             return found
+
+
+def _keyed(question: str) -> tuple[str, str, str] | None:
+    """(language, key, text) of a question as a phrasing, or None when it cannot be one."""
+    text = phrasing(question)
+    return None if text is None else (guess_language(text), normalise(text)[:MAX_PHRASING_CHARS], text)
 
 
 def _has_phrasing(entry: Entry, key: str) -> bool:

@@ -13,10 +13,12 @@ from handlers.dialogue import Dialogue
 from handlers.i18n import t
 from handlers.router import Router, Turn
 from handlers.types import FLOOD, FLOOD_QUIET, Reply
-from storage import db
+from storage import citizen_data, db
+from storage.citizens import CitizenRepository
 from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
 from storage.models import Answer, Message, Question
+from storage.suggestions import SuggestionRepository
 from tests.conftest import close_every_connection
 from tests.handlers.conftest import NOW, payloads, said, small_kb
 
@@ -216,6 +218,24 @@ async def test_an_entry_imported_without_an_answer_is_never_shown_empty(
         assert "answer" not in {reply.kind for reply in replies}
     browsed = await dialogue.handle(said(payload=f"cat:{silent.category}:1"))
     assert "show:zoo-zebra" not in payloads(browsed)
+
+
+async def test_erasing_takes_a_citizens_picks_back_from_the_suggested_phrasings(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    for user in ("41", "42"):
+        clarified = await dialogue.handle(said("my identity card thing", user=user))
+        assert clarified[0].kind == "clarify"
+        await dialogue.handle(said(payload=payloads(clarified)[0], user=user))
+    async with sessions() as session:
+        [suggestion] = await SuggestionRepository(session).listing()
+    assert suggestion.times_chosen == 2
+    for user, left in (("41", [1]), ("42", [])):
+        async with sessions.begin() as session:
+            citizen = await CitizenRepository(session).get_or_create("test", user, now=NOW)
+            await citizen_data.erase(session, citizen.id, NOW)
+        async with sessions() as session:
+            assert [s.times_chosen for s in await SuggestionRepository(session).listing()] == left
 
 
 async def test_expired_entry_is_never_answered(dialogue: Dialogue) -> None:
