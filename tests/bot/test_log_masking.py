@@ -78,24 +78,23 @@ def test_installing_twice_adds_one_filter() -> None:
         assert sum(isinstance(f, PersonalDataFilter) for f in handler.filters) == 1
 
 
-@pytest.mark.usefixtures("masked_root")
-def test_the_cli_masks_its_logs(
-    caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def cli_logging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logging as the `govbot` command sets it up (any command: here `db current` on a scratch file)."""
     clear_govbot_settings(monkeypatch)
     monkeypatch.setenv("GOVBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}")
     assert main(["db", "current"]) == 0
+
+
+@pytest.mark.usefixtures("masked_root", "cli_logging")
+def test_the_cli_masks_its_logs(caplog: pytest.LogCaptureFixture) -> None:
     log.warning("call back on +44 20 7946 0958")
     assert "7946 0958" not in caplog.text
     assert "442****0958" in caplog.text
 
 
-def test_at_debug_libraries_that_log_citizens_words_stay_at_info(
-    caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clear_govbot_settings(monkeypatch)
-    monkeypatch.setenv("GOVBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}")
-    assert main(["db", "current"]) == 0
+@pytest.mark.usefixtures("masked_root", "cli_logging")
+def test_at_debug_libraries_that_log_citizens_words_stay_at_info(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         for name in ("telegram.ext.Application", "telegram.Bot", "aiosqlite", "asyncpg.pool", "httpcore.h11"):
             logging.getLogger(name).debug("update from Li Lei: I live at 5 Harbour Road")
