@@ -33,7 +33,7 @@ class Incoming:
     @property
     def command(self) -> tuple[str, str] | None:
         """``("start", "args")`` for ``/start@govbot args``; None when the text is not a command."""
-        if not self.text or not self.text.startswith("/") or len(self.text) < 2:
+        if not self.text or not self.text.startswith("/") or len(self.text) < 2 or self.text[1].isspace():
             return None
         head, *rest = self.text[1:].split(maxsplit=1)  # a new line or a tab ends the name too
         name = head.split("@", 1)[0].lower()

@@ -172,6 +172,7 @@ async def test_menu_browses_topics_then_questions_then_an_answer(dialogue: Dialo
 async def test_a_command_ends_at_any_whitespace_not_only_a_space(dialogue: Dialogue) -> None:
     for text in ("/help\nplease", "/help\tplease", "/help\u3000please", "／help"):  # ／: Chinese input
         assert (await dialogue.handle(said(text)))[0].text == t("en", "help"), repr(text)
+    assert said("/ help").command is None  # a slash and a space is not a command
 
 
 async def test_without_a_chosen_language_commands_and_buttons_keep_the_language_typed_last(
