@@ -27,6 +27,8 @@ class Incoming:
     """The platform's id of the message (for a button press: of the message the button was on)."""
     is_group: bool = False
     display_name: str | None = None
+    thread_id: str | None = None
+    """The platform's thread (a forum topic) the event came from; the replies go back into it."""
     unsupported: str | None = None
     """The kind of content that is not text (``sticker``, ``photo``, ``voice``…), if that is what arrived."""
 

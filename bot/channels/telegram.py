@@ -337,12 +337,15 @@ class TelegramChannel:
 
     async def _reply(self, incoming: Incoming, reply: Reply) -> None:
         pressed = incoming.message_id if incoming.payload is not None else None  # the button's message
-        await self._send(int(incoming.chat_id), reply, int(pressed) if pressed is not None else None)
+        thread = int(incoming.thread_id) if incoming.thread_id is not None else None
+        await self._send(int(incoming.chat_id), reply, int(pressed) if pressed is not None else None, thread)
 
-    async def _send(self, chat_id: int, reply: Reply, pressed: int | None = None) -> None:
+    async def _send(
+        self, chat_id: int, reply: Reply, pressed: int | None = None, thread: int | None = None
+    ) -> None:
         """Send one reply: edited into the pressed message, as a document, or as one or more messages."""
         if reply.document is not None:
-            await self._send_document(chat_id, reply, keyboard(reply.buttons))
+            await self._send_document(chat_id, reply, keyboard(reply.buttons), thread)
             return
         markup = keyboard_json(reply.buttons)
         parts = split_html(reply.text)
@@ -350,12 +353,15 @@ class TelegramChannel:
             edited = await self._edit(chat_id, pressed, parts[0], markup if len(parts) == 1 else None)
             parts = parts[1:] if edited else parts
         for number, part in enumerate(parts, start=1):
-            await self._send_text(chat_id, part, markup if number == len(parts) else None)
+            await self._send_text(chat_id, part, markup if number == len(parts) else None, thread)
 
-    async def _send_text(self, chat_id: int, text: str, markup: str | None) -> None:
-        """One message; ``markup`` is the keyboard as JSON (:func:`keyboard_json`)."""
+    async def _send_text(
+        self, chat_id: int, text: str, markup: str | None, thread: int | None = None
+    ) -> None:
+        """One message, into forum topic ``thread`` if any; ``markup``: the keyboard as JSON."""
         await self._retrying(lambda: self._call(SEND_MESSAGE, chat_id=chat_id, text=text,
-                                                parse_mode=ParseMode.HTML, reply_markup=markup))
+                                                parse_mode=ParseMode.HTML, reply_markup=markup,
+                                                message_thread_id=thread))
 
     async def _call(self, method: str, **params: Any) -> None:
         """A Bot API call whose answer is not read: ``send_message`` and ``edit_message_text`` would build a
@@ -363,16 +369,18 @@ class TelegramChannel:
         params = {name: value for name, value in params.items() if value is not None}
         await self.application.bot.do_api_request(method, api_kwargs=params)
 
-    async def _send_document(self, chat_id: int, reply: Reply, markup: InlineKeyboardMarkup | None) -> None:
+    async def _send_document(
+        self, chat_id: int, reply: Reply, markup: InlineKeyboardMarkup | None, thread: int | None
+    ) -> None:
         assert reply.document is not None
         caption = reply.text if reply.text and fits_caption(reply.text) else None
         if caption is None:
             for part in split_html(reply.text):
-                await self._send_text(chat_id, part, None)
+                await self._send_text(chat_id, part, None, thread)
         document = reply.document
         bot = self.application.bot
         await self._retrying(lambda: bot.send_document(
-            chat_id, InputFile(document.content, filename=document.filename),
+            chat_id, InputFile(document.content, filename=document.filename), message_thread_id=thread,
             caption=caption, parse_mode=ParseMode.HTML if caption else None, reply_markup=markup))
 
     async def _edit(self, chat_id: int, message_id: int, text: str, markup: str | None) -> bool:

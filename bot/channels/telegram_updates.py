@@ -36,9 +36,11 @@ def to_incoming(update: Update, me: User) -> Incoming | None:
         return None
     text = _without_mention(message.text, me.username) if group and message.text else message.text
     sender = message.from_user
-    return Incoming(CHANNEL, str(message.chat.id), str(sender.id), text=text, language=sender.language_code,
+    # An anonymous admin or a channel writes as the same helper bot in every group: the chat is who it is.
+    who = str(message.sender_chat.id) if message.sender_chat is not None else str(sender.id)
+    return Incoming(CHANNEL, str(message.chat.id), who, text=text, language=sender.language_code,
                     message_id=str(message.message_id), is_group=group, display_name=sender.full_name,
-                    unsupported=kind)
+                    unsupported=kind, thread_id=_topic(message))
 
 
 def _from_callback(query: CallbackQuery) -> Incoming | None:
@@ -49,7 +51,15 @@ def _from_callback(query: CallbackQuery) -> Incoming | None:
     group = origin is not None and origin.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
     return Incoming(CHANNEL, chat_id, str(sender.id), payload=query.data, language=sender.language_code,
                     message_id=str(origin.message_id) if origin is not None else None, is_group=group,
-                    display_name=sender.full_name)
+                    display_name=sender.full_name, thread_id=_topic(origin))
+
+
+def _topic(message: Any) -> str | None:
+    """The forum topic a message is in (an inaccessible message says nothing of it)."""
+    if message is None or not getattr(message, "is_topic_message", False):
+        return None
+    thread = getattr(message, "message_thread_id", None)
+    return str(thread) if thread is not None else None
 
 
 class Read:
@@ -103,9 +113,11 @@ def _read_simple(payload: JSON) -> Read | None:
         group = chat.get("type") in (ChatType.GROUP, ChatType.SUPERGROUP)
     else:
         return None
+    in_topic = origin is not None and origin.get("is_topic_message") and "message_thread_id" in origin
     incoming = Incoming(CHANNEL, chat_id, str(sender["id"]), payload=data,
                         language=sender.get("language_code"), message_id=message_id, is_group=group,
-                        display_name=_full_name(sender))
+                        display_name=_full_name(sender),
+                        thread_id=str(origin["message_thread_id"]) if in_topic else None)
     return Read(chat_id, incoming, str(query["id"]))
 
 

@@ -149,6 +149,33 @@ async def test_in_a_group_only_commands_mentions_and_replies_to_the_bot_are_answ
     assert len(telegram.sent) == 4
 
 
+async def test_in_a_forum_topic_the_answer_goes_into_that_topic(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    asked = telegram.message(GROUP, "/menu", chat_type="supergroup", user_id=7)
+    asked["message"] |= {"message_thread_id": 5, "is_topic_message": True}
+    telegram.push_update(asked)
+    [menu] = await telegram.wait_for_sent(chat_id=GROUP)
+    assert menu.thread_id == 5
+    telegram.messages[(GROUP, menu.message_id)] |= {"message_thread_id": 5, "is_topic_message": True}
+    telegram.send_callback(GROUP, menu.payloads[0], message_id=menu.message_id, user_id=7)
+    _, topic = await telegram.wait_for_sent(2, chat_id=GROUP)
+    assert topic.method == "editMessageText"
+    telegram.send_message(GROUP, "/help", chat_type="supergroup", user_id=7)  # the General topic
+    assert (await telegram.wait_for_sent(3, chat_id=GROUP))[-1].thread_id is None
+
+
+async def test_an_anonymous_group_admin_is_the_group_not_a_helper_bot_shared_by_every_group(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    for group in (GROUP, GROUP - 1):
+        update = telegram.message(group, "/help", chat_type="supergroup", user_id=1087968824)
+        update["message"]["sender_chat"] = {"id": group, "type": "supergroup", "title": "Residents"}
+        telegram.push_update(update)
+        await telegram.wait_for_sent(chat_id=group)
+    assert [seen.user_id for seen in bot.puppet.seen] == [str(GROUP), str(GROUP - 1)]
+
+
 async def test_a_button_press_is_acknowledged_and_edits_the_message_it_was_on(
         start_bot: StartBot, telegram: FakeTelegramServer) -> None:
     await start_bot()

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from tests.fakes.telegram_checks import check_reply_markup, plain_text
-from tests.fakes.telegram_params import chat_id_param, reply_to_param, required_int_param, str_param
+from tests.fakes.telegram_params import (
+    chat_id_param,
+    int_param,
+    reply_to_param,
+    required_int_param,
+    str_param,
+)
 from tests.fakes.telegram_state import JSON, ApiError, SentMessage, ServerState, Upload
 
 MESSAGE_LIMIT = 4096
@@ -129,4 +135,5 @@ class MessageMethods(ServerState):
             method, chat_id_param(params), int(message["message_id"]), self.clock(), text, plain,
             str_param(params, "parse_mode"), check_reply_markup(params.get("reply_markup")),
             reply_to_param(params),
-            preview if isinstance(preview, dict) else None, document_name, document_bytes))
+            preview if isinstance(preview, dict) else None, document_name, document_bytes,
+            int_param(params, "message_thread_id")))

@@ -72,6 +72,8 @@ class SentMessage:
     link_preview_options: JSON | None = None
     document_name: str | None = None
     document_bytes: bytes | None = None
+    thread_id: int | None = None
+    """message_thread_id: the forum topic it was sent into."""
 
     @property
     def buttons(self) -> list[JSON]:
