@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from bot.commands.tables import add_format, render_csv, render_json, render_table
 from bot.config import Settings
 from storage import db
+from storage.audit import record_export
+from storage.models import utcnow
 from storage.suggestions import Decision, Outcome, Suggestion, SuggestionRepository, SuggestionStatus
 
 COLUMNS = ("id", "entry_id", "language", "text", "times_chosen", "status", "first_seen_at", "last_seen_at")
@@ -44,7 +46,11 @@ def list_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
 
     async def go() -> list[Suggestion]:
         async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
-            return await SuggestionRepository(session).listing(status)
+            listed = await SuggestionRepository(session).listing(status)
+            # Citizens' own wordings, as the reports show them: staff reading them is recorded alike.
+            await record_export(db.sessionmaker(engine), "kb suggestions", now=utcnow(),
+                                details={"status": args.status})
+            return listed
 
     print(render_suggestions(asyncio.run(go()), args.format))
     return 0

@@ -14,6 +14,7 @@ from bot.cli import main
 from bot.commands.tables import render_csv, render_table, since_argument, width, window_start
 from knowledge.normalise import normalise
 from storage import db
+from storage.audit import AuditKind, AuditLog
 from storage.knowledge import KnowledgeRepository
 from storage.questions import QuestionRepository
 from storage.suggestions import SuggestionRepository
@@ -135,6 +136,18 @@ def test_feedback_report_as_table_and_csv(database: str, capsys: Capture) -> Non
 def test_csv_cells_a_citizen_typed_are_never_formulas_to_a_spreadsheet(typed: str) -> None:
     _, row = list(csv.reader(io.StringIO(render_csv(["question", "count"], [(typed, -3)]), newline="")))
     assert row == ["'" + typed, "-3"]  # text kept whole behind the quote; numbers stay numbers
+
+
+def test_every_listing_of_citizens_words_is_an_export_in_the_audit_log(database: str) -> None:
+    for command in (["report", "unanswered"], ["report", "feedback"], ["kb", "suggestions"]):
+        assert main(command) == 0
+
+    async def exports() -> list[str]:
+        async with db.connected(database) as engine, db.sessionmaker(engine)() as session:
+            records = await AuditLog(session).search(kind=AuditKind.EXPORT)
+            return [str(record.details["what"]) for record in records]
+
+    assert sorted(asyncio.run(exports())) == ["kb suggestions", "report feedback", "report unanswered"]
 
 
 def test_reports_on_an_empty_database(capsys: Capture) -> None:
