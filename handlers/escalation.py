@@ -32,6 +32,7 @@ from storage.cases import (
     NewCase,
     normalise_ticket,
 )
+from storage.citizens import for_storage
 from storage.departments import DepartmentProfile, DepartmentRepository
 from storage.governance import CONSENT_NOTICE
 from storage.models import Question
@@ -62,7 +63,7 @@ async def start(turn: Turn) -> list[Reply]:
         return turn.say("esc_group_chat", kind="escalation_group")
     context = await _context(turn)
     if turn.incoming.command is not None and _has_words(turn.args):
-        context["description"] = turn.args
+        context["description"] = for_storage(turn.args)  # the draft is kept in the state: masked as stored
     if not context.get("entry_id") and not context.get("category") and turn.knowledge.kb.categories:
         return _pick_category(turn, context)  # a topic routes better than the default department
     return await _confirm(
@@ -112,7 +113,7 @@ async def description(turn: Turn) -> list[Reply]:
     text = turn.incoming.text or ""
     if not _has_words(text):
         return turn.say("esc_empty", kind="escalation_empty", buttons=(_cancel(turn),))
-    return _consent(turn, dict(turn.state.data) | {"description": text})
+    return _consent(turn, dict(turn.state.data) | {"description": for_storage(text)})
 
 
 @router.state(CONTACT)

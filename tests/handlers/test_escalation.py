@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from handlers.escalation import DEFAULT_DEPARTMENT, notice_replies
 from handlers.types import Reply
 from storage.cases import CaseRecord, CaseRepository, CaseStatus
 from storage.knowledge_sync import LiveKnowledge
+from storage.models import Conversation
 from storage.outbox import OutboxEvent
 from tests.handlers.conftest import NOW, payloads, said
 
@@ -151,6 +153,20 @@ async def test_an_empty_description_is_asked_for_again(dialogue: Dialogue) -> No
     assert replies[0].kind == "escalation_empty"
     replies = await dialogue.handle(said("My tax refund has not arrived."))
     assert replies[0].kind == "escalation_consent"
+
+
+async def test_a_description_waiting_for_consent_is_kept_masked(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    await dialogue.handle(said("/human"))
+    await dialogue.handle(said(payload="esc:cat:tax"))
+    await dialogue.handle(said(payload="esc:yes"))
+    replies = await dialogue.handle(said("My refund is late, call me on 13812345678"))
+    assert replies[0].kind == "escalation_consent"
+    async with sessions() as session:
+        [draft] = await session.scalars(select(Conversation.data))
+    assert "13812345678" not in json.dumps(draft)
+    assert "138****5678" in json.dumps(draft)
 
 
 async def test_overlong_contact_details_are_refused(dialogue: Dialogue) -> None:
