@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, TextClause, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.masking import mask
 from storage.models import InboxUpdate, utcnow
 
 MAX_ATTEMPTS = 3
@@ -136,11 +137,14 @@ class InboxRepository:
         )
 
     async def mark_failed(self, channel: str, update_id: str, error: str) -> None:
-        """Record why the latest attempt failed; the update stays pending until its attempts run out."""
+        """Record why the latest attempt failed; the update stays pending until its attempts run out.
+
+        Masked as any stored text: an exception's message can quote what the citizen sent.
+        """
         await self.session.execute(
             update(_TABLE)
             .where(_COLUMNS.channel == channel, _COLUMNS.update_id == update_id)
-            .values(error=error[:ERROR_LENGTH])
+            .values(error=mask(error[: 2 * ERROR_LENGTH])[:ERROR_LENGTH])
         )
 
     async def pending(self, channel: str, *, max_attempts: int = MAX_ATTEMPTS, limit: int = 1000,

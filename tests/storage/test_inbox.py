@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.inbox import MAX_ATTEMPTS, InboxRepository, PendingUpdate
@@ -193,3 +194,14 @@ async def test_a_released_update_can_be_taken_over_at_once(sessions: Sessions) -
     async with sessions() as session:
         pending = await InboxRepository(session).pending("telegram", stale_before=start)
     assert [p.update_id for p in pending] == ["7"]
+
+
+async def test_a_failures_message_is_kept_masked(sessions: Sessions) -> None:
+    await accept(sessions, "9")
+    await fail(sessions, "9", "ValueError: cannot read 'call me on 13812345678 or li@example.org'")
+    async with sessions() as session:
+        [error] = await session.scalars(select(InboxUpdate.error))
+    assert error is not None
+    assert "13812345678" not in error
+    assert "li@example.org" not in error
+    assert error.startswith("ValueError: cannot read 'call me on 138****5678")
