@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import case_events
@@ -161,15 +161,16 @@ async def _purge_web_chat(session: AsyncSession, cutoff: datetime, dry_run: bool
 async def _purge_cases(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
     """A case outlives the period (it is the record of what was done), but not its copies of the chat:
     the excerpt goes, and the events sent about it (delivered or dead) with their payloads and attempts."""
-    old_cases = [
-        row for row in await session.scalars(select(CaseRecord).where(CaseRecord.created_at < cutoff))
-        if row.excerpt
-    ]
+    quoting = (CaseRecord.created_at < cutoff, func.json_array_length(CaseRecord.excerpt) > 0)
+    if dry_run:
+        excerpts = await count_rows(session, CaseRecord, *quoting)
+    else:
+        result = await session.execute(
+            update(CaseRecord).where(*quoting).values(excerpt=[]).execution_options(synchronize_session=False)
+        )
+        excerpts = int(getattr(result, "rowcount", 0) or 0)
     finished = (OutboxEvent.created_at < cutoff, OutboxEvent.status != DeliveryStatus.PENDING.value)
-    if not dry_run:
-        for row in old_cases:
-            row.excerpt = []
-    return len(old_cases) + await purge_rows(session, OutboxEvent, *finished, dry_run=dry_run)
+    return excerpts + await purge_rows(session, OutboxEvent, *finished, dry_run=dry_run)
 
 
 async def _purge_notices(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
