@@ -64,7 +64,7 @@ class Sent:
     error: str | None = None
     retry_at: datetime | None = None
     parts_sent: int = 0
-    """Messages of the notice the chat has, counting earlier attempts: a retry sends only the rest."""
+    """After a failure: the notice's messages the chat has, earlier attempts' too; a retry sends the rest."""
 
 
 PARTS_SENT = "parts_sent"
@@ -166,7 +166,7 @@ class Notifier:
             error = f"{type(exc).__name__}: {exc}"[:500]
             retry_at = notice_retry_at(notice, self.clock(), self.rng)
             return Sent(notice, None, error=error, retry_at=retry_at, parts_sent=sent)
-        return Sent(notice, "\n\n".join(r.text for r in replies if r.text), parts_sent=sent)
+        return Sent(notice, "\n\n".join(r.text for r in replies if r.text))
 
     async def _record(self, outcomes: Sequence[Sent]) -> None:
         now = self.clock()

@@ -215,9 +215,9 @@ def _rewrite_free_text(doc: dict[str, Any], included: bool, keep: frozenset[str]
     # What departments wrote (replies, notes) is theirs to read, but may quote the citizen: it is masked
     # as the reader's clearance says, withheld only once the citizen erased their data (as it is stored).
     def staff(text: Any) -> Any:
-        if not isinstance(text, str) or not erased:
-            return mask(text, keep=keep) if isinstance(text, str) else text
-        return None
+        if not isinstance(text, str):
+            return text
+        return None if erased else mask(text, keep=keep)
 
     if isinstance(doc.get("history"), list):
         doc["history"] = [

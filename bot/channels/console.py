@@ -21,17 +21,16 @@ def plain(text: str) -> str:
     return html.unescape(_TAG.sub("", text))
 
 
-def render(replies: Sequence[Reply], out: TextIO, *, language: str | None = None) -> list[Button]:
-    """Print the replies; return the buttons in the order they were numbered."""
+def render(replies: Sequence[Reply], out: TextIO, *, language: str) -> list[Button]:
+    """Print the replies (the console's own words in ``language``); return the buttons as numbered."""
     numbered: list[Button] = []
-    lang = language or reply_language(replies)
     for reply in replies:
         if reply.text:
             out.write(plain(reply.text) + "\n")
         elif reply.notice:
             out.write(f"({plain(reply.notice)})\n")
         if reply.document is not None:
-            document = t(lang, "console_document", filename=reply.document.filename,
+            document = t(language, "console_document", filename=reply.document.filename,
                          size=len(reply.document.content))
             out.write(f"{document}\n")
         for button in reply.buttons_flat:

@@ -18,6 +18,7 @@ from knowledge.formats.errors import KnowledgeFileError
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 MAX_ID_LENGTH = 48
+_Read = Callable[[Any, int | None, str], str]
 MAX_CODE_LENGTH = {"department": 50, "category": 100}
 """How long a department's or category's code may be: what the database keeps (storage/models.py)."""
 LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
@@ -179,22 +180,16 @@ class Reader:
             self.error(line, field, "missing")
         return code
 
-    def department_code(self, value: Any, line: int | None, field: str) -> str:
-        return self._fits(self.code(value, line, field), "department", line, field)
+    def bounded(self, read: _Read, kind: str) -> _Read:
+        """``read`` (a code, or a text naming one) refusing what is longer than ``kind``'s codes may be."""
 
-    def category_code(self, value: Any, line: int | None, field: str) -> str:
-        return self._fits(self.code(value, line, field), "category", line, field)
+        def fitting(value: Any, line: int | None, field: str) -> str:
+            code = read(value, line, field)
+            if len(code) > MAX_CODE_LENGTH[kind]:
+                self.error(line, field, f"{code[:60]!r} is longer than {MAX_CODE_LENGTH[kind]} characters")
+            return code
 
-    def department_ref(self, value: Any, line: int | None, field: str) -> str:
-        return self._fits(self.text(value, line, field), "department", line, field)
-
-    def category_ref(self, value: Any, line: int | None, field: str) -> str:
-        return self._fits(self.text(value, line, field), "category", line, field)
-
-    def _fits(self, code: str, kind: str, line: int | None, field: str) -> str:
-        if len(code) > MAX_CODE_LENGTH[kind]:
-            self.error(line, field, f"{code[:60]!r} is longer than {MAX_CODE_LENGTH[kind]} characters")
-        return code
+        return fitting
 
     def entry_id(self, value: Any, line: int | None, field: str) -> str:
         entry_id = self.code(value, line, field)
@@ -242,8 +237,8 @@ class Reader:
         before = len(self.errors)
         entry = Entry(
             id=self.get(value, "id", line, self.entry_id),
-            category=self.get(value, "category", line, self.category_ref),
-            department=self.get(value, "department", line, self.department_ref),
+            category=self.get(value, "category", line, self.bounded(self.text, "category")),
+            department=self.get(value, "department", line, self.bounded(self.text, "department")),
             question=self.get(value, "question", line, self.localized),
             alternatives=self.get(value, "alternatives", line, self.phrases),
             answer=self.get(value, "answer", line, self.localized),
@@ -262,7 +257,8 @@ class Reader:
     def department(self, value: Any, line: int | None) -> None:
         if self.mapping(value, line, "a department", ("code", "name")):
             before = len(self.errors)
-            department = DepartmentRef(code=self.get(value, "code", line, self.department_code),
+            code = self.get(value, "code", line, self.bounded(self.code, "department"))
+            department = DepartmentRef(code=code,
                                        name=self.get(value, "name", line, self.localized))
             if len(self.errors) == before:
                 self.departments.append((department, line))
@@ -270,7 +266,7 @@ class Reader:
     def category(self, value: Any, line: int | None) -> None:
         if self.mapping(value, line, "a category", ("code", "name", "auto_answer")):
             before = len(self.errors)
-            category = Category(code=self.get(value, "code", line, self.category_code),
+            category = Category(code=self.get(value, "code", line, self.bounded(self.code, "category")),
                                 name=self.get(value, "name", line, self.localized),
                                 auto_answer=self.get(value, "auto_answer", line, self.flag))
             if len(self.errors) == before:
