@@ -50,6 +50,11 @@ def log_masked(line_format: str = LOG_FORMAT) -> None:
     logging.basicConfig(level=logging.WARNING, format=line_format)
     mask_logs()
     quiet_malformed_requests()
+    keep_libraries_quiet()
+
+
+def keep_libraries_quiet() -> None:
+    """Raise each of :data:`LIBRARY_FLOORS` to its floor (a level set higher stays)."""
     for name, floor in LIBRARY_FLOORS.items():
         library = logging.getLogger(name)
         library.setLevel(max(floor, library.level))

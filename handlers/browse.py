@@ -36,7 +36,7 @@ async def category(turn: Turn) -> list[Reply]:
     """A page of the questions in one topic."""
     code, _, page = turn.args.rpartition(":")
     found = turn.knowledge.category(code)
-    entries = [e for e in turn.knowledge.entries_in(code) if turn.entry(e.id) is not None and _fits(e)]
+    entries = [e for e in turn.knowledge.entries_in(code) if turn.shows(e) and _fits(e)]
     if found is None or not entries:
         return [_topics(turn, 1, replace=True)]
     pages = max(1, math.ceil(len(entries) / QUESTIONS_PER_PAGE))

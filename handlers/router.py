@@ -51,10 +51,13 @@ class Turn:
         return texts.get(self.lang) or next((v for v in texts.values() if v), "")
 
     def entry(self, entry_id: str) -> Entry | None:
-        """A knowledge-base entry that exists, is in force today and has an answer to show."""
+        """A knowledge-base entry that exists and :meth:`shows`."""
         entry = self.knowledge.entry(entry_id)
-        shown = entry is not None and entry.is_valid_on(self.now.date()) and entry.has_answer
-        return entry if shown else None
+        return entry if entry is not None and self.shows(entry) else None
+
+    def shows(self, entry: Entry) -> bool:
+        """Whether the entry may be shown today: in force, and with an answer to show."""
+        return entry.is_valid_on(self.now.date()) and entry.has_answer
 
     def say(
         self, key: str, *, kind: str = "message", buttons: tuple[tuple[Button, ...], ...] = (), **values: Any

@@ -33,6 +33,7 @@ from bot.channels.telegram_render import fits_caption, keyboard, keyboard_json, 
 from bot.channels.telegram_updates import CHANNEL, read_update
 from bot.config import Settings
 from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
+from bot.log_masking import keep_libraries_quiet
 from bot.metrics import Metrics
 from bot.notify import Unreachable
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
@@ -438,8 +439,7 @@ async def telegram_context(app: web.Application) -> AsyncIterator[None]:
     if settings.telegram_token is None:
         yield
         return
-    # httpx logs every request's URL at INFO, and a Bot API URL contains the bot's token.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
+    keep_libraries_quiet()  # also where govbot's CLI did not set up logging: a Bot API URL holds the token
     channel = TelegramChannel(
         build_application(settings), app[CONVERSATION], app[SESSIONS], app[METRICS],
         rate_limited=settings.telegram_rate_limit,
