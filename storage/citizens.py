@@ -232,16 +232,6 @@ class CitizenRepository:
         # ORM's unit of work at the commit, which cost more than the statement, has nothing to do.
         await self.session.execute(_INSERT_MESSAGES, rows)
 
-    async def recent_messages(self, citizen_id: int, limit: int = 20) -> list[tuple[str, str, datetime]]:
-        """The last ``limit`` messages, oldest first, as (direction, text, time)."""
-        rows = await self.session.execute(
-            select(Message.direction, Message.text, Message.created_at)
-            .where(Message.user_id == citizen_id)
-            .order_by(Message.id.desc())
-            .limit(limit)
-        )
-        return [(d, t, c) for d, t, c in reversed(rows.all())]
-
     async def last_typed(self, citizen_id: int) -> str | None:
         """The citizen's last message that is not a command, if any is kept."""
         text: str | None = await self.session.scalar(

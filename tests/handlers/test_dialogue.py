@@ -291,8 +291,12 @@ async def test_a_flow_other_than_a_question_sees_the_message_that_started_it(
 
     @echo.command("echo")
     async def echo_flow(turn: Turn) -> list[Reply]:
-        recent = await turn.citizens.recent_messages(turn.citizen.id)
-        seen.extend((direction, text) for direction, text, _ in recent)
+        stored = await turn.session.execute(
+            select(Message.direction, Message.text)
+            .where(Message.user_id == turn.citizen.id)
+            .order_by(Message.id)
+        )
+        seen.extend((direction, text) for direction, text in stored)
         return [Reply("echoed")]
 
     await Dialogue(sessions, knowledge, routers=[echo]).handle(said("/echo hello"))
