@@ -73,7 +73,7 @@ async def pick(turn: Turn) -> list[Reply]:
         return turn.say("entry_gone", kind="expired")
     await turn.questions.choose(asked.id, entry.id)
     # The question becomes a suggested phrasing of the chosen entry (`govbot kb suggestions`).
-    await SuggestionRepository(turn.session).record_pick(asked.id, entry.id, now=turn.now)
+    await SuggestionRepository(turn.session).record_pick(asked.text, entry.id, now=turn.now)
     answer_id = await turn.questions.record_answer(
         turn.citizen.id, entry.id, how="picked", question_id=asked.id, now=turn.now
     )

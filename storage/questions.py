@@ -19,7 +19,7 @@ _ANSWERS = cast(Table, Answer.__table__)
 _INSERT_QUESTION = insert(_QUESTIONS).returning(_QUESTIONS.c.id)
 _INSERT_ANSWER = insert(_ANSWERS).returning(_ANSWERS.c.id)
 _QUESTION = select(
-    _QUESTIONS.c.id, _QUESTIONS.c.user_id, _QUESTIONS.c.language, _QUESTIONS.c.decision,
+    _QUESTIONS.c.id, _QUESTIONS.c.user_id, _QUESTIONS.c.text, _QUESTIONS.c.language, _QUESTIONS.c.decision,
     _QUESTIONS.c.candidates, _QUESTIONS.c.chosen_entry_id,
 ).where(_QUESTIONS.c.id == bindparam("question_id"))
 _CHOOSE = (
@@ -57,6 +57,7 @@ class AskedQuestion:
 
     id: int
     citizen_id: int | None
+    text: str
     language: str
     decision: str
     candidates: list[dict[str, Any]]
@@ -109,7 +110,8 @@ class QuestionRepository:
         if row is None:
             return None
         return AskedQuestion(
-            row.id, row.user_id, row.language, row.decision, list(row.candidates), row.chosen_entry_id
+            row.id, row.user_id, row.text, row.language, row.decision, list(row.candidates),
+            row.chosen_entry_id,
         )
 
     async def choose(self, question_id: int, entry_id: str | None) -> None:

@@ -11,8 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Integer, String, UniqueConstraint, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Integer, String, UniqueConstraint, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -105,23 +104,16 @@ class SuggestionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def record_pick(
-        self, question_id: int, entry_id: str, *, now: datetime | None = None
-    ) -> int | None:
-        """Count the question as a phrasing of ``entry_id``; the suggestion's id, or None: not a phrasing."""
-        question = await self.session.get(Question, question_id)
-        keyed = _keyed(question.text) if question is not None else None
+    async def record_pick(self, question: str, entry_id: str, *, now: datetime | None = None) -> int | None:
+        """Count ``question`` as a phrasing of ``entry_id``; the suggestion's id, or None: not a phrasing."""
+        keyed = _keyed(question)
         if keyed is None:
             return None
-        language, key, text = keyed
-        now = now or utcnow()
-        row = await self._find(entry_id, language, key)
-        if row is None:
-            row = await self._insert(entry_id, language, text, key, now)
-        else:
-            row.times_chosen += 1
-            row.last_seen_at = now
-        return row.id
+        language, key, tidy = keyed
+        values = {"entry_id": entry_id, "language": language, "text": tidy, "key": key,
+                  "pending": SuggestionStatus.PENDING.value, "now": now or utcnow()}
+        # One statement whoever else records the same phrasing at once: the unique constraint decides.
+        return int((await self.session.execute(_COUNT_PICK, values)).scalar_one())
 
     async def withdraw_picks(self, citizen_id: int) -> int:
         """Take a citizen's picks back from pending suggestions (erasure): a phrasing only they chose goes.
@@ -195,30 +187,16 @@ class SuggestionRepository:
         )
         return rows.first()
 
-    async def _insert(
-        self, entry_id: str, language: str, text: str, key: str, now: datetime
-    ) -> SuggestionRow:
-        # Two processes may record the same new phrasing at once; the unique constraint decides.
-        try:
-            async with self.session.begin_nested():
-                row = SuggestionRow(
-                    entry_id=entry_id,
-                    language=language,
-                    text=text,
-                    key=key,
-                    times_chosen=1,
-                    status=SuggestionStatus.PENDING.value,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                )
-                self.session.add(row)
-            return row
-        except IntegrityError:
-            found = await self._find(entry_id, language, key)
-            assert found is not None
-            found.times_chosen += 1
-            found.last_seen_at = now
-            return found
+
+_COUNT_PICK = text(
+    "INSERT INTO suggestions "
+    "(entry_id, language, text, key, times_chosen, status, first_seen_at, last_seen_at) "
+    "VALUES (:entry_id, :language, :text, :key, 1, :pending, :now, :now) "
+    "ON CONFLICT (entry_id, language, key) "
+    "DO UPDATE SET times_chosen = suggestions.times_chosen + 1, last_seen_at = excluded.last_seen_at "
+    "RETURNING id"
+).bindparams(bindparam("now", type_=SuggestionRow.__table__.c.last_seen_at.type))
+"""Written out, as the citizens' insert: SQLAlchemy does not cache its dialects' upserts."""
 
 
 def _keyed(question: str) -> tuple[str, str, str] | None:

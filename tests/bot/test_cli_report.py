@@ -43,11 +43,11 @@ def picked(url: str, text: str, entry_id: str) -> None:
 
     async def go() -> None:
         async with db.connected(url) as engine, db.sessionmaker(engine).begin() as session:
-            question_id = await QuestionRepository(session).record_question(
+            await QuestionRepository(session).record_question(
                 None, text, normalised=normalise(text), language="en", decision="clarify", reason="test",
                 candidates=[], signals={},
             )  # fmt: skip
-            await SuggestionRepository(session).record_pick(question_id, entry_id)
+            await SuggestionRepository(session).record_pick(text, entry_id)
 
     asyncio.run(go())
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from knowledge.matcher import Decision
 from knowledge.normalise import normalise
+from storage import db
 from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
 from storage.questions import QuestionRepository
@@ -28,6 +31,11 @@ NEW_PHRASING = "my wallet was taken with my card inside"
 
 @pytest.fixture
 async def kb(sessions: Sessions) -> Sessions:
+    return await with_small_kb(sessions)
+
+
+async def with_small_kb(sessions: Sessions) -> Sessions:
+    """The small knowledge base imported."""
     async with sessions.begin() as session:
         await KnowledgeRepository(session).apply_import(small_kb(), "test")
     return sessions
@@ -37,11 +45,11 @@ async def pick(sessions: Sessions, text: str, entry_id: str, *, days: int = 0) -
     """A citizen asked ``text`` and chose ``entry_id`` from "did you mean"."""
     when = NOW + timedelta(days=days)
     async with sessions.begin() as session:
-        question_id = await QuestionRepository(session).record_question(
+        await QuestionRepository(session).record_question(
             None, text, normalised=normalise(text), language="en", decision="clarify", reason="test",
             candidates=[{"entry_id": entry_id, "score": 0.5}], signals={}, now=when,
         )  # fmt: skip
-        return await SuggestionRepository(session).record_pick(question_id, entry_id, now=when)
+        return await SuggestionRepository(session).record_pick(text, entry_id, now=when)
 
 
 async def listed(
@@ -65,6 +73,29 @@ async def test_the_same_phrasing_picked_again_is_counted_not_repeated(kb: Sessio
     )
     assert (top.first_seen_at, top.last_seen_at) == (NOW, NOW + timedelta(days=1))
     assert (second.entry_id, second.times_chosen) == ("id-card-renew", 1)
+
+
+@pytest.mark.postgres
+async def test_citizens_picking_the_same_new_phrasing_at_once_are_all_counted(postgres_url: str) -> None:
+    """Picks in transactions of their own, all open at once, as worker processes run them (PostgreSQL
+    only: `govbot run --workers` refuses SQLite): the first inserts, the others wait and count."""
+    engine = db.create_engine(postgres_url)
+    try:
+        kb = await with_small_kb(db.sessionmaker(engine))
+        all_begun = asyncio.Barrier(3)
+
+        async def pick_at_once() -> int | None:
+            async with kb.begin() as session:
+                await session.execute(text("SELECT 1"))  # the transaction has begun
+                await all_begun.wait()
+                return await SuggestionRepository(session).record_pick(NEW_PHRASING, "id-card-lost", now=NOW)
+
+        ids = await asyncio.wait_for(asyncio.gather(*(pick_at_once() for _ in range(3))), timeout=30)
+        [suggestion] = await listed(kb)
+    finally:
+        await engine.dispose()
+    assert set(ids) == {suggestion.id}
+    assert suggestion.times_chosen == 3
 
 
 async def test_the_language_of_a_suggestion_is_that_of_its_text(kb: Sessions) -> None:
