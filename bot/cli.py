@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.commands import audit as audit_commands
 from bot.commands import clearance as clearance_commands
 from bot.commands import db as db_commands
@@ -19,7 +21,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.log_masking import log_masked
 from knowledge.formats import KnowledgeLoadError
 from storage import masking
-from storage.db import DatabaseUnavailable
+from storage.db import DatabaseUnavailable, error_reason
 
 Handler = Callable[[argparse.Namespace, Callable[[], Settings]], int]
 
@@ -60,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except DatabaseUnavailable as exc:
         print(f"govbot: database error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # the database failed the work itself: locked, full, gone mid-way
+        print(f"govbot: database error: {error_reason(exc)}", file=sys.stderr)
         return 1
     except KnowledgeLoadError as exc:
         print(

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
@@ -100,8 +101,14 @@ async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
 
 
 @asynccontextmanager
-async def reachable(url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine that has answered a query; disposed on exit."""
+async def reachable(url: str, *, create: bool = False) -> AsyncIterator[AsyncEngine]:
+    """An engine that has answered a query; disposed on exit.
+
+    A SQLite file that is not there is made only with ``create`` (commands that set a deployment up);
+    otherwise it is an error, so that a mistyped path is not reported on as an empty, intact database.
+    """
+    if not create:
+        _require_sqlite_file(url)
     engine = create_engine(url)
     try:
         await check(engine)
@@ -111,9 +118,9 @@ async def reachable(url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @asynccontextmanager
-async def connected(url: str) -> AsyncIterator[AsyncEngine]:
-    """A reachable engine whose schema is current (SQLite is migrated by itself)."""
-    async with reachable(url) as engine:
+async def connected(url: str, *, create: bool = False) -> AsyncIterator[AsyncEngine]:
+    """A reachable engine whose schema is current (SQLite is migrated by itself); ``create`` as above."""
+    async with reachable(url, create=create) as engine:
         await ensure_schema(engine)
         yield engine
 
@@ -124,6 +131,8 @@ async def ensure_schema(engine: AsyncEngine) -> None:
         await upgrade(engine)
         return
     current, head = await current_revision(engine), head_revision()
+    if current is not None and current not in known_revisions():
+        raise DatabaseUnavailable(_unknown_revision(engine, current))
     if current != head:
         raise DatabaseUnavailable(
             f"database {describe(engine)} is at revision {current or 'none'}, this govbot needs {head}: "
@@ -147,7 +156,12 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         async with engine.begin() as conn:
             await conn.run_sync(_run_upgrade, revision)
     except DATABASE_ERRORS as exc:
-        raise DatabaseUnavailable(f"cannot migrate {describe(engine)}: {_reason(exc)}") from None
+        raise DatabaseUnavailable(f"cannot migrate {describe(engine)}: {error_reason(exc)}") from None
+    except CommandError:
+        current = await current_revision(engine)
+        if current is not None and current not in known_revisions():
+            raise DatabaseUnavailable(_unknown_revision(engine, current)) from None
+        raise
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -160,13 +174,24 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def known_revisions() -> set[str]:
+    """Every schema revision this govbot's migrations know."""
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def _unknown_revision(engine: AsyncEngine, current: str) -> str:
+    # Migrating cannot help: the schema is newer than this code, or not govbot's at all.
+    return (f"database {describe(engine)} is at revision {current}, which this govbot does not know "
+            "(written by a newer govbot?): run that version, or restore a backup")
+
+
 async def check(engine: AsyncEngine) -> None:
     """Raise DatabaseUnavailable unless a trivial query succeeds."""
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except DATABASE_ERRORS as exc:
-        raise DatabaseUnavailable(f"cannot reach {describe(engine)}: {_reason(exc)}") from None
+        raise DatabaseUnavailable(f"cannot reach {describe(engine)}: {error_reason(exc)}") from None
 
 
 def alembic_config() -> Config:
@@ -189,11 +214,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _require_sqlite_file(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseUnavailable(f"invalid database URL: {exc}") from None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not _is_sqlite_file(database):
+        return
+    assert database is not None
+    if not Path(database).expanduser().is_file():
+        raise DatabaseUnavailable(
+            f"no database at {database}: check GOVBOT_DATABASE_URL, or create it with `govbot db upgrade`"
+        )
+
+
+def _is_sqlite_file(database: str | None) -> bool:
+    return bool(database) and database != ":memory:" and not str(database).startswith("file:")
+
+
 def _ensure_sqlite_folder(database: str | None) -> None:
-    if database and database != ":memory:" and not database.startswith("file:"):
+    if database and _is_sqlite_file(database):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
+    """The first line of the driver's error (never the statement or its parameters), for messages."""
     original = getattr(exc, "orig", None) or exc
     return f"{type(original).__name__}: {original}".splitlines()[0]

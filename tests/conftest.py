@@ -46,8 +46,11 @@ def clear_govbot_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A new SQLite file as GOVBOT_DATABASE_URL and no other GOVBOT_ setting: what `govbot` commands read."""
+    """A new SQLite file as GOVBOT_DATABASE_URL and no other GOVBOT_ setting: what `govbot` commands read.
+
+    The file is there but empty, as after the bot's first start: staff commands refuse a missing one."""
     clear_govbot_settings(monkeypatch)
+    (tmp_path / "govbot.db").touch()
     url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
     monkeypatch.setenv("GOVBOT_DATABASE_URL", url)
     return url

@@ -25,7 +25,7 @@ def upgrade_command(args: argparse.Namespace, settings: Callable[[], Settings]) 
     """Migrate the configured database to the newest revision."""
 
     async def go() -> str | None:
-        async with db.reachable(settings().database_url) as engine:
+        async with db.reachable(settings().database_url, create=True) as engine:
             await db.upgrade(engine)
             return await db.current_revision(engine)
 

@@ -352,7 +352,7 @@ def _run(
     settings: Callable[[], Settings], work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = True
 ) -> T:
     async def go() -> T:
-        async with db.connected(settings().database_url) as engine:
+        async with db.connected(settings().database_url, create=write) as engine:
             sessions = db.sessionmaker(engine)
             if not write:
                 async with sessions() as session:

@@ -70,7 +70,9 @@ def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
     source = "import:" + ",".join(args.paths)
 
     async def go() -> ImportPlan:
-        async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
+        # Importing the first knowledge base sets a deployment up: it may make the SQLite file.
+        async with (db.connected(settings().database_url, create=not args.dry_run) as engine,
+                    db.sessionmaker(engine)() as session):
             repo = KnowledgeRepository(session)
             if args.dry_run:
                 return await repo.plan_import(kb)

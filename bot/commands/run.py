@@ -75,7 +75,7 @@ def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
     config = settings()
 
     async def go() -> None:
-        async with db.connected(config.database_url) as engine:
+        async with db.connected(config.database_url, create=True) as engine:
             sessions = db.sessionmaker(engine)
             await seed_knowledge(sessions, config.kb_paths)
             knowledge = LiveKnowledge(sessions, config.matcher_config(), recent=config.match_cache_size)

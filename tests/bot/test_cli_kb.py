@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,53 @@ def test_db_upgrade_creates_the_sqlite_database(database: Path, capsys: pytest.C
     assert main(["db", "current"]) == 0
     out = capsys.readouterr().out
     assert "database at revision" in out
+
+
+@pytest.mark.parametrize("command", [
+    ["audit", "verify"], ["audit", "show"], ["db", "current"], ["clearance", "list"], ["retention", "run"],
+    ["report", "stats"], ["kb", "export", "out.yaml"], ["kb", "suggestions"], ["deliveries", "list"],
+    ["departments", "list"], ["kb", "import", "--dry-run", str(SAMPLE_KB)],
+])
+def test_staff_commands_refuse_a_database_file_that_is_not_there(
+    command: list[str], database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped path must not be reported on as an empty, intact database (nor be made by the look)."""
+    assert main(command) == 1
+    assert f"no database at {database}" in capsys.readouterr().err
+    assert not database.exists()
+
+
+def test_the_first_import_creates_the_database(database: Path) -> None:
+    assert main(["kb", "import", str(SAMPLE_KB)]) == 0
+    assert database.exists()
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["db", "upgrade"]])
+def test_a_database_newer_than_this_govbot_is_refused_without_advice_to_migrate(
+    command: list[str], database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    capsys.readouterr()
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("govbot: database error: ")
+    assert err.count("\n") == 1
+    assert "revision ffffffffffff, which this govbot does not know" in err
+    assert "db upgrade" not in err
+
+
+def test_a_database_failing_the_work_itself_is_one_line_not_a_traceback(
+    database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    with sqlite3.connect(database) as conn:
+        conn.execute("ALTER TABLE departments RENAME TO departments_old")  # as a half-restored database
+    capsys.readouterr()
+    assert main(["clearance", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err == "govbot: database error: OperationalError: no such table: departments\n"
 
 
 def test_sample_import_export_import_reports_no_changes(

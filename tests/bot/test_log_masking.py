@@ -80,10 +80,10 @@ def test_installing_twice_adds_one_filter() -> None:
 
 @pytest.fixture
 def cli_logging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Logging as the `govbot` command sets it up (any command: here `db current` on a scratch file)."""
+    """Logging as the `govbot` command sets it up (any command: here `db upgrade` on a scratch file)."""
     clear_govbot_settings(monkeypatch)
     monkeypatch.setenv("GOVBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}")
-    assert main(["db", "current"]) == 0
+    assert main(["db", "upgrade"]) == 0
 
 
 @pytest.mark.usefixtures("masked_root", "cli_logging")
