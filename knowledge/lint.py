@@ -69,15 +69,25 @@ def lint(
     turns on the check for expired entries; ``sources`` (from ``load_paths_with_sources``) fills
     in each finding's file and line.
     """
-    departments = {department.code for department in kb.departments} | set(known_departments or ())
     categories = {category.code for category in kb.categories}
     findings = _duplicate_ids(kb.entries)
     for entry in kb.entries:
         findings += _completeness(entry, languages)
-        findings += _references(entry, departments, categories)
+        findings += _category(entry, categories)
         findings += _answers(entry)
         findings += _validity(entry, today)
+    findings += unknown_departments(kb, known_departments or ())
     findings += near_duplicates(kb.entries, near_duplicate_threshold)
+    return [_located(finding, sources) for finding in findings] if sources else findings
+
+
+def unknown_departments(
+    kb: KnowledgeBase, known: Collection[str], sources: Mapping[str, Location] | None = None
+) -> list[Finding]:
+    """Entries whose department is neither in ``kb`` nor among ``known`` codes (already configured)."""
+    departments = {department.code for department in kb.departments} | set(known)
+    findings = [Finding("error", entry.id, "department", f"unknown department {entry.department!r}")
+                for entry in kb.entries if entry.department and entry.department not in departments]
     return [_located(finding, sources) for finding in findings] if sources else findings
 
 
@@ -109,13 +119,10 @@ def _completeness(entry: Entry, languages: Sequence[str]) -> list[Finding]:
     return findings
 
 
-def _references(entry: Entry, departments: Collection[str], categories: Collection[str]) -> list[Finding]:
-    findings = []
-    if entry.department and entry.department not in departments:
-        findings.append(Finding("error", entry.id, "department", f"unknown department {entry.department!r}"))
+def _category(entry: Entry, categories: Collection[str]) -> list[Finding]:
     if entry.category and entry.category not in categories:
-        findings.append(Finding("warning", entry.id, "category", f"unknown category {entry.category!r}"))
-    return findings
+        return [Finding("warning", entry.id, "category", f"unknown category {entry.category!r}")]
+    return []
 
 
 def _answers(entry: Entry) -> list[Finding]:

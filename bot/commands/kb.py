@@ -11,14 +11,24 @@ from datetime import date
 from pathlib import Path
 from typing import Literal, cast
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.commands import suggestions
 from bot.config import Settings
 from knowledge.entry import KnowledgeBase
 from knowledge.evaluate import CaseFileError, evaluate, load_cases, render_table
-from knowledge.formats import KnowledgeFileError, dump, load_paths, load_paths_with_sources
-from knowledge.lint import lint
+from knowledge.formats import (
+    KnowledgeFileError,
+    KnowledgeLoadError,
+    SourceMap,
+    dump,
+    load_paths,
+    load_paths_with_sources,
+)
+from knowledge.lint import lint, unknown_departments
 from knowledge.matcher import Match, Matcher
 from storage import db
+from storage.departments import DepartmentRepository
 from storage.knowledge import ImportPlan, KnowledgeRepository
 
 Format = Literal["yaml", "csv", "jsonl"]
@@ -66,22 +76,32 @@ def register(
 
 def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Validate every file first, then write all changes in one transaction (or none with --dry-run)."""
-    kb = load_paths(args.paths)
+    kb, sources = load_paths_with_sources(args.paths)
     source = "import:" + ",".join(args.paths)
 
     async def go() -> ImportPlan:
         # Importing the first knowledge base sets a deployment up: it may make the SQLite file.
         async with (db.connected(settings().database_url, create=not args.dry_run) as engine,
-                    db.sessionmaker(engine)() as session):
+                    db.sessionmaker(engine)() as session, session.begin()):
+            await _refuse_unknown_departments(session, kb, sources)
             repo = KnowledgeRepository(session)
-            if args.dry_run:
-                return await repo.plan_import(kb)
-            async with session.begin():
-                return await repo.apply_import(kb, source)
+            return await (repo.plan_import(kb) if args.dry_run else repo.apply_import(kb, source))
 
     plan = asyncio.run(go())
     print(format_plan(plan, dry_run=args.dry_run))
     return 0
+
+
+async def _refuse_unknown_departments(session: AsyncSession, kb: KnowledgeBase, sources: SourceMap) -> None:
+    """An entry whose department exists nowhere could never be escalated: refused, as lint refuses it."""
+    known = [department.code for department in await DepartmentRepository(session).all()]
+    unknown = unknown_departments(kb, known, sources)
+    if unknown:
+        raise KnowledgeLoadError([
+            KnowledgeFileError(finding.path or "<files>", finding.line, finding.field,
+                               f"{finding.message}: in neither the files nor the database")
+            for finding in unknown
+        ])
 
 
 def format_plan(plan: ImportPlan, *, dry_run: bool) -> str:

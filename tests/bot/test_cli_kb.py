@@ -178,6 +178,29 @@ def test_duplicate_ids_across_files_are_refused(tmp_path: Path, capsys: pytest.C
     assert "tax.yaml" in err
 
 
+def test_an_entry_whose_department_exists_nowhere_is_refused_with_its_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its citizens could never be put through to anyone; a department already configured is enough."""
+    kb = write_kb(tmp_path / "kb")
+    assert main(["kb", "import", str(kb)]) == 0  # TAX is now in the database
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "roads.yaml").write_text(
+        ENTRY.format(id="road-pay", answer="Pay.").replace("department: TAX", "department: ROADS"),
+        encoding="utf-8",
+    )
+    (later / "tax.yaml").write_text(ENTRY.format(id="tax-later", answer="Pay."), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["kb", "import", str(later)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was changed" in err
+    assert f"{later / 'roads.yaml'}:2: department: unknown department 'ROADS'" in err
+    assert "tax-later" not in err
+    assert main(["kb", "import", str(later / "tax.yaml")]) == 0  # TAX, from the first import, is known
+    assert "1 created" in capsys.readouterr().out
+
+
 def test_gbk_csv_is_refused_with_an_encoding_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
