@@ -43,35 +43,44 @@ def register(
     p = sub.add_parser(
         "import", help="validate files and write them to the database, all or nothing", parents=[common]
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="YAML, CSV or JSON Lines files, or folders")
+    p.add_argument("paths", nargs="+", type=path_argument, metavar="PATH",
+                   help="YAML, CSV or JSON Lines files, or folders")
     p.add_argument("--dry-run", action="store_true", help="show what would change and write nothing")
     p.set_defaults(handler=import_command)
 
     p = sub.add_parser("export", help="write the database's knowledge base to a file", parents=[common])
-    p.add_argument("out", metavar="OUT")
+    p.add_argument("out", type=path_argument, metavar="OUT")
     p.add_argument(
         "--format", choices=["yaml", "csv", "jsonl"], default=None, help="default: from OUT's extension"
     )
     p.set_defaults(handler=export_command)
 
     p = sub.add_parser("lint", help="check knowledge-base files", parents=[common])
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", type=path_argument, metavar="PATH")
     p.set_defaults(handler=lint_command)
 
     p = sub.add_parser("ask", help="show how the matcher decides on a question", parents=[common])
     p.add_argument("question")
     p.add_argument("--lang", default=None, help="the asker's language, e.g. en or zh")
-    p.add_argument("--kb", nargs="+", metavar="PATH", help="files to load instead of the database")
+    p.add_argument("--kb", nargs="+", type=path_argument, metavar="PATH",
+                   help="files to load instead of the database")
     p.add_argument("--json", action="store_true", help="print the match as JSON")
     p.set_defaults(handler=ask_command)
 
     p = sub.add_parser("eval", help="measure the matcher on labelled questions", parents=[common])
-    p.add_argument("--kb", nargs="+", metavar="PATH", required=True)
-    p.add_argument("--cases", metavar="FILE.jsonl", required=True)
+    p.add_argument("--kb", nargs="+", type=path_argument, metavar="PATH", required=True)
+    p.add_argument("--cases", type=path_argument, metavar="FILE.jsonl", required=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=eval_command)
 
     suggestions.register(sub, common)
+
+
+def path_argument(text: str) -> str:
+    """A path as given; an empty one (an unset shell variable, say) would mean the working directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path was given")
+    return text
 
 
 def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:

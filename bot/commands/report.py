@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands import stats as stats_commands
@@ -232,4 +232,5 @@ def _percent(rate: float | None) -> str | None:
 
 
 def _period(window: Window) -> str:
-    return f"since {window.start:%Y-%m-%d %H:%M} UTC"
+    start = window.start.astimezone(UTC)
+    return f"since {start.year:04d}-{start:%m-%d %H:%M} UTC"  # %Y writes year 1 as "1"

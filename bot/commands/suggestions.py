@@ -12,6 +12,7 @@ from bot.config import Settings
 from storage import db
 from storage.audit import record_export
 from storage.models import utcnow
+from storage.numbers import whole_number
 from storage.suggestions import Decision, Outcome, Suggestion, SuggestionRepository, SuggestionStatus
 
 COLUMNS = ("id", "entry_id", "language", "text", "times_chosen", "status", "first_seen_at", "last_seen_at")
@@ -36,8 +37,20 @@ def register(
         ("reject", reject_command, "drop the suggestions"),
     ):
         p = actions.add_parser(action, help=help_text, parents=[common])
-        p.add_argument("ids", nargs="+", type=int, metavar="ID")
+        p.add_argument("ids", nargs="+", type=suggestion_id, metavar="ID")
         p.set_defaults(handler=handler)
+
+
+MAX_ID = 2**31 - 1
+"""The largest id the suggestions table holds (a 32-bit integer on PostgreSQL)."""
+
+
+def suggestion_id(text: str) -> int:
+    """A suggestion's id as typed: ASCII digits, 1 to MAX_ID (``int`` also took "١" and "1_0")."""
+    number = whole_number(text, 1, MAX_ID)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a suggestion id (a number from 1 to {MAX_ID})")
+    return number
 
 
 def list_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 FORMATS = ("table", "csv", "json")
 CELL_WIDTH = 60
 """Table cells are cut to this many columns (a Chinese character takes two)."""
-_DURATION = re.compile(r"^(\d{1,5})([hdw])$")
+_DURATION = re.compile(r"^([0-9]{1,5})([hdw])$")  # ASCII digits only, as storage.numbers reads them
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
 Row = Sequence[Any]
@@ -35,11 +35,13 @@ def since_argument(text: str) -> timedelta | datetime:
         return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
     try:
         moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        # In UTC, as the database keeps times and the report's title says; at the calendar's ends the
+        # offset may carry it past year 1 or 9999.
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a period like 7d, 24h or 2w, nor an ISO date like 2026-11-01"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def window_start(since: timedelta | datetime, now: datetime) -> datetime:

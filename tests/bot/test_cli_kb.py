@@ -201,6 +201,19 @@ def test_an_entry_whose_department_exists_nowhere_is_refused_with_its_file_and_l
     assert "1 created" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [
+    ["kb", "import", ""], ["kb", "lint", " "], ["kb", "export", ""], ["kb", "ask", "tax", "--kb", ""],
+    ["kb", "eval", "--kb", str(SAMPLE_KB), "--cases", ""],
+])
+def test_an_empty_path_is_a_usage_error_not_the_working_directory(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(command)
+    assert exit_info.value.code == 2
+    assert "an empty path was given" in capsys.readouterr().err
+
+
 def test_gbk_csv_is_refused_with_an_encoding_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

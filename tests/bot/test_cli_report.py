@@ -193,11 +193,29 @@ def test_suggestions_are_listed_accepted_and_rejected(database: str, capsys: Cap
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
 
 
-def test_suggestion_ids_must_be_numbers(capsys: Capture) -> None:
+@pytest.mark.parametrize("typed", ["abc", "\u0661", "1_0", "0", "99999999999", "-1", ""])
+def test_suggestion_ids_must_be_ascii_numbers_in_the_tables_range(typed: str, capsys: Capture) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["kb", "suggestions", "accept", "abc"])
+        main(["kb", "suggestions", "accept", typed])
     assert exit_info.value.code == 2
-    assert "invalid int value" in capsys.readouterr().err
+    assert "is not a suggestion id (a number from 1 to 2147483647)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("typed", [
+    "\u0661\u0662d", "9999-12-31T23:00-05:00", "0001-01-01T00:00+05:00", "7x", "-3d", "",
+])
+def test_since_refuses_what_is_not_a_period_or_a_time_in_the_calendar(typed: str, capsys: Capture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "feedback", f"--since={typed}"])
+    assert exit_info.value.code == 2
+    assert "is not a period like 7d" in capsys.readouterr().err
+
+
+def test_a_report_since_a_time_with_an_offset_is_titled_in_utc(cli_database: str, capsys: Capture) -> None:
+    assert main(["report", "unanswered", "--since", "2026-11-01T00:00+14:00"]) == 0
+    assert "since 2026-10-31 10:00 UTC" in capsys.readouterr().out
+    assert main(["report", "unanswered", "--since", "0001-01-02"]) == 0
+    assert "since 0001-01-02 00:00 UTC" in capsys.readouterr().out
 
 
 def test_since_accepts_periods_and_iso_dates() -> None:
