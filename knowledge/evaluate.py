@@ -108,7 +108,10 @@ def load_cases(path: str | Path) -> list[Case]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise CaseFileError(f"{path}: cannot read: {exc}") from exc
-    return [_case(line, f"{path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+    cases = [_case(line, f"{path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+    if not cases:  # figures of nothing would read as a matcher that answers nothing
+        raise CaseFileError(f'{path}: no cases (one JSON object per line: {{"query", "lang", "relevant"}})')
+    return cases
 
 
 def _case(line: str, where: str) -> Case:

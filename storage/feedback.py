@@ -126,10 +126,11 @@ class FeedbackRepository:
     async def items(
         self, since: datetime, kinds: tuple[FeedbackKind, ...] = tuple(FeedbackKind), limit: int = 100
     ) -> list[FeedbackItem]:
-        """Feedback of the given kinds since ``since``, newest first."""
+        """Feedback of the given kinds since ``since``, newest first; texts retention emptied are left out."""
         rows = await self.session.scalars(
             select(Feedback)
-            .where(Feedback.created_at >= since, Feedback.kind.in_([k.value for k in kinds]))
+            .where(Feedback.created_at >= since, Feedback.kind.in_([k.value for k in kinds]),
+                   Feedback.text != "")
             .order_by(Feedback.created_at.desc(), Feedback.id.desc())
             .limit(limit)
         )

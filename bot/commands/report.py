@@ -75,7 +75,7 @@ def unanswered_command(args: argparse.Namespace, settings: Callable[[], Settings
     async def go() -> list[Cluster]:
         async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
             clusters = cluster_questions(await FeedbackRepository(session).unanswered(window.start))
-            since = {"since": str(args.since)}
+            since = {"since": window.start.isoformat()}
             await record_export(db.sessionmaker(engine), "report unanswered", now=now, details=since)
             return clusters
 
@@ -90,7 +90,7 @@ def feedback_command(args: argparse.Namespace, settings: Callable[[], Settings])
     async def go() -> FeedbackReport:
         async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
             report = await feedback_report(FeedbackRepository(session), window.start)
-            since = {"since": str(args.since)}
+            since = {"since": window.start.isoformat()}
             await record_export(db.sessionmaker(engine), "report feedback", now=now, details=since)
             return report
 

@@ -214,6 +214,15 @@ def test_an_empty_path_is_a_usage_error_not_the_working_directory(
     assert "an empty path was given" in capsys.readouterr().err
 
 
+def test_an_evaluation_without_cases_fails_instead_of_reporting_zeros(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "cases.jsonl"
+    empty.write_text("\n  \n", encoding="utf-8")
+    assert main(["kb", "eval", "--kb", str(SAMPLE_KB), "--cases", str(empty)]) == 1
+    assert f"{empty}: no cases" in capsys.readouterr().err
+
+
 def test_gbk_csv_is_refused_with_an_encoding_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -97,7 +97,11 @@ async def test_copies_of_old_words_go_with_the_conversation_and_the_case_stays(
         }
         assert [c.description for c in await session.scalars(select(CaseRecord))] == ["noise at night"]
     assert "Wang Fang" not in json.dumps(kept, ensure_ascii=False, default=str)
-    assert kept["feedback"] == [""]  # the comment is still counted
+    assert kept["feedback"] == [""]  # the comment is still counted, but no longer listed as an empty line
+    async with sessions() as session:
+        feedback = FeedbackRepository(session)
+        assert await feedback.count(OLD, FeedbackKind.COMMENT) == 1
+        assert await feedback.items(OLD, (FeedbackKind.COMMENT,)) == []
 
 
 async def test_a_dry_run_only_counts(sessions: Sessions) -> None:
