@@ -148,9 +148,15 @@ class CitizenRepository:
         now = now or utcnow()
         found = await self._read_turn(channel, external_id)
         if found is None:
-            citizen = await self._insert(channel, external_id, now)
-            self._read[citizen.id] = None
-            return citizen, DialogueState()
+            values = {"channel": channel, "external_id": external_id, "now": now}
+            new_id = (await self.session.execute(_INSERT_USER, values)).scalar_one_or_none()
+            if new_id is not None:
+                self._flood[new_id], self._read[new_id] = FloodCount(), None
+                return Citizen(new_id, channel, external_id, None, now), DialogueState()
+            # Known after all: their conversation was erased or purged, or another process has just
+            # made them (the insert waited for its turn to commit).
+            found = await self._read_turn(channel, external_id, conversation=False)
+            assert found is not None
         citizen = _citizen(found)
         if now - found.last_seen_at >= LAST_SEEN_PRECISION:
             await self.session.execute(_SEEN, {"citizen_id": citizen.id, "seen_at": now})
@@ -247,26 +253,20 @@ class CitizenRepository:
         self._read[citizen_id] = copy.deepcopy(read)
         return read
 
-    async def _insert(self, channel: str, external_id: str, now: datetime) -> Citizen:
-        # Two processes may see a new citizen at once; the unique constraint decides, the loser reads.
-        values = {"channel": channel, "external_id": external_id, "now": now}
-        new_id = (await self.session.execute(_INSERT_USER, values)).scalar_one_or_none()
-        if new_id is not None:
-            self._flood[new_id] = FloodCount()
-            return Citizen(new_id, channel, external_id, None, now)
-        found = await self._read_turn(channel, external_id)  # the insert waited for the other's turn
-        assert found is not None
-        return _citizen(found)
+    async def _read_turn(
+        self, channel: str, external_id: str, *, conversation: bool = True
+    ) -> Row[Any] | None:
+        """_TURN's row, after taking the citizen's lock (PostgreSQL); their flood count is kept.
 
-    async def _read_turn(self, channel: str, external_id: str) -> Row[Any] | None:
-        """_TURN's row, after taking the citizen's lock (PostgreSQL); their flood count is kept."""
+        ``conversation``: whether the citizen is expected to have a conversation row (_LOCKED_TURN) or
+        not (_LOCK, then _TURN)."""
         key = {"channel": channel, "external_id": external_id}
-        found = None
-        if self._shared:
+        if not self._shared:
+            found = (await self.session.execute(_TURN, key)).first()
+        elif conversation:
             found = (await self.session.execute(_LOCKED_TURN, key)).first()
-            if found is None:  # a new citizen, or one whose conversation was erased or purged
-                await self.session.execute(_LOCK, key)
-        if found is None:
+        else:
+            await self.session.execute(_LOCK, key)
             found = (await self.session.execute(_TURN, key)).first()
         if found is not None:
             self._flood[found.id] = FloodCount(found.flood_window, found.flood_count, found.flood_previous,

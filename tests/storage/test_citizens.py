@@ -162,3 +162,20 @@ async def test_a_returning_citizen_is_locked_and_read_in_one_statement(postgres_
     assert len(reads) == 1
     assert "conversations" in reads[0]
     assert reads[0].rstrip().endswith("FOR UPDATE")
+
+
+@pytest.mark.postgres
+async def test_a_new_citizen_is_looked_for_once_and_inserted_once(postgres_url: str) -> None:
+    engine = db.create_engine(postgres_url)
+    sessions = db.sessionmaker(engine)
+    try:
+        with statements(engine) as sent:
+            assert await turn(sessions, DialogueState("asked")) == DialogueState()
+        assert await turn(sessions, DialogueState()) == DialogueState("asked")
+    finally:
+        await engine.dispose()
+    verbs = [s.split(None, 2)[:2] for s in sent]
+    # The locking read that finds nobody, the citizen's row, their first state: no second look.
+    assert verbs == [["SELECT", "users.id,"], ["INSERT", "INTO"], ["INSERT", "INTO"]]
+    assert "INTO users" in sent[1]
+    assert "INTO conversations" in sent[2]
