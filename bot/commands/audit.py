@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from bot.commands.tables import add_format, render_csv, render_json, render_table
 from bot.config import Settings
@@ -86,8 +88,7 @@ def render_entries(entries: list[AuditEntry], output: str) -> str:
 
 
 def _row(entry: AuditEntry) -> tuple[object, ...]:
-    basis = ", ".join(f"{key}={value}" for key, value in sorted(entry.basis.items()))
-    details = ", ".join(f"{key}={value}" for key, value in sorted(entry.details.items()))
+    basis, details = _pairs(entry.basis), _pairs(entry.details)
     return (
         entry.id,
         entry.at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -98,6 +99,15 @@ def _row(entry: AuditEntry) -> tuple[object, ...]:
         ",".join(entry.fields) or None,
         basis or None,
         details or None,
+    )
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    """``key=value, …``; a nested value as compact JSON, not Python's repr (an erasure's counts, say)."""
+    return ", ".join(
+        f"{key}={json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(',', ':'))}"
+        if isinstance(value, dict | list) else f"{key}={value}"
+        for key, value in sorted(values.items())
     )
 
 

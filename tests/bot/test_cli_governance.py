@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -10,8 +12,9 @@ import pytest
 from sqlalchemy import text
 
 from bot.cli import main
+from bot.commands.audit import render_entries
 from storage import db
-from storage.audit import AuditKind, AuditLog
+from storage.audit import AuditEntry, AuditKind, AuditLog
 from storage.citizens import CitizenRepository
 from storage.departments import DepartmentRepository
 
@@ -138,3 +141,12 @@ def test_staff_reports_of_citizens_texts_are_audited_as_exports(
     records = json.loads(capsys.readouterr().out)["records"]
     assert [r["details"]["what"] for r in records] == ["report unanswered", "report feedback"]
     assert main(["audit", "verify"]) == 0
+
+
+def test_audit_tables_show_nested_details_as_json_not_python() -> None:
+    at = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    details = {"erased": {"messages": 3, "cases": 1}, "parts": ["chat", "cases"]}
+    erased = AuditEntry(7, at, "erasure", "C42", None, None, (), {"request": "citizen"}, details, "0", "1")
+    [row] = list(csv.DictReader(io.StringIO(render_entries([erased], "csv"))))
+    assert row["details"] == 'erased={"cases":1,"messages":3}, parts=["chat","cases"]'
+    assert row["basis"] == "request=citizen"
