@@ -27,8 +27,8 @@ from bot.channels.flood import FloodLimit
 from bot.config import Settings
 from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
 from bot.notify import Unreachable
-from bot.web import pages, transparency
-from bot.web.guard import CLIENT_LIMIT, TRUSTED_PROXIES, Problem, guard, read_body, too_many
+from bot.web import pages, refusal, transparency
+from bot.web.guard import CLIENT_LIMIT, TRUSTED_PROXIES, Problem, forwarded_https, guard, read_body, too_many
 from bot.web.hub import Hub
 from bot.web.identity import COOKIE, COOKIE_MAX_AGE, Signer, make_secret
 from bot.web.incoming import ChatMessage, parse_message
@@ -45,7 +45,7 @@ from storage.web_chat import Appended, ChatEntry, NewEntry
 log = logging.getLogger(__name__)
 
 CHANNEL = web_chat.CHANNEL
-MAX_WAIT_SECONDS = 25.0
+MAX_WAIT_SECONDS = 25
 """Longest a page's request waits for news; below the usual 30-60 s idle timeouts of proxies."""
 POLL_SECONDS = 2.0
 """While waiting, how often the log is read again for entries that other processes stored."""
@@ -254,13 +254,13 @@ async def chat_page(request: web.Request) -> web.Response:
             if citizen is not None:
                 entries, chosen = await chat.history(citizen[0]), citizen[1]
     lang = page_language(request, chosen)
-    html = _chat_html(lang, channel.signer.csrf_token(identity), entries)
+    html = _chat_html(lang, channel.signer.csrf_token(identity), entries, refusal.reason(request.query, lang))
     response = web.Response(text=html, content_type="text/html", charset="utf-8")
     _set_cookie(request, response, channel.signer.cookie(identity))
     return response
 
 
-def _chat_html(lang: str, csrf: str, entries: list[ChatEntry]) -> str:
+def _chat_html(lang: str, csrf: str, entries: list[ChatEntry], status: str = "") -> str:
     shown = entries or [_welcome(lang)]
     return pages.render(
         "chat.html",
@@ -279,6 +279,7 @@ def _chat_html(lang: str, csrf: str, entries: list[ChatEntry]) -> str:
         log_label=t(lang, "web_log_label"),
         last_seq=entries[-1].seq if entries else 0,
         entries=pages.Markup("\n".join(pages.entry_html(e, lang=lang, csrf=csrf) for e in shown)),
+        status=status,
         noscript=t(lang, "web_noscript"),
         input_label=t(lang, "web_input_label"),
         send=t(lang, "web_send"),
@@ -296,19 +297,28 @@ def _welcome(lang: str) -> ChatEntry:
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    """The identity cookie; Secure whenever the citizen's browser talks HTTPS, to us or to our TLS proxy."""
     public = request.app[SETTINGS].public_url or ""
     response.set_cookie(
         COOKIE, value, max_age=COOKIE_MAX_AGE, path="/", httponly=True, samesite="Lax",
-        secure=request.secure or public.startswith("https://"),
+        secure=request.secure or forwarded_https(request) or public.startswith("https://"),
     )
 
 
 def _same_origin(request: web.Request) -> bool:
-    """Whether the browser says the request comes from our own pages (when it says anything)."""
+    """Whether the browser says the request comes from our own pages (when it says anything).
+
+    The Origin is compared with the Host header, so a proxy must pass the Host the browser sent, port and
+    all (nginx: ``$http_host``, not ``$host``); a mismatch is logged, as it is how that mistake shows.
+    """
     if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
         return False
     origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+    if origin is None or urlsplit(origin).netloc == request.host:
+        return True
+    log.warning("refused a post from origin %r to host %r (behind a proxy: does it pass Host?)",
+                origin[:100], request.host[:100])
+    return False
 
 
 async def post_message(request: web.Request) -> web.StreamResponse:
@@ -325,8 +335,8 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         raise Problem(403, "Forbidden", "missing or wrong CSRF token")
     hint = language_of(message.lang) or page_language(request, None)
     appended, notices = await channel.converse(request.app, identity, message, hint)
-    if is_form:
-        return web.Response(status=303, headers={"Location": "/#composer"})
+    if is_form:  # to the answer: the log scrolls only with the script, the browser scrolls to this
+        return web.Response(status=303, headers={"Location": "/#" + _landing(appended.entries)})
     lang = appended.language if appended.language in LANGUAGES else hint
     body: dict[str, Any] = {
         "entries": [pages.entry_json(e) for e in appended.entries],
@@ -341,22 +351,25 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     return web.json_response(body)
 
 
+def _landing(entries: Sequence[ChatEntry]) -> str:
+    """Where a page without the script lands after a post: the first reply, else the first new entry."""
+    replies = [e for e in entries if e.role == "bot"] or list(entries)
+    return f"e{replies[0].seq}" if replies else "composer"
+
+
 async def updates(request: web.Request) -> web.Response:
     """GET entries after ``after``, waiting up to ``wait`` seconds for the first of them (long polling)."""
     identity = _known_identity(request)
-    after, wait = _number(request, "after", 0, 2**31), _number(request, "wait", 0, MAX_WAIT_SECONDS)
-    entries, last = await request.app[WEB].wait_for(identity, int(after), wait)
+    after, wait = _number(request, "after", 2**31 - 1), _number(request, "wait", MAX_WAIT_SECONDS)
+    entries, last = await request.app[WEB].wait_for(identity, after, wait)
     return web.json_response({"entries": [pages.entry_json(e) for e in entries], "last_seq": last})
 
 
-def _number(request: web.Request, name: str, low: float, high: float) -> float:
-    raw = request.query.get(name, "0")
-    try:
-        value = float(raw) if len(raw) < 20 else float("nan")
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:  # also refuses NaN
-        raise Problem(400, "Bad Request", f"{name} must be a number from {low:g} to {high:g}")
+def _number(request: web.Request, name: str, high: int) -> int:
+    """A query parameter in ASCII digits from 0 to ``high`` (0 when absent); 400 for anything else."""
+    value = whole_number(request.query.get(name, "0"), 0, high)
+    if value is None:
+        raise Problem(400, "Bad Request", f"{name} must be a whole number from 0 to {high}")
     return value
 
 

@@ -1,25 +1,36 @@
 """What every citizen-facing web route gets: security headers, a per-client rate limit, bounded bodies,
-and errors as problem+json instead of error pages."""
+and errors as problem+json (or, for a browser without the script, a page that says why)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.channels.flood import FloodLimit
-from storage.db import reconnecting
+from bot.web import refusal
+from storage.db import DatabaseUnavailable, reconnecting
 
 log = logging.getLogger(__name__)
 
 ROUTE_PREFIX = "web."
 """Routes named ``web.…`` are guarded; the rest of the server (APIs, webhooks, health) is left alone."""
-MAX_BODY = 32 * 1024
-"""A chat message is at most 4000 characters; this leaves room for JSON and CJK text."""
+MAX_BODY = 64 * 1024
+"""The page takes at most 4000 characters; a form sends each Chinese one as 9 bytes (%E5%8A%9E), so
+36 000 bytes plus the other fields. JSON sends it as 3 bytes, or 6 as an escape (\\u529e)."""
 RETRY_AFTER_SECONDS = 10
+UNAVAILABLE = (
+    DatabaseUnavailable, OSError, OperationalError, InterfaceError, DisconnectionError, PoolTimeout
+)
+"""What a database out of reach raises (down, restarting, locked, pool exhausted): worth a retry later.
+Other database errors (a constraint, a wrong statement) are bugs and stay 500s with their traceback."""
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -52,7 +63,10 @@ def problem_response(problem: Problem) -> web.Response:
     body: dict[str, Any] = {"type": "about:blank", "title": problem.title, "status": problem.status}
     if problem.detail:
         body["detail"] = problem.detail
-    response = web.json_response(body, status=problem.status, content_type="application/problem+json")
+    response = web.json_response(
+        body, status=problem.status, content_type="application/problem+json",
+        dumps=partial(json.dumps, ensure_ascii=False),  # a citizen's language as itself, not \uXXXX
+    )
     response.headers.update({k.replace("_", "-"): v for k, v in problem.headers.items()})
     return response
 
@@ -61,13 +75,28 @@ def too_many(detail: str = "") -> Problem:
     return Problem(429, "Too Many Requests", detail, Retry_After=str(RETRY_AFTER_SECONDS))
 
 
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is out of reach, rather than that a statement was wrong."""
+    return isinstance(exc, UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
 def client_address(request: web.Request) -> str:
     """Who is asking, for rate limits: the peer, or the client a trusted proxy forwarded for."""
     peer = request.remote or "unknown"
-    trusted = request.app.get(TRUSTED_PROXIES, ())
+    trusted = request.config_dict.get(TRUSTED_PROXIES, ())
     if not trusted:
         return peer
     return forwarded_client(peer, request.headers.getall("X-Forwarded-For", []), trusted)
+
+
+def forwarded_https(request: web.Request) -> bool:
+    """Whether a trusted proxy says the citizen reached it over HTTPS (X-Forwarded-Proto)."""
+    trusted = request.config_dict.get(TRUSTED_PROXIES, ())
+    if not _is_trusted(request.remote or "", trusted):
+        return False
+    values = request.headers.getall("X-Forwarded-Proto", [])
+    schemes = [item.strip().lower() for value in values for item in value.split(",")]
+    return bool(schemes) and schemes[0] == "https"  # the first proxy's: the one the citizen talked to
 
 
 def forwarded_client(peer: str, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
@@ -124,27 +153,57 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Rate-limit, run and harden the citizen-facing routes; other routes pass straight through."""
+    """Rate-limit, run and harden the citizen-facing routes; other routes pass straight through.
+
+    A path or method nothing serves gets the headers and a problem too: it is a citizen's browser as often
+    as not, and aiohttp's plain error would come without them.
+    """
     name = request.match_info.route.name or ""
-    if not name.startswith(ROUTE_PREFIX):
+    unmatched = request.match_info.http_exception is not None
+    if not name.startswith(ROUTE_PREFIX) and not unmatched:
         return await handler(request)
     try:
-        if not request.app[CLIENT_LIMIT].check(client_address(request)).allowed:
-            raise too_many("too many requests from this address; wait a few seconds")
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise Problem(413, "Content Too Large", f"the body may have at most {MAX_BODY} bytes")
+        if not unmatched:
+            _admit(request)
         # A request that met a connection a restarted database had closed changed nothing: run it again.
         response = await reconnecting(lambda: handler(request))
     except Problem as problem:
-        response = problem_response(problem)
+        response = _answer(request, problem)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = problem_response(Problem(exc.status, exc.reason))
-    except Exception:
-        log.exception("web route %s failed", name)
-        response = problem_response(Problem(500, "Internal Server Error", "please try again in a moment"))
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}  # a 405 must name them
+        response = _answer(request, Problem(exc.status, exc.reason, **allow))
+    except Exception as exc:
+        response = _answer(request, _failure(name or request.path, exc))
     response.headers.update(SECURITY_HEADERS)
     if name != "web.static":
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def _answer(request: web.Request, problem: Problem) -> web.Response:
+    """What the script reads (problem+json), or what a browser without it can show."""
+    return refusal.for_browser(request, problem.status, problem.headers) or problem_response(problem)
+
+
+def _admit(request: web.Request) -> None:
+    """Refuse a client over its request rate, or a body declared over MAX_BODY, before any work."""
+    if not request.config_dict[CLIENT_LIMIT].check(client_address(request)).allowed:
+        raise too_many("too many requests from this address; wait a few seconds")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise Problem(413, "Content Too Large", f"the body may have at most {MAX_BODY} bytes")
+
+
+def _failure(route: str, exc: Exception) -> Problem:
+    """503 with one log line while the database is out of reach (every request fails alike); else 500."""
+    if unavailable(exc):
+        original = getattr(exc, "orig", None) or exc
+        reason = f"{type(original).__name__}: {original}".splitlines()[0][:200]
+        log.warning("web route %s: the database is unavailable, answered 503 (%s)", route, reason)
+        return Problem(
+            503, "Service Unavailable", "the database is unavailable; try again in a moment",
+            Retry_After=str(RETRY_AFTER_SECONDS),
+        )
+    log.exception("web route %s failed", route)
+    return Problem(500, "Internal Server Error", "please try again in a moment")

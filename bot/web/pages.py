@@ -99,7 +99,7 @@ def entry_html(entry: ChatEntry, *, lang: str, csrf: str) -> str:
         return ""
     prefix = {"bot": "web_bot", "press": "web_pressed"}.get(entry.role, "web_you")
     role = "bot" if entry.role == "bot" else "citizen"
-    parts = [f'<div class="msg msg-{role}" data-seq="{entry.seq}">']
+    parts = [f'<div class="msg msg-{role}" id="e{entry.seq}" data-seq="{entry.seq}">']
     if body:
         parts.append(
             f'<div class="bubble" dir="auto"><span class="sr-only" data-ui="{prefix}">'
@@ -109,7 +109,7 @@ def entry_html(entry: ChatEntry, *, lang: str, csrf: str) -> str:
         parts.append(_buttons_html(entry, csrf))
     if entry.document:
         name = str(entry.document.get("filename", ""))
-        label = escape(t(lang, "web_download", filename=name))
+        label = Markup(t(lang, "web_download", filename=name))  # t() has escaped the name already
         parts.append(f'<a class="document" href="{document_url(entry.seq)}" download>{label}</a>')
     parts.append("</div>")
     return "".join(parts)

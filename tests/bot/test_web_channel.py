@@ -23,6 +23,8 @@ from bot.notify import Unreachable
 from bot.web.guard import CSP, MAX_BODY
 from bot.web.hub import Hub
 from bot.web.identity import COOKIE, Signer
+from handlers.dialogue import MAX_TEXT
+from handlers.i18n import t
 from handlers.types import Document, Reply
 from storage.knowledge import KnowledgeRepository
 from storage.models import Question
@@ -403,11 +405,21 @@ async def test_waiting_pages_are_released_when_the_server_shuts_down(browser: Br
     assert body["entries"] == []
 
 
+BAD_CATCH_UP = (
+    "after=-1", "after=x", "wait=abc", "wait=nan", "wait=1000", "wait=-1", "after=" + "9" * 30,
+    "after=%D9%A1", "after=1e3", "after=1_000", "after=%2B1", "after=%201%20", "wait=1.9", "after=2147483648",
+)
+
+
 async def test_bad_catch_up_parameters_get_400(browser: Browser) -> None:
-    for query in ("after=-1", "after=x", "wait=abc", "wait=nan", "wait=1000", "wait=-1", "after=" + "9" * 30):
+    for query in BAD_CATCH_UP:
         response = await browser.client.get(f"/api/chat/updates?{query}")
         assert response.status == 400, query
         assert response.content_type == "application/problem+json", query
+    response = await browser.client.get("/api/chat/updates?after=9999999999")
+    detail = (await response.json(content_type=None))["detail"]
+    assert detail == "after must be a whole number from 0 to 2147483647"
+    assert (await browser.client.get("/api/chat/updates?after=0&wait=0")).status == 200
 
 
 async def test_catching_up_needs_the_identity_cookie(start: Start) -> None:
@@ -433,12 +445,94 @@ async def test_a_form_post_without_javascript_works_and_redirects(browser: Brows
         allow_redirects=False,
     )
     assert response.status == 303
-    assert response.headers["Location"].startswith("/")
-    assert "property tax online" in await browser.open()
+    assert response.headers["Location"] == "/#e2", "to the answer: the script is not there to scroll to it"
+    page = await browser.open()
+    assert "property tax online" in page
+    assert '<div class="msg msg-citizen" id="e1" data-seq="1">' in page
+    assert '<div class="msg msg-bot" id="e2" data-seq="2">' in page
+    hint = re.search(r'<p id="message-hint"[^>]*>', page)
+    assert hint is not None
+    assert " hidden" in hint.group(0), "Enter sends only with the script, which shows the hint"
     forged = await browser.client.post(
         "/api/chat/messages", data={"csrf": "nope", "text": "x"}, allow_redirects=False
     )
-    assert forged.status == 403
+    assert (forged.status, forged.headers["Location"]) == (303, "/?refused=403#status")
+
+
+async def form_post(browser: Browser, **fields: str) -> tuple[int, str]:
+    """Post the page's form as a browser without JavaScript does; the status and where it leads."""
+    response = await browser.client.post(
+        "/api/chat/messages", data={"csrf": browser.token, **fields}, allow_redirects=False
+    )
+    return response.status, response.headers.get("Location", "")
+
+
+async def status_line(browser: Browser, location: str) -> str:
+    response = await browser.client.get(location, headers={"Accept-Language": "zh-CN"})
+    found = re.search(r'<p id="status"[^>]*>([^<]*)</p>', await response.text())
+    assert found is not None
+    return found.group(1)
+
+
+async def test_a_refused_form_post_goes_back_to_the_chat_which_says_why_in_its_language(
+    start: Start,
+) -> None:
+    browser = await start(flood_limit_per_minute=1)
+    await browser.open(**{"Accept-Language": "zh-CN"})
+    assert await form_post(browser, text="你好") == (303, "/#e2")
+    refused = await form_post(browser, text="你好")
+    assert refused == (303, "/?refused=429#status")
+    assert await status_line(browser, refused[1]) == t("zh", "web_refused_too_fast")
+    too_long = await form_post(browser, text="x" * (MAX_BODY + 1))
+    assert await status_line(browser, too_long[1]) == t("zh", "web_refused_too_long")
+    expired = await form_post(browser, text="你好", csrf="")
+    assert await status_line(browser, expired[1]) == t("zh", "web_refused_expired")
+    malformed = await form_post(browser, text="你好", client_id="../..")
+    assert await status_line(browser, malformed[1]) == t("zh", "web_rejected")
+    assert await status_line(browser, "/?refused=<script>") == "", "only a status makes a reason"
+    status, body = await browser.post({"text": "又一条", "lang": "zh"})
+    assert status == 429, "the script still gets problem+json"
+    assert body["detail"] == "您发送消息太快了，请稍等片刻再发送。"
+
+
+async def test_problem_json_keeps_chinese_as_it_is(start: Start) -> None:
+    browser = await start(flood_limit_per_minute=1)
+    await browser.open()
+    await browser.say("hello")
+    response = await browser.client.post(
+        "/api/chat/messages", json={"text": "再一条", "lang": "zh"}, headers={"X-CSRF-Token": browser.token}
+    )
+    assert response.status == 429
+    assert "您发送消息太快了" in (await response.read()).decode("utf-8")
+
+
+async def test_the_longest_chinese_message_the_page_allows_is_not_too_large(browser: Browser) -> None:
+    status, location = await form_post(browser, text="办" * MAX_TEXT, lang="zh")  # 9 bytes each in a form
+    assert (status, location) == (303, "/#e2")
+    status, _ = await browser.post({"text": "办" * MAX_TEXT})
+    assert status == 200
+
+
+async def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(start: Start) -> None:
+    proxied = await start(web_trusted_proxies="127.0.0.0/8")
+    response = await proxied.client.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert response.cookies[COOKIE]["secure"]
+    assert not (await proxied.client.get("/")).cookies[COOKIE]["secure"], "plain HTTP through the proxy"
+    direct = await start()
+    response = await direct.client.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert not response.cookies[COOKIE]["secure"], "only a trusted proxy is believed"
+
+
+async def test_unknown_paths_and_wrong_methods_get_the_security_headers(browser: Browser) -> None:
+    unserved = (("PUT", "/api/chat/messages", 405), ("DELETE", "/", 405), ("GET", "/nope", 404))
+    for method, path, status in unserved:
+        response = await browser.client.request(method, path)
+        assert response.status == status, (method, path)
+        assert response.headers["Content-Security-Policy"] == CSP, (method, path)
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.content_type == "application/problem+json"
+    wrong = await browser.client.put("/api/chat/messages")
+    assert wrong.headers["Allow"] == "POST"
 
 
 async def test_a_file_sent_to_a_citizen_is_downloadable_by_them_only(start: Start) -> None:
@@ -447,8 +541,10 @@ async def test_a_file_sent_to_a_citizen_is_downloadable_by_them_only(start: Star
     await owner.say("hello")
     export = Document("mydata.json", b'{"questions": []}')
     await owner.channel.send(owner.identity(), [Reply("Your data", document=export, kind="mydata")])
+    await owner.channel.send(owner.identity(), [Reply("Minutes", document=Document("a&b.txt", b"x"))])
     page = await owner.open()
     assert 'href="/api/chat/documents/3" download>Download mydata.json</a>' in page
+    assert "Download a&amp;b.txt</a>" in page, "escaped once"
     response = await owner.client.get("/api/chat/documents/3")
     assert response.status == 200
     assert await response.read() == export.content

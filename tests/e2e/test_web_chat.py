@@ -16,6 +16,7 @@ from bot.app import create_app
 from bot.channels.web import WEB, WebChannel
 from bot.config import load_settings
 from bot.web.identity import COOKIE
+from handlers.dialogue import MAX_TEXT
 from handlers.i18n import t
 from handlers.types import Reply
 from storage import db
@@ -80,8 +81,13 @@ class Govbot:
 @pytest_asyncio.fixture(loop_scope="module")
 async def govbot(tmp_path: Path) -> AsyncIterator[Govbot]:
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"
-    async with db.connected(database_url) as engine, db.sessionmaker(engine).begin() as session:
-        await KnowledgeRepository(session).apply_import(web_kb(), "test")
+    engine = db.create_engine(database_url)  # a new file, made and migrated here as the test suite does
+    try:
+        await db.upgrade(engine)
+        async with db.sessionmaker(engine).begin() as session:
+            await KnowledgeRepository(session).apply_import(web_kb(), "test")
+    finally:
+        await engine.dispose()
     app = create_app(load_settings(database_url=database_url))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -107,6 +113,26 @@ async def page(chromium: Browser, govbot: Govbot) -> AsyncIterator[Page]:
     yield page
     await context.close()
     assert errors == [], "the page had script errors or CSP violations"
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def plain_page(chromium: Browser, govbot: Govbot) -> AsyncIterator[Page]:
+    """The chat in a browser with JavaScript turned off, set to Chinese: every message is a form post."""
+    context = await chromium.new_context(
+        java_script_enabled=False, viewport={"width": 390, "height": 800}, locale="zh-CN",
+        extra_http_headers={"Accept-Language": "zh-CN"}, reduced_motion="reduce",  # no smooth scrolling
+    )
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(govbot.url + "/")
+    yield page
+    await context.close()
+
+
+async def send_form(page: Page, text: str) -> None:
+    await page.locator("#message").fill(text)
+    async with page.expect_navigation():
+        await page.locator("button.send").click()
 
 
 async def ask(page: Page, text: str) -> None:
@@ -270,3 +296,59 @@ async def test_the_transparency_page_shows_charts_without_scripts(page: Page, go
     assert await page.evaluate("document.documentElement.scrollWidth <= 375")
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=ARTIFACTS / "transparency.png", full_page=True)
+
+
+async def test_a_message_the_server_cannot_take_now_is_kept_until_it_can(page: Page) -> None:
+    assert await page.locator("#message-hint").is_visible(), "the script shows how Enter sends"
+    unavailable: list[str] = []
+
+    async def database_down(route: Route) -> None:
+        if len(unavailable) >= 4:  # more than the tries after which another server error gives up
+            await route.continue_()
+            return
+        unavailable.append(route.request.url)
+        problem = '{"title": "Service Unavailable", "status": 503}'
+        await route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/problem+json",
+                            body=problem)
+
+    await page.route("**/api/chat/messages", database_down)
+    await ask(page, "pay property tax")
+    await page.get_by_text(str(t("en", "web_offline"))).wait_for()
+    assert "pay property tax" in str(await page.evaluate("sessionStorage.getItem('govbot-outbox')"))
+    await page.get_by_text("Pay property tax online").wait_for()
+    assert len(unavailable) == 4
+    assert await page.locator(".pending").count() == 0
+    assert await page.locator(".msg-citizen", has_text="pay property tax").count() == 1
+    assert await page.evaluate("sessionStorage.getItem('govbot-outbox')") == "[]"
+
+
+async def test_without_javascript_each_answer_is_shown_where_the_page_lands(plain_page: Page) -> None:
+    page = plain_page
+    assert not await page.locator("#message-hint").is_visible(), "Enter makes a new line without the script"
+    questions = ["how do I renew my identity card", "pay property tax", "identity card", "办" * MAX_TEXT]
+    for question in questions:
+        await send_form(page, question)
+        landed = page.locator("#" + page.url.rsplit("#", 1)[1])
+        assert await landed.get_attribute("class") == "msg msg-bot", page.url
+        assert await landed.get_attribute("data-seq") == await page.locator("#log .msg").last.get_attribute(
+            "data-seq"
+        ), "the answer is the newest entry"
+        log, answer = await page.locator("#log").bounding_box(), await landed.bounding_box()
+        assert log is not None
+        assert answer is not None
+        assert log["y"] - 1 <= answer["y"] < log["y"] + log["height"] - 20, "the answer's start is in view"
+        assert await page.evaluate("document.scrollingElement.scrollHeight <= innerHeight"), "the log scrolls"
+    assert await page.locator(".msg-citizen .bubble").last.text_content() == "您： " + "办" * MAX_TEXT
+
+
+async def test_without_javascript_a_refused_message_is_explained_on_the_chat_in_its_language(
+    plain_page: Page,
+) -> None:
+    page = plain_page
+    await page.context.clear_cookies()  # as when the cookie expired while the page stayed open
+    await send_form(page, "你好")
+    assert page.url.endswith("/?refused=403#status")
+    assert await page.locator("#status").text_content() == t("zh", "web_refused_expired")
+    assert await page.locator("html").get_attribute("lang") == "zh"
+    await send_form(page, "你好")  # the page it came back to has a new identity and token: this one is sent
+    assert await page.locator(".msg-citizen .bubble").last.text_content() == "您： 你好"

@@ -165,6 +165,7 @@
       return null;
     }
     var box = el("div", "msg msg-" + (entry.role === "bot" ? "bot" : "citizen"));
+    box.id = "e" + entry.seq;
     box.setAttribute("data-seq", String(entry.seq));
     if (hasBody) {
       var bubble = el("div", "bubble");
@@ -292,6 +293,11 @@
     setStatus(notices.join(" "));
   }
 
+  /* The server is there but cannot work now (its database is down): like being offline, the message waits. */
+  function unavailable(response) {
+    return response.status === 503 || (response.status >= 500 && response.headers.has("Retry-After"));
+  }
+
   function retryAfter(response, fallback) {
     var seconds = Number(response.headers.get("Retry-After"));
     return seconds > 0 ? seconds * 1000 : fallback;
@@ -326,9 +332,10 @@
         } catch (e) {
           response = null;
         }
-        if (response === null) {
+        if (response === null || unavailable(response)) {
+          /* kept however long it takes: the same client_id makes sending it again safe */
           setStatus(say("web_offline"));
-          await pause(backoff);
+          await pause(response === null ? backoff : retryAfter(response, backoff));
           backoff = Math.min(backoff * 2, MAX_BACKOFF);
           continue;
         }
@@ -386,6 +393,9 @@
           return;
         }
         if (!response.ok) {
+          if (unavailable(response)) {
+            setStatus(say("web_offline"));
+          }
           await pause(retryAfter(response, backoff));
           backoff = Math.min(backoff * 2, MAX_BACKOFF);
           continue;
@@ -449,6 +459,9 @@
     queue(body, button.textContent);
   });
 
+  /* Enter sends only through this script; without it the hint would be wrong. */
+  document.getElementById("message-hint").hidden = false;
+  input.setAttribute("aria-describedby", "message-hint");
   outbox.forEach(showPending);
   scrollToEnd();
   flush();
