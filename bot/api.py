@@ -18,9 +18,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.governance import stats
 from bot.keys import SESSIONS, WAKE
 from bot.openapi import KEY_PATTERN, MAX_LIMIT, MAX_OFFSET, OPENAPI
+from bot.web.transparency import stats
 from storage.case_events import citizen_fields
 from storage.cases import Case, CaseError, CaseNotFound, CaseRepository, CaseStatus, normalise_ticket
 from storage.db import reconnecting
@@ -81,7 +81,7 @@ def create_api(
         api[SESSIONS] = sessions
     api[CLOCK] = clock
     api.router.add_get("/openapi.json", openapi)
-    api.router.add_get("/stats", stats)
+    api.router.add_get("/stats", stats, name="web.stats")  # web.…: the chat's guard limits it per address
     api.router.add_get("/cases", list_cases)
     api.router.add_get("/cases/{ticket}", get_case)
     api.router.add_post("/cases/{ticket}/replies", post_reply)

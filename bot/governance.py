@@ -1,4 +1,4 @@
-"""Governance in the running bot: the daily retention purge and the public transparency figures."""
+"""Governance in the running bot: the daily retention purge (public figures: bot/web/transparency.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.keys import SESSIONS, SETTINGS
-from storage.models import utcnow
 from storage.retention import RetentionJob
-from storage.transparency import public_stats
 
 RETENTION = web.AppKey("retention", RetentionJob)
 
@@ -26,9 +24,3 @@ async def retention_job(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
-
-async def stats(request: web.Request) -> web.Response:
-    """``GET /api/v1/stats``: public aggregate figures, no personal data, small cells suppressed."""
-    async with request.config_dict[SESSIONS]() as session:
-        document = await public_stats(session, now=utcnow())
-    return web.json_response(document, headers={"Cache-Control": "public, max-age=300"})

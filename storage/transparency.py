@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.case_events import iso
 from storage.cases import CaseChangeRecord, CaseRecord
 from storage.models import Department, UTCDateTime
-from storage.stats import MIN_PEOPLE, MONTHS, Point, transparency_figures
+from storage.stats import MIN_PEOPLE, MONTHS, Figures, Point, transparency_figures
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,11 @@ def case_figures(rows: Iterable[CaseRow]) -> dict[str, Any]:
 
 async def public_stats(session: AsyncSession, *, now: datetime, months: int = MONTHS) -> dict[str, Any]:
     """Every public figure for the last ``months`` months (the transparency page's window)."""
-    resolved = await transparency_figures(session, now=now, months=months)
+    return await stats_document(session, await transparency_figures(session, now=now, months=months), now=now)
+
+
+async def stats_document(session: AsyncSession, resolved: Figures, *, now: datetime) -> dict[str, Any]:
+    """The stats document around question figures already counted: adds the case figures of their window."""
     series = {s.key: s for s in resolved.series}
     cases = case_figures(await _case_rows(session, resolved.since, resolved.until))
     names = await _department_names(session)

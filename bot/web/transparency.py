@@ -3,16 +3,22 @@
 The renderer takes a :class:`storage.stats.Figures` and the case part of the stats API
 (:func:`storage.transparency.public_stats`) and knows nothing of where they came from; the source is
 ``app[FIGURES]``, so another source can replace the database query without touching this.
+
+The figures cover whole months and counting them reads six months of questions and cases, so a process
+counts them at most once a minute (:class:`PublicFigures`) for this page and ``GET /api/v1/stats`` alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.keys import SESSIONS
 from bot.web.pages import LANGUAGE_NAMES, Markup, accepted_language, escape, render, static_url
@@ -20,7 +26,7 @@ from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from storage.models import utcnow
 from storage.numbers import whole_number
 from storage.stats import Figures, Point, Series, transparency_figures
-from storage.transparency import public_stats
+from storage.transparency import stats_document
 
 TITLES = {
     "questions": "web_tr_questions",
@@ -28,6 +34,8 @@ TITLES = {
     "helpful_rate": "web_tr_helpful_rate",
 }
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+FRESH_SECONDS = 60.0
+"""How long one count of the public figures is shown before the next request counts again."""
 WIDTH, HEIGHT = 360, 220
 LEFT, RIGHT, TOP, BOTTOM = 42, 8, 22, 42
 ROW, PAD, VALUE_ROOM = 40, 8, 56
@@ -66,12 +74,46 @@ class FiguresSource(Protocol):
     def __call__(self, app: web.Application, now: datetime) -> Awaitable[PageFigures]: ...
 
 
-async def database_figures(app: web.Application, now: datetime) -> PageFigures:
-    """The figures computed from this database, the case figures exactly as ``GET /api/v1/stats`` has them."""
-    async with app[SESSIONS]() as session:
+Counted = tuple[Figures, dict[str, Any]]
+"""The question series and the stats document made from them (``GET /api/v1/stats``)."""
+
+
+async def count(sessions: async_sessionmaker[AsyncSession], now: datetime) -> Counted:
+    """The public figures of this database, the question series counted once for both."""
+    async with sessions() as session:
         figures = await transparency_figures(session, now=now)
-        stats = await public_stats(session, now=now)
+        return figures, await stats_document(session, figures, now=now)
+
+
+class PublicFigures:
+    """The public figures, counted at most once per ``fresh`` seconds in this process."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, fresh: float = FRESH_SECONDS) -> None:
+        self._clock, self._fresh = clock, fresh
+        self._lock = asyncio.Lock()
+        self._counted: tuple[float, Counted] | None = None
+
+    async def get(self, sessions: async_sessionmaker[AsyncSession], now: datetime) -> Counted:
+        async with self._lock:  # requests arriving during a count wait for it instead of counting too
+            if self._counted is None or self._clock() - self._counted[0] >= self._fresh:
+                self._counted = (self._clock(), await count(sessions, now))
+            return self._counted[1]
+
+
+PUBLIC = web.AppKey("public_figures", PublicFigures)
+
+
+async def database_figures(app: web.Application, now: datetime) -> PageFigures:
+    """The figures of this database, the case figures exactly as ``GET /api/v1/stats`` has them."""
+    figures, stats = await app[PUBLIC].get(app[SESSIONS], now)
     return PageFigures(figures, case_part(stats))
+
+
+async def stats(request: web.Request) -> web.Response:
+    """``GET /api/v1/stats``: public aggregate figures, no personal data, small cells suppressed."""
+    public, sessions = request.config_dict.get(PUBLIC), request.config_dict[SESSIONS]
+    _, document = await (public.get(sessions, utcnow()) if public else count(sessions, utcnow()))
+    return web.json_response(document, headers={"Cache-Control": "public, max-age=300"})
 
 
 def case_part(stats: Mapping[str, Any]) -> CaseFigures:
@@ -106,6 +148,7 @@ FIGURES = web.AppKey("transparency_figures", FiguresSource)
 
 def setup(app: web.Application) -> None:
     """Serve the page; keep a figures source someone set up before, else count in the database."""
+    app[PUBLIC] = PublicFigures()
     if FIGURES not in app:
         app[FIGURES] = database_figures
     app.router.add_get("/transparency", transparency_page, name="web.transparency")

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.config import load_settings
-from bot.web.transparency import CaseFigures, DepartmentCases, case_part, render_page
+from bot.keys import ENGINE
+from bot.web.transparency import PUBLIC, CaseFigures, DepartmentCases, PublicFigures, case_part, render_page
 from storage.cases import CaseRepository, CaseStatus, NewCase
 from storage.citizens import CitizenRepository
 from storage.departments import DepartmentRepository
 from storage.models import utcnow
-from storage.stats import Figures
+from storage.stats import Figures, transparency_figures
 
 Sessions = async_sessionmaker[AsyncSession]
 Client = TestClient[web.Request, web.Application]
@@ -136,3 +139,49 @@ def test_bars_are_drawn_to_scale_against_the_largest_department() -> None:
     assert widths[1] == pytest.approx(2 * widths[0])
     assert "3.2 / 5" in html or "3.3 / 5" in html
     assert "1,234.5 hours" in html
+
+
+@contextmanager
+def questions_read(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements that read the questions table while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if re.search(r"\bFROM questions\b", statement):
+            seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_the_figures_are_counted_once_per_view_and_then_kept_for_a_minute(
+    database_url: str, sessions: Sessions, engine: AsyncEngine
+) -> None:
+    with questions_read(engine) as once:
+        async with sessions() as session:
+            await transparency_figures(session, now=utcnow())
+    app = create_app(load_settings(database_url=database_url))
+    clock = [0.0]
+    app[PUBLIC] = PublicFigures(clock=lambda: clock[0])
+    async with Client(TestServer(app)) as client:
+        with questions_read(client.app[ENGINE]) as view:
+            assert (await client.get("/transparency")).status == 200
+        assert len(view) == len(once), "the page and its case figures share one count of the questions"
+        await seed(sessions, revenue_citizens=5)
+        with questions_read(client.app[ENGINE]) as later:
+            stats = await (await client.get("/api/v1/stats")).json()
+            assert "No cases in these six months." in await (await client.get("/transparency")).text()
+        assert (later, stats["cases_per_department"]) == ([], []), "counted a moment ago: not again"
+        clock[0] += 61
+        stats = await (await client.get("/api/v1/stats")).json()
+        assert [d["department"] for d in stats["cases_per_department"]] == ["PARKS", "REVENUE"]
+
+
+async def test_the_stats_api_is_under_the_per_address_limit(database_url: str) -> None:
+    app = create_app(load_settings(database_url=database_url, web_requests_per_minute=2))
+    async with Client(TestServer(app)) as client:
+        statuses = [(await client.get("/api/v1/stats")).status for _ in range(3)]
+        assert statuses == [200, 200, 429]
