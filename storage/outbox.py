@@ -479,12 +479,14 @@ def _claim_statement(dialect: str, *, shared: bool) -> Any:
     """The claim, built once per dialect (building and keying it cost more CPU than running it).
 
     Core tables, not the ORM's bulk UPDATE: nothing in the session is synchronised with it anyway.
-    A case's events go to a department in order, and one that went dead holds back the rest. ``shared``
+    A case's events go to a department in order, and one that went dead holds back the rest. Events wait
+    while their department is disabled or its endpoint is missing or disabled (410 Gone); ``shared``
     caps the events of one department a dispatcher holds (``b_share``).
     """
     events, departments = _events, cast(sa.Table, Department.__table__)
     has_endpoint = exists().where(
         departments.c.code == events.c.department,
+        departments.c.enabled.is_(True),
         departments.c.webhook_url.is_not(None),
         departments.c.webhook_enabled.is_(True),
     )

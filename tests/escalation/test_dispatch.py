@@ -377,3 +377,17 @@ async def test_a_claim_counts_what_the_dispatcher_holds_against_a_departments_sh
 def delivered(delivery: Delivery) -> AttemptResult:
     return AttemptResult(delivery, Outcome.DELIVERED, utcnow(), status_code=200, latency_ms=3)
 
+
+async def test_a_disabled_departments_events_wait_until_it_is_enabled_again(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    await open_case(sessions, now=clock())
+    async with sessions.begin() as session:
+        await DepartmentRepository(session).update("TRANSPORT", enabled=False)
+    async with dispatcher(sessions, clock) as d:
+        assert await d.run_once() == 0
+        assert receiver.requests == 0
+        async with sessions.begin() as session:
+            await DepartmentRepository(session).update("TRANSPORT", enabled=True)
+        assert await d.run_once() == 1
+    assert len(receiver.received) == 1
