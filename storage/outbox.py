@@ -49,6 +49,10 @@ class DeliveryStatus(enum.StrEnum):
     DEAD = "dead"
 
 
+class DeliveryInFlight(Exception):
+    """The event is being delivered now (a running lease): queued again, it would go out twice at once."""
+
+
 class Outcome(enum.StrEnum):
     """What one attempt came to."""
 
@@ -339,11 +343,20 @@ class OutboxRepository:
         ]
 
     async def replay(self, key: str, now: datetime) -> EventSummary | None:
-        """Queue an event again (same webhook id, a fresh retry schedule); None if there is no such event."""
+        """Queue an event again (same webhook id, a fresh retry schedule); None if there is no such event.
+
+        DeliveryInFlight if a dispatcher holds it now: its lease and its result stay its own.
+        """
         found = await self.event(key)
         if found is None:
             return None
-        await self._requeue(OutboxEvent.id == found.id, now)
+        in_flight = and_(
+            OutboxEvent.status == DeliveryStatus.PENDING.value,
+            OutboxEvent.lease_until.is_not(None),
+            OutboxEvent.lease_until >= now,
+        )
+        if not await self._requeue(and_(OutboxEvent.id == found.id, ~in_flight), now):
+            raise DeliveryInFlight(f"delivery {found.id} is being delivered right now; not queued again")
         return found
 
     async def replay_department(self, department: str, since: datetime, now: datetime) -> int:

@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.dispatch import DispatchConfig, Dispatcher, DispatchMetrics
 from storage import db
 from storage.models import utcnow
-from storage.outbox import AttemptRecord, EventSummary, OutboxRepository
+from storage.outbox import AttemptRecord, DeliveryInFlight, EventSummary, OutboxRepository
 
 log = logging.getLogger(__name__)
 STATUSES = ("pending", "failed", "delivered", "dead")
@@ -171,7 +171,11 @@ def replay_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
             assert since is not None
             return await repo.replay_department(args.department, since, utcnow())
 
-    count = asyncio.run(go())
+    try:
+        count = asyncio.run(go())
+    except DeliveryInFlight as exc:
+        print(f"govbot: {exc}", file=sys.stderr)
+        return 1
     if args.id is not None and count == 0:
         print(f"govbot: no delivery {args.id!r}", file=sys.stderr)
         return 1

@@ -72,6 +72,22 @@ def test_replay_queues_a_dead_delivery_again_and_show_lists_its_attempts(
     assert "no delivery '999'" in capsys.readouterr().err
 
 
+def test_replay_refuses_a_delivery_being_made_right_now(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prepare(database, dead=False)
+
+    async def claim() -> None:
+        async with db.connected(database) as engine, db.sessionmaker(engine).begin() as session:
+            await OutboxRepository(session).claim("d", datetime.now(UTC), limit=1, lease=timedelta(minutes=5))
+
+    asyncio.run(claim())
+    assert main(["deliveries", "replay", "1"]) == 1
+    assert "delivery 1 is being delivered right now" in capsys.readouterr().err
+    assert main(["deliveries", "show", "1"]) == 0
+    assert "by d: in_progress" in capsys.readouterr().out  # the claim's attempt goes on undisturbed
+
+
 def test_replay_by_department_since_a_time(database: str, capsys: pytest.CaptureFixture[str]) -> None:
     prepare(database, dead=True)
     assert main(["deliveries", "replay", "--department", "TRANSPORT", "--since", "1d"]) == 0

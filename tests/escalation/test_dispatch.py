@@ -16,7 +16,14 @@ from bot.webhooks import RETRY_DELAYS, UrlPolicy, new_secret
 from storage.cases import CaseRepository
 from storage.departments import DepartmentRepository
 from storage.models import utcnow
-from storage.outbox import AttemptResult, Delivery, DeliveryStatus, OutboxRepository, Outcome
+from storage.outbox import (
+    AttemptResult,
+    Delivery,
+    DeliveryInFlight,
+    DeliveryStatus,
+    OutboxRepository,
+    Outcome,
+)
 from tests.conftest import close_every_connection
 from tests.escalation.conftest import Dept, open_case
 from tests.escalation.dispatching import LOCAL, Clock, dispatcher
@@ -391,3 +398,26 @@ async def test_a_disabled_departments_events_wait_until_it_is_enabled_again(
             await DepartmentRepository(session).update("TRANSPORT", enabled=True)
         assert await d.run_once() == 1
     assert len(receiver.received) == 1
+
+
+async def test_replaying_a_delivery_in_flight_leaves_it_to_its_dispatcher(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    # Replay cleared the lease: the dispatcher's result no longer applied and the event went out again.
+    await open_case(sessions, now=clock())
+    refused: list[str] = []
+
+    async def replay_meanwhile() -> None:
+        async with sessions.begin() as session:
+            try:
+                await OutboxRepository(session).replay("1", clock())
+            except DeliveryInFlight as exc:
+                refused.append(str(exc))
+
+    receiver.before_answer = replay_meanwhile
+    async with dispatcher(sessions, clock) as d:
+        assert await d.run_once() == 1
+        assert await d.run_once() == 0
+    assert refused == ["delivery 1 is being delivered right now; not queued again"]
+    assert receiver.requests == 1
+    assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 1, None)
