@@ -23,7 +23,7 @@ from bot.openapi import KEY_PATTERN, MAX_LIMIT, MAX_OFFSET, OPENAPI
 from bot.web.transparency import stats
 from storage.case_events import citizen_fields
 from storage.cases import Case, CaseError, CaseNotFound, CaseRepository, CaseStatus, normalise_ticket
-from storage.db import reconnecting
+from storage.db import error_reason, out_of_reach, reconnecting
 from storage.departments import DepartmentProfile, DepartmentRepository
 from storage.governance import govern_for_department, governed_case_list
 from storage.idempotency import MAX_KEY_LENGTH, PENDING, IdempotencyRepository
@@ -31,6 +31,9 @@ from storage.models import utcnow
 from storage.numbers import whole_number
 
 log = logging.getLogger(__name__)
+
+OUTAGE_RETRY_SECONDS = 10
+"""Retry-After of a 503 while the database is out of reach."""
 
 PREFIX = "/api/v1"
 PUBLIC_PATHS = frozenset({f"{PREFIX}/openapi.json", f"{PREFIX}/stats"})
@@ -371,7 +374,14 @@ async def _problems(
             raise
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # 405 must name them
         return Problem(exc.status, "http-error", exc.reason, exc.text or exc.reason).response(allow)
-    except Exception:
+    except Exception as exc:
+        if out_of_reach(exc):  # an outage, not a bug: one line, and a status that says retry
+            log.warning("department API on %s %s: the database is unavailable (%s)", request.method,
+                        request.path, error_reason(exc)[:200])
+            return Problem(
+                503, "unavailable", "Service unavailable",
+                "the database is unavailable; nothing was changed; retry later",
+            ).response({"Retry-After": str(OUTAGE_RETRY_SECONDS)})
         log.exception("department API failed on %s %s", request.method, request.path)
         return Problem(
             500, "internal-error", "Internal error", "something went wrong; nothing was changed; retry later"

@@ -64,10 +64,13 @@ class Dialogue:
         try:
             # A restarted database costs the citizen nothing: the turn runs again on a new connection.
             replies = await db.reconnecting(lambda: self._handle(incoming, cut=cut))
-        except Exception:
-            log.exception(
-                "dialogue failed on %s event from chat %s", incoming.channel, _masked(incoming.chat_id)
-            )
+        except Exception as exc:
+            where = (incoming.channel, _masked(incoming.chat_id))
+            if db.out_of_reach(exc):  # an outage, not a bug: one line each, not a traceback each
+                log.warning("dialogue: the database is unavailable for a %s event from chat %s (%s)",
+                            *where, db.error_reason(exc)[:200])
+            else:
+                log.exception("dialogue failed on %s event from chat %s", *where)
             return [Reply(t(language_of(incoming.language) or DEFAULT_LANGUAGE, "error"), kind="error")]
         return replies
 

@@ -16,7 +16,15 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,18 @@ class DatabaseUnavailable(Exception):
 DATABASE_ERRORS = (SQLAlchemyError, OSError)
 """What a unit of work raises when the database fails it: SQLAlchemy's errors, which wrap the driver's
 (asyncpg's while connecting too, see ``_connect_or_explain``), and the network's."""
+
+
+OUT_OF_REACH = (
+    DatabaseUnavailable, OSError, OperationalError, InterfaceError, DisconnectionError, PoolTimeout
+)
+"""What a database out of reach raises (down, restarting, locked, pool exhausted): worth a retry later.
+Other database errors (a constraint, a wrong statement) are bugs and keep their traceback in the log."""
+
+
+def out_of_reach(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is out of reach, rather than that a statement was wrong."""
+    return isinstance(exc, OUT_OF_REACH) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

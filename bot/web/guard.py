@@ -11,12 +11,10 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.channels.flood import FloodLimit
 from bot.web import refusal
-from storage.db import DatabaseUnavailable, reconnecting
+from storage.db import error_reason, out_of_reach, reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +24,6 @@ MAX_BODY = 64 * 1024
 """The page takes at most 4000 characters; a form sends each Chinese one as 9 bytes (%E5%8A%9E), so
 36 000 bytes plus the other fields. JSON sends it as 3 bytes, or 6 as an escape (\\u529e)."""
 RETRY_AFTER_SECONDS = 10
-UNAVAILABLE = (
-    DatabaseUnavailable, OSError, OperationalError, InterfaceError, DisconnectionError, PoolTimeout
-)
-"""What a database out of reach raises (down, restarting, locked, pool exhausted): worth a retry later.
-Other database errors (a constraint, a wrong statement) are bugs and stay 500s with their traceback."""
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -73,11 +66,6 @@ def problem_response(problem: Problem) -> web.Response:
 
 def too_many(detail: str = "") -> Problem:
     return Problem(429, "Too Many Requests", detail, Retry_After=str(RETRY_AFTER_SECONDS))
-
-
-def unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database is out of reach, rather than that a statement was wrong."""
-    return isinstance(exc, UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 def client_address(request: web.Request) -> str:
@@ -197,9 +185,8 @@ def _admit(request: web.Request) -> None:
 
 def _failure(route: str, exc: Exception) -> Problem:
     """503 with one log line while the database is out of reach (every request fails alike); else 500."""
-    if unavailable(exc):
-        original = getattr(exc, "orig", None) or exc
-        reason = f"{type(original).__name__}: {original}".splitlines()[0][:200]
+    if out_of_reach(exc):
+        reason = error_reason(exc)[:200]
         log.warning("web route %s: the database is unavailable, answered 503 (%s)", route, reason)
         return Problem(
             503, "Service Unavailable", "the database is unavailable; try again in a moment",

@@ -61,6 +61,10 @@ async def test_while_the_database_is_down_every_web_route_says_503_once_in_the_l
         "/api/chat/messages", data={"csrf": browser.token, "text": "hello"}, allow_redirects=False
     )
     assert (form.status, form.content_type) == (503, "text/html"), "not back to a chat that cannot be shown"
+    stats = await browser.client.get("/api/v1/stats")
+    assert stats.status == 503
+    assert int(stats.headers["Retry-After"]) > 0
+    assert not [r for r in caplog.records if r.exc_info], "an outage is not a bug: no tracebacks anywhere"
 
     logged = [r for r in caplog.records if r.name == "bot.web.guard"]
     assert len(logged) == 4, "one line per request"

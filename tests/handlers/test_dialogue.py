@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from handlers.dialogue import Dialogue
@@ -281,6 +283,26 @@ async def test_a_failing_flow_is_answered_with_an_apology(
     replies = await dialogue.handle(said("/boom"))
     assert replies[0].kind == "error"
     assert "something went wrong" in replies[0].text
+
+
+async def test_a_database_out_of_reach_is_one_log_line_per_event_not_a_traceback(
+    sessions: Sessions, knowledge: LiveKnowledge, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = Router()
+
+    @down.command("down")
+    async def refused(turn: Turn) -> list[Reply]:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    dialogue = Dialogue(sessions, knowledge, routers=[down])
+    with caplog.at_level(logging.WARNING, logger="handlers.dialogue"):
+        replies = await dialogue.handle(said("/down"))
+    assert [reply.kind for reply in replies] == ["error"]
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert "the database is unavailable" in record.getMessage()
+    assert "ConnectionRefusedError: connection refused" in record.getMessage()
 
 
 async def test_a_flow_other_than_a_question_sees_the_message_that_started_it(
