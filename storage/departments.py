@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Department, utcnow
+from storage.outbox import OutboxRepository
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,49}$")
 PREFIX = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")
@@ -171,11 +172,15 @@ class DepartmentRepository:
             row.enabled = bool(changes["enabled"])
         if "secrets" in changes:
             row.secrets = list(changes["secrets"])[:MAX_SECRETS]
+        now = now or utcnow()
         if "webhook_url" in changes:
             row.webhook_url = changes["webhook_url"] or None
+            if row.webhook_enabled is False:
+                # The tries before the 410 were the old endpoint's: a failure after it must not dead-letter.
+                await OutboxRepository(self.session).start_afresh(code, now)
             # A new (or the same, re-saved) endpoint is a deliberate act: it lifts a 410 Gone.
             row.webhook_enabled, row.webhook_disabled_reason = True, None
-        row.updated_at = now or utcnow()
+        row.updated_at = now
         return profile(row)
 
     async def add_secret(self, code: str, secret: str, *, now: datetime | None = None) -> DepartmentProfile:

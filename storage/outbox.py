@@ -370,6 +370,17 @@ class OutboxRepository:
             now,
         )
 
+    async def start_afresh(self, department: str, now: datetime) -> int:
+        """Give a department's waiting events a fresh retry schedule, due now (its endpoint is back)."""
+        return await self._requeue(
+            and_(
+                OutboxEvent.department == department,
+                OutboxEvent.status == DeliveryStatus.PENDING.value,
+                or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now),
+            ),
+            now,
+        )
+
     async def counts(self) -> dict[str, int]:
         """How many events are in each status (pending, failed, delivered, dead)."""
         rows = await self.session.execute(

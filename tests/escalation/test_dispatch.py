@@ -421,3 +421,21 @@ async def test_replaying_a_delivery_in_flight_leaves_it_to_its_dispatcher(
     assert refused == ["delivery 1 is being delivered right now; not queued again"]
     assert receiver.requests == 1
     assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 1, None)
+
+
+async def test_an_endpoint_set_again_after_410_gets_a_fresh_retry_schedule(
+    sessions: Sessions, receiver: Receiver, clock: Clock
+) -> None:
+    # A 410 after six failures left the event one try from its dead letter once the endpoint was back.
+    receiver.answers = [500] * 6 + [410, 500]
+    await open_case(sessions, now=clock())
+    async with dispatcher(sessions, clock) as d:
+        for _ in range(7):
+            assert await d.run_once() == 1
+            clock.advance(timedelta(hours=13))
+        await set_url(sessions, "TRANSPORT", receiver.url)
+        assert await d.run_once() == 1
+        assert await event_status(sessions) == (DeliveryStatus.PENDING, 8, "HTTP 500")
+        clock.advance(RETRY_DELAYS[0] * 1.3)
+        assert await d.run_once() == 1
+    assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 9, None)
