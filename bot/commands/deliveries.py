@@ -184,16 +184,19 @@ def replay_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
 
 
 def parse_since(text: str, now: datetime) -> datetime | None:
-    """``6h``, ``2d``, ``30m`` ago, or an ISO date or time (UTC unless it says otherwise); None if neither."""
+    """``6h``, ``2d``, ``30m`` ago, or an ISO date or time (UTC unless it says otherwise), in UTC.
+
+    None if it is neither, or lies outside the years 1 to 9999 once in UTC.
+    """
     text = text.strip()
     relative = _RELATIVE.match(text)
-    if relative:
-        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
     try:
+        if relative:
+            return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _status(event: EventSummary) -> str:

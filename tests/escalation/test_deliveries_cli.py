@@ -110,6 +110,20 @@ def test_dispatch_once_records_a_failed_attempt_when_nobody_listens(
 
 
 @pytest.mark.parametrize(
+    "since", ["999999999d", "99999999999d", "0001-01-01T00:00+05:00", "9999-12-31T23:00-05:00"]
+)
+def test_replay_since_beyond_the_calendar_is_a_usage_error(
+    database: str, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    # These overflowed datetime arithmetic and ended in a traceback.
+    prepare(database, dead=True)
+    assert main(["deliveries", "replay", "--department", "TRANSPORT", f"--since={since}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("govbot: --since takes")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("6h", NOW - timedelta(hours=6)),
