@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from bot.config import Settings
 from bot.dispatch import DispatchConfig, Dispatcher, DispatchMetrics
 from storage import db
+from storage.departments import DepartmentError, DepartmentRepository
 from storage.models import utcnow
 from storage.outbox import AttemptRecord, DeliveryInFlight, EventSummary, OutboxRepository
 
@@ -169,11 +170,13 @@ def replay_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
             if args.id is not None:
                 return 1 if await repo.replay(args.id, utcnow()) else 0
             assert since is not None
+            if await DepartmentRepository(session).get(args.department) is None:
+                raise DepartmentError(f"no department {args.department[:60]!r}")
             return await repo.replay_department(args.department, since, utcnow())
 
     try:
         count = asyncio.run(go())
-    except DeliveryInFlight as exc:
+    except (DeliveryInFlight, DepartmentError) as exc:
         print(f"govbot: {exc}", file=sys.stderr)
         return 1
     if args.id is not None and count == 0:

@@ -95,6 +95,9 @@ def test_replay_by_department_since_a_time(database: str, capsys: pytest.Capture
     assert main(["deliveries", "replay", "--department", "TRANSPORT", "--since", "yesterday"]) == 2
     assert "--since takes" in capsys.readouterr().err
     assert main(["deliveries", "replay"]) == 2
+    capsys.readouterr()
+    assert main(["deliveries", "replay", "--department", "NOPE", "--since", "1d"]) == 1
+    assert capsys.readouterr().err == "govbot: no department 'NOPE'\n"  # not "0 … queued again"
 
 
 def test_dispatch_once_records_a_failed_attempt_when_nobody_listens(
