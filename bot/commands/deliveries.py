@@ -17,6 +17,7 @@ from bot.dispatch import DispatchConfig, Dispatcher, DispatchMetrics
 from storage import db
 from storage.departments import DepartmentError, DepartmentRepository
 from storage.models import utcnow
+from storage.numbers import whole_number
 from storage.outbox import AttemptRecord, DeliveryInFlight, EventSummary, OutboxRepository
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def register(
     )
     p.add_argument("--once", action="store_true", help="one round of due deliveries, then exit")
     p.add_argument(
-        "--metrics-port", type=int, default=None, metavar="PORT", help="serve /metrics on this port"
+        "--metrics-port", type=port, default=None, metavar="PORT", help="serve /metrics on this port"
     )
     p.set_defaults(handler=dispatch_command)
 
@@ -61,6 +62,14 @@ def register(
     p.set_defaults(handler=replay_command)
 
 
+def port(text: str) -> int:
+    """A TCP port number, 1 to 65535 (an argparse type)."""
+    number = whole_number(text, 1, 65535)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a port number (1 to 65535)")
+    return number
+
+
 def dispatch_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Run the dispatcher until SIGINT or SIGTERM; deliveries in flight finish and are recorded."""
     config = settings()
@@ -69,7 +78,12 @@ def dispatch_command(args: argparse.Namespace, settings: Callable[[], Settings])
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port, addr=config.http_host, registry=metrics.registry)
+        try:
+            start_http_server(args.metrics_port, addr=config.http_host, registry=metrics.registry)
+        except OSError as exc:
+            where = f"{config.http_host}:{args.metrics_port}"
+            print(f"govbot: cannot serve /metrics on {where}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
 
     async def go() -> int:
         async with db.connected(config.database_url) as engine:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -110,6 +111,28 @@ def test_dispatch_once_records_a_failed_attempt_when_nobody_listens(
     assert "1 delivery attempt(s)" in capsys.readouterr().out
     assert main(["deliveries", "list", "--json"]) == 0
     assert '"status": "failed"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("given", ["99999", "0", "-1", "http"])
+def test_dispatch_refuses_a_metrics_port_that_is_not_one(
+    database: str, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dispatch", "--once", f"--metrics-port={given}"])
+    assert exit_info.value.code == 2
+    assert "is not a port number (1 to 65535)" in capsys.readouterr().err
+
+
+def test_dispatch_says_so_in_one_line_when_the_metrics_port_is_taken(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["dispatch", "--once", "--metrics-port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"govbot: cannot serve /metrics on 127.0.0.1:{port}: Address already in use\n"
 
 
 @pytest.mark.parametrize(
