@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -209,9 +210,19 @@ class NewCase:
 
 
 def normalise_ticket(text: str) -> str | None:
-    """``tr-2026-000123`` → ``TR-2026-000123``; None when it is not a ticket number."""
-    ticket = text.strip().upper()
+    """``tr-2026-000123`` → ``TR-2026-000123``; None when it is not a ticket number.
+
+    Tickets are copied from messages and typed with Chinese input methods: full-width forms
+    (``ＴＡ－２０２６``), other dashes, and the sentence's punctuation around the number are accepted.
+    """
+    wide = unicodedata.normalize("NFKC", text)
+    folded = "".join("-" if unicodedata.category(ch) == "Pd" else ch for ch in wide)
+    ticket = folded.strip(_AROUND_TICKET).upper()
     return ticket if TICKET.match(ticket) else None
+
+
+_AROUND_TICKET = " \t\n\r.,;:!?'\"()[]<>{}«»“”‘’「」『』【】《》〈〉。，、；：！？…"
+"""What may surround a copied ticket (after NFKC): spaces, quotes, brackets, a sentence's punctuation."""
 
 
 class CaseRepository:
