@@ -79,11 +79,12 @@ class UrlPolicy:
         if parsed.scheme not in schemes:
             hint = "" if self.allow_http else " (http only with GOVBOT_WEBHOOK_ALLOW_HTTP=true, for testing)"
             raise EndpointRefused(f"endpoint must use https, not {parsed.scheme or 'no scheme'}{hint}")
-        if not parsed.host:
+        host = _host(parsed)
+        if not host:
             raise EndpointRefused("endpoint URL has no host")
         if parsed.user is not None or parsed.password is not None:
             raise EndpointRefused("endpoint URL must not contain credentials")
-        literal = _literal_ip(parsed.host)
+        literal = _literal_ip(host)
         if literal is not None:
             self.check_address(literal)
         return parsed
@@ -150,6 +151,17 @@ def parse_address(text: str) -> IPAddress | None:
         return ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return None
+
+
+def _host(url: URL) -> str | None:
+    """The URL's host; EndpointRefused for a name IDNA refuses (empty label, label over 63, bad xn--)."""
+    try:
+        host = url.host
+        if host and _literal_ip(host) is None:
+            host.encode("idna")  # as the resolver will, so it fails here and not at every delivery
+    except UnicodeError:
+        raise EndpointRefused(f"not a URL: {(url.raw_host or '')[:80]!r} is not a valid host name") from None
+    return host
 
 
 def _literal_ip(host: str) -> IPAddress | None:

@@ -109,6 +109,29 @@ def test_an_endpoint_at_the_cloud_metadata_address_is_refused_on_add(
     assert stored(database, "TAX") is None
 
 
+BAD_HOSTS = ["https://a..b/hook", "https://xn--a.example/hook", f"https://{'a' * 64}.example/hook"]
+
+
+@pytest.mark.parametrize("url", BAD_HOSTS)
+def test_host_names_idna_refuses_are_not_urls_on_add_update_and_import(
+    database: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str
+) -> None:
+    # These ended in a UnicodeError traceback from the IDNA codec.
+    assert main(["departments", "add", "TAX", "--webhook-url", url]) == 1
+    assert capsys.readouterr().err.startswith("govbot: not a URL: ")
+    assert main(["departments", "add", "TAX"]) == 0
+    capsys.readouterr()
+    assert main(["departments", "update", "TAX", "--webhook-url", url]) == 1
+    assert capsys.readouterr().err.startswith("govbot: not a URL: ")
+    path = tmp_path / "departments.yaml"
+    path.write_text(f"departments:\n  - code: TAX\n    name: {{en: Tax}}\n    webhook_url: {url}\n")
+    assert main(["departments", "import", str(path)]) == 1
+    assert "department #1: not a URL: " in capsys.readouterr().err
+    department = stored(database, "TAX")
+    assert department is not None
+    assert department.webhook_url is None
+
+
 def test_http_endpoints_need_the_testing_switch(
     database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -255,6 +255,22 @@ async def test_internal_addresses_are_refused_at_delivery_without_a_request(
     assert error.startswith("endpoint refused")
 
 
+@pytest.mark.parametrize(
+    "url", ["https://a..b/hook", "https://xn--a.example/hook", f"https://{'a' * 64}.example/hook"]
+)
+async def test_a_stored_host_name_idna_refuses_is_a_refused_endpoint_not_a_crash(
+    sessions: Sessions, departments: dict[str, Dept], clock: Clock, url: str
+) -> None:
+    await set_url(sessions, "TRANSPORT", url)  # saved before such names were refused
+    await open_case(sessions, now=clock())
+    async with dispatcher(sessions, clock) as d:
+        assert await d.run_once() == 1
+    status, _, error = await event_status(sessions)
+    assert status == DeliveryStatus.PENDING
+    assert error is not None
+    assert error.startswith("endpoint refused: not a URL: ")
+
+
 async def test_the_running_loop_delivers_a_new_case_and_stops_cleanly(
     sessions: Sessions, receiver: Receiver
 ) -> None:
