@@ -110,13 +110,18 @@ class Dialogue:
 
     def _flow(self, turn: Turn) -> Flow:
         """The flow for this event (a command abandons whatever was pending)."""
-        incoming, router = turn.incoming, self.router
+        incoming, router, pending = turn.incoming, self.router, turn.state.state
+        # What a citizen has pending (a case being described, a comment) belongs to their private chat:
+        # in a group it is neither taken up nor given up.
+        private = not incoming.is_group
         if incoming.payload is not None:
             prefix, _, turn.args = incoming.payload.partition(":")
             flow = router.buttons.get(prefix)
             if flow is None:
                 log.warning("unknown button payload prefix %r", prefix[:20])
                 return _expired
+            if pending and private and not router.same_feature(prefix, pending):
+                turn.state.clear()  # another feature's button leaves the step, as a command does
             return flow
         if incoming.unsupported:
             return _saying("text_only", kind="text_only")
@@ -126,11 +131,12 @@ class Dialogue:
             flow = router.commands.get(name)
             if flow is None:
                 return _saying("unknown_command", kind="unknown_command", command=name[:32])
-            turn.state.clear()
+            if private:
+                turn.state.clear()
             return flow
         if not (incoming.text or "").strip():
             return _saying("empty_text", kind="empty")
-        state_flow = router.states.get(turn.state.state or "")
+        state_flow = router.states.get(pending or "") if private else None
         if state_flow is not None:
             return state_flow
         if not _visible(incoming.text or ""):  # only zero-width or direction marks: not a question

@@ -97,6 +97,8 @@ class Router:
         self.buttons: dict[str, Flow] = {}
         self.states: dict[str, Flow] = {}
         self.text: Flow | None = None
+        self.features: dict[str, Router] = {}
+        """Which included router (feature) each button prefix and state name came from."""
 
     def command(self, *names: str) -> Callable[[Flow], Flow]:
         return self._register(self.commands, names)
@@ -125,7 +127,13 @@ class Router:
                 if clash:
                     raise ValueError(f"routes defined twice: {sorted(clash)}")
                 own.update(other)
+                self.features.update(dict.fromkeys(other, router))
             self.text = router.text or self.text
+
+    def same_feature(self, prefix: str, state: str) -> bool:
+        """Whether button ``prefix`` belongs to the feature that is waiting in ``state``."""
+        owner = self.features.get(state)
+        return owner is not None and owner is self.features.get(prefix)
 
     def _register(self, table: dict[str, Flow], names: tuple[str, ...]) -> Callable[[Flow], Flow]:
         def decorate(flow: Flow) -> Flow:

@@ -368,3 +368,32 @@ async def test_a_turn_is_not_lost_when_the_database_restarted_under_the_pool(pos
     finally:
         await engine.dispose()
 
+
+
+async def describing(dialogue: Dialogue) -> None:
+    """The citizen has asked for a person, chosen the tax topic and is asked to describe their need."""
+    await dialogue.handle(said("/human"))
+    await dialogue.handle(said(payload="esc:cat:tax"))
+    replies = await dialogue.handle(said(payload="esc:yes"))
+    assert replies[0].kind == "escalation_describe"
+
+
+async def test_a_step_pending_in_the_private_chat_is_neither_taken_nor_dropped_by_a_group_message(
+    dialogue: Dialogue,
+) -> None:
+    """The same citizen addressing the bot in a group: not their case's description, and no case there."""
+    await describing(dialogue)
+    for group_message in (said("@govbot what time is the meeting?", is_group=True),
+                          said("/help", is_group=True)):
+        replies = await dialogue.handle(group_message)
+        assert not [r for r in replies if r.kind.startswith("escalation")]
+    replies = await dialogue.handle(said("My tax refund from March has not arrived."))
+    assert replies[0].kind == "escalation_consent"
+
+
+async def test_another_features_button_leaves_a_pending_step_as_a_command_does(dialogue: Dialogue) -> None:
+    await describing(dialogue)
+    await dialogue.handle(said(payload="menu:1"))  # 📚 Browse topics, while asked to describe
+    replies = await dialogue.handle(said("How do I pay my property tax?"))
+    assert replies[0].kind in ("answer", "clarify")
+    assert (await dialogue.handle(said(payload="esc:asis")))[0].kind == "expired"
