@@ -31,7 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.polling import PollTimer
-from bot.webhooks import EndpointRefused, InvalidSecret, UrlPolicy, body_bytes, retry_at, signed_headers
+from bot.webhooks import (
+    EndpointRefused,
+    InvalidSecret,
+    UrlPolicy,
+    body_bytes,
+    retry_at,
+    signed_headers,
+    without_secrets,
+)
 from storage import cases as _cases  # noqa: F401 - the outbox's foreign keys point at its tables
 from storage.db import reconnecting
 from storage.departments import DepartmentRepository
@@ -271,6 +279,8 @@ class Dispatcher:
             error = f"{type(exc).__name__}: {exc}"
         except OSError as exc:
             error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            error = without_secrets(error)  # stored and logged: no endpoint's query string or credentials
         latency = time.perf_counter() - began
         return self._result(delivery, started, status, error, latency)
 

@@ -16,6 +16,7 @@ import hmac
 import ipaddress
 import json
 import random
+import re
 import secrets as secrets_module
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -46,6 +47,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolve = Callable[[str], Awaitable[list[str]]]
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_URL_IN_TEXT = re.compile(
+    r"(?P<start>\b[a-z][a-z0-9+.-]*://)(?:[^\s/@'\"]*@)?(?P<place>[^\s?#'\"]*)[^\s'\"]*", re.IGNORECASE
+)
+"""A URL in free text: scheme, credentials (dropped), host and path (kept), query and fragment (dropped)."""
 
 
 class EndpointRefused(ValueError):
@@ -138,6 +143,14 @@ class UrlPolicy:
                     "GOVBOT_WEBHOOK_ALLOWED_NETWORKS if it is a trusted intranet"
                 )
         return []
+
+
+def without_secrets(text: str) -> str:
+    """``text`` with each URL in it cut to scheme, host and path.
+
+    A query, fragment or credentials may hold a department's token, and aiohttp's errors quote whole URLs.
+    """
+    return _URL_IN_TEXT.sub(lambda found: found["start"] + found["place"], text)
 
 
 async def system_resolve(host: str) -> list[str]:

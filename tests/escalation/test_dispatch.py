@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -455,3 +457,32 @@ async def test_an_endpoint_set_again_after_410_gets_a_fresh_retry_schedule(
         clock.advance(RETRY_DELAYS[0] * 1.3)
         assert await d.run_once() == 1
     assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 9, None)
+
+
+async def test_a_failed_deliverys_error_and_log_leave_out_the_endpoints_query_string(
+    sessions: Sessions, departments: dict[str, Dept], clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # aiohttp's error for a malformed answer quotes the whole URL, a token in its query string too.
+    async def malformed(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        assert request.transport is not None
+        request.transport.write(b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n")
+        request.transport.close()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", malformed)
+    async with TestServer(app, host="127.0.0.1") as server:
+        endpoint = str(server.make_url("/hook"))
+        await set_url(sessions, "TRANSPORT", endpoint + "?token=s3cret-in-the-url")
+        await open_case(sessions, now=clock())
+        async with dispatcher(sessions, clock) as d:
+            assert await d.run_once() == 1
+    error = (await event_status(sessions))[2]
+    assert error is not None
+    assert error.startswith("ClientResponseError: 400")
+    assert f"url='{endpoint}'" in error
+    assert "s3cret" not in error
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "bot.dispatch"]
+    assert f"url='{endpoint}'" in logged
+    assert "s3cret" not in logged

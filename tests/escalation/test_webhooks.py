@@ -19,6 +19,7 @@ from bot.webhooks import (
     retry_at,
     secret_key,
     signed_headers,
+    without_secrets,
 )
 from tests.escalation.conftest import NOW
 
@@ -138,3 +139,15 @@ def test_jitter_spreads_retries_of_many_failed_deliveries() -> None:
     waits = {retry_at(2, NOW, rng) for _ in range(50)}
     assert len(waits) == 50
     assert max(w for w in waits if w) - min(w for w in waits if w) > timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("url='https://h.example/hook?token=t0k'", "url='https://h.example/hook'"),
+        ("at https://user:pw@h.example:8443/p#frag then", "at https://h.example:8443/p then"),
+        ("Cannot connect to host h.example:443", "Cannot connect to host h.example:443"),
+    ],
+)
+def test_urls_in_an_error_lose_their_query_fragment_and_credentials(text: str, expected: str) -> None:
+    assert without_secrets(text) == expected
