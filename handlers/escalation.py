@@ -10,7 +10,9 @@ can be added to or withdrawn. Department replies and status changes come back as
 
 from __future__ import annotations
 
+import functools
 import html
+import secrets
 import unicodedata
 from collections import Counter
 from datetime import datetime, timedelta
@@ -21,11 +23,12 @@ from sqlalchemy import select
 from handlers import ask, privacy
 from handlers.answers import button_label
 from handlers.i18n import Html, t
-from handlers.router import Router, Turn, parse_id, private
+from handlers.router import Flow, Router, Turn, parse_id, private
 from handlers.types import Button, Reply
 from storage.cases import (
     Case,
     CaseChangeRecord,
+    CaseClosed,
     CaseError,
     CaseRepository,
     CaseStatus,
@@ -48,6 +51,7 @@ CONFIRM, DESCRIBE, CONSENT, CONTACT, ADD = (
     "esc_contact",
     "esc_add",
 )
+STEPS = (CONFIRM, DESCRIBE, CONSENT, CONTACT, ADD)
 WAIT = timedelta(minutes=30)
 """How long a step of the escalation waits for the citizen before free text is a new question again."""
 MAX_CONTACT = 500
@@ -72,15 +76,28 @@ async def start(turn: Turn) -> list[Reply]:
 
 
 @router.button("esc")
+@private
 async def step(turn: Turn) -> list[Reply]:
-    """The buttons of the escalation steps."""
-    action, _, value = turn.args.partition(":")
+    """The buttons of the escalation steps: ``esc:<action>:<nonce>[:<value>]``.
+
+    The nonce names the request the message was sent for: a button of an earlier request's message
+    must not act on the current one (send its question, open its case), so it has expired.
+    """
+    action, _, rest = turn.args.partition(":")
+    nonce, _, value = rest.partition(":")
+    pending = turn.state.state in STEPS
+    current = pending and bool(nonce) and nonce == turn.state.data.get("nonce")
     if action == "no":
-        if turn.state.state in (CONFIRM, DESCRIBE, CONSENT, CONTACT, ADD):
+        if pending and not current:  # an earlier message's Cancel leaves this request alone
+            return turn.say("button_expired", kind="expired")
+        if current:
             turn.state.clear()
         return _acknowledged(turn, "esc_cancelled")
-    if not _pending(turn, CONFIRM, DESCRIBE, CONSENT):
+    if not current or turn.state.state not in (CONFIRM, DESCRIBE, CONSENT):
         return turn.say("button_expired", kind="expired")
+    if _lapsed(turn):
+        turn.state.clear()
+        return turn.say("esc_expired", kind="expired")
     data = dict(turn.state.data)
     if action == "cat" and turn.state.state == CONFIRM:
         data["category"] = value if turn.knowledge.category(value) is not None else None
@@ -94,40 +111,66 @@ async def step(turn: Turn) -> list[Reply]:
         if value == "0":
             return await _open(turn, data, contact=None)
         turn.state.set(CONTACT, **(data | {"since": turn.now.isoformat()}))
-        return turn.say("esc_contact", kind="escalation_contact", buttons=(_cancel(turn),))
+        return turn.say("esc_contact", kind="escalation_contact", buttons=(_cancel(turn, data),))
     return turn.say("button_expired", kind="expired")
 
 
+def _private_step(flow: Flow) -> Flow:
+    """A step's text: in a group it is only a question there, and the step in the private chat waits on."""
+
+    @functools.wraps(flow)
+    async def in_private(turn: Turn) -> list[Reply]:
+        if turn.incoming.is_group:
+            return await ask.ask(turn)  # a department's reply would be posted to the group
+        return await flow(turn)
+
+    return in_private
+
+
 @router.state(CONFIRM, CONSENT)
+@_private_step
 async def typed_instead_of_pressing(turn: Turn) -> list[Reply]:
-    """Text while a button is expected: the citizen moved on, so it is a new question."""
-    turn.state.clear()
-    return await ask.ask(turn)
+    """Text while a button is expected: the step waits and is asked again, its buttons with it.
+
+    Taking the text as a new question silently dropped the request, and a phone number typed at
+    "may they contact you" was asked of the knowledge base.
+    """
+    if _lapsed(turn):
+        return await _lapse(turn)
+    data = dict(turn.state.data)
+    if turn.state.state == CONSENT:
+        prompt = _consent(turn, data)
+    elif data.get("department"):
+        prompt = _ask_confirmation(turn, data)
+    else:
+        prompt = _pick_category(turn, data)
+    return [Reply(turn.t("esc_use_buttons"), kind="escalation_use_buttons"), *prompt]
 
 
 @router.state(DESCRIBE)
+@_private_step
 async def description(turn: Turn) -> list[Reply]:
     """The description of the request."""
     if _lapsed(turn):
         return await _lapse(turn)
     text = turn.incoming.text or ""
     if not _has_words(text):
-        return turn.say("esc_empty", kind="escalation_empty", buttons=(_cancel(turn),))
+        return turn.say("esc_empty", kind="escalation_empty", buttons=(_cancel(turn, turn.state.data),))
     return _consent(turn, dict(turn.state.data) | {"description": for_storage(text)})
 
 
 @router.state(CONTACT)
+@_private_step
 async def contact(turn: Turn) -> list[Reply]:
     """The contact details the citizen agreed to share."""
     if _lapsed(turn):
         return await _lapse(turn)
     text = (turn.incoming.text or "").strip()
+    cancel = (_cancel(turn, turn.state.data),)
     if not _has_words(text):
-        return turn.say("esc_empty", kind="escalation_empty", buttons=(_cancel(turn),))
+        return turn.say("esc_empty", kind="escalation_empty", buttons=cancel)
     if len(text) > MAX_CONTACT:
-        return turn.say(
-            "esc_contact_too_long", limit=MAX_CONTACT, kind="escalation_contact", buttons=(_cancel(turn),)
-        )
+        return turn.say("esc_contact_too_long", limit=MAX_CONTACT, kind="escalation_contact", buttons=cancel)
     return await _open(turn, dict(turn.state.data), contact=text)
 
 
@@ -162,6 +205,7 @@ async def status(turn: Turn) -> list[Reply]:
 
 
 @router.button("case")
+@private
 async def case_button(turn: Turn) -> list[Reply]:
     """Show, add to, or withdraw one of the citizen's cases."""
     action, _, raw_id = turn.args.partition(":")
@@ -176,8 +220,9 @@ async def case_button(turn: Turn) -> list[Reply]:
         return turn.say("case_closed", ticket=case.ticket, kind="case_closed")
     department = await _department_name(turn, case.department)
     if action == "add":
-        turn.state.set(ADD, case_id=case.id, since=turn.now.isoformat())
-        return turn.say("case_add_prompt", ticket=case.ticket, kind="case_add", buttons=(_cancel(turn),))
+        turn.state.set(ADD, case_id=case.id, since=turn.now.isoformat(), nonce=_nonce())
+        buttons = (_cancel(turn, turn.state.data),)
+        return turn.say("case_add_prompt", ticket=case.ticket, kind="case_add", buttons=buttons)
     if action == "wd":
         buttons = (
             (
@@ -199,19 +244,23 @@ async def case_button(turn: Turn) -> list[Reply]:
 
 
 @router.state(ADD)
+@_private_step
 async def add_information(turn: Turn) -> list[Reply]:
     """What the citizen adds to an open case; the department gets ``case.updated``."""
     if _lapsed(turn):
         return await _lapse(turn)
     text = turn.incoming.text or ""
     if not _has_words(text):
-        return turn.say("esc_empty", kind="escalation_empty", buttons=(_cancel(turn),))
-    case_id = parse_id(str(turn.state.data.get("case_id", "")))
+        return turn.say("esc_empty", kind="escalation_empty", buttons=(_cancel(turn, turn.state.data),))
+    case_id = parse_id(str(turn.state.data.get("case_id", ""))) or 0
     turn.state.clear()
+    repo = CaseRepository(turn.session)
     try:
-        case = await CaseRepository(turn.session).add_information(
-            case_id or 0, turn.citizen.id, text, turn.now
-        )
+        case = await repo.add_information(case_id, turn.citizen.id, text, turn.now)
+    except CaseClosed:  # the department closed it while the citizen was typing
+        closed = await repo.get(case_id)
+        ticket = closed.ticket if closed is not None else ""
+        return turn.say("case_closed", ticket=ticket, kind="case_closed")
     except CaseError:
         return turn.say("button_expired", kind="expired")
     department = await _department_name(turn, case.department)
@@ -269,7 +318,8 @@ def notice_replies(kind: str, data: dict[str, Any], lang: str) -> list[Reply]:
 async def _context(turn: Turn) -> dict[str, Any]:
     """What the request is about: the question asked, the entry shown, its category."""
     kind, raw = turn.args[:1], turn.args[1:]
-    context: dict[str, Any] = {"until": await CaseRepository(turn.session).last_message_id(turn.citizen.id)}
+    until = await CaseRepository(turn.session).last_message_id(turn.citizen.id)
+    context: dict[str, Any] = {"until": until, "nonce": _nonce()}
     item_id = parse_id(raw) if turn.incoming.payload is not None else None
     if kind == "a" and item_id is not None:
         answer = await turn.questions.answer(item_id)
@@ -310,12 +360,12 @@ async def _department(turn: Turn, entry_id: str | None, category: str | None) ->
 def _pick_category(turn: Turn, context: dict[str, Any]) -> list[Reply]:
     turn.state.set(CONFIRM, **(context | {"since": turn.now.isoformat()}))
     rows: list[tuple[Button, ...]] = [
-        (Button(button_label(turn.localized(c.name) or c.code), payload=f"esc:cat:{c.code}"),)
+        (Button(button_label(turn.localized(c.name) or c.code), payload=_payload(context, "cat", c.code)),)
         for c in turn.knowledge.kb.categories
-        if len(f"esc:cat:{c.code}".encode()) <= 64
+        if len(_payload(context, "cat", c.code).encode()) <= 64
     ]
-    rows.append((Button(turn.t("esc_btn_other"), payload="esc:cat:-"),))
-    rows.append(_cancel(turn))
+    rows.append((Button(turn.t("esc_btn_other"), payload=_payload(context, "cat", "-")),))
+    rows.append(_cancel(turn, context))
     return [Reply(turn.t("esc_pick_category"), buttons=tuple(rows), kind="escalation_topic")]
 
 
@@ -323,41 +373,36 @@ async def _confirm(turn: Turn, context: dict[str, Any], department: DepartmentPr
     if department is None:
         turn.state.clear()
         return turn.say("esc_no_department", kind="escalation_unavailable")
-    remembered = {
-        "department": department.code,
-        "department_name": department.name,
-        "since": turn.now.isoformat(),
-    }
-    turn.state.set(CONFIRM, **(context | remembered))
-    buttons = (
-        (Button(turn.t("esc_btn_yes"), payload="esc:yes"), Button(turn.t("esc_btn_no"), payload="esc:no")),
-    )
-    return turn.say(
-        "esc_confirm",
-        department=department.display_name(turn.lang),
-        kind="escalation_confirm",
-        buttons=buttons,
-    )
+    chosen = {"department": department.code, "department_name": department.name}
+    return _ask_confirmation(turn, context | chosen)
+
+
+def _ask_confirmation(turn: Turn, data: dict[str, Any]) -> list[Reply]:
+    turn.state.set(CONFIRM, **(data | {"since": turn.now.isoformat()}))
+    yes = Button(turn.t("esc_btn_yes"), payload=_payload(data, "yes"))
+    no = Button(turn.t("esc_btn_no"), payload=_payload(data, "no"))
+    department = _localized(data.get("department_name"), turn.lang) or str(data.get("department", ""))
+    return turn.say("esc_confirm", department=department, kind="escalation_confirm", buttons=((yes, no),))
 
 
 def _describe(turn: Turn, data: dict[str, Any]) -> list[Reply]:
     turn.state.set(DESCRIBE, **(data | {"since": turn.now.isoformat()}))
     question = data.get("question")
     if question:
-        buttons = ((Button(turn.t("esc_btn_as_is"), payload="esc:asis"),), _cancel(turn))
+        buttons = ((Button(turn.t("esc_btn_as_is"), payload=_payload(data, "asis")),), _cancel(turn, data))
         shown = question if len(question) <= SHOWN_DESCRIPTION else question[: SHOWN_DESCRIPTION - 1] + "…"
         return turn.say(
             "esc_describe_with_question", question=shown, kind="escalation_describe", buttons=buttons
         )
-    return turn.say("esc_describe", kind="escalation_describe", buttons=(_cancel(turn),))
+    return turn.say("esc_describe", kind="escalation_describe", buttons=(_cancel(turn, data),))
 
 
 def _consent(turn: Turn, data: dict[str, Any]) -> list[Reply]:
     turn.state.set(CONSENT, **(data | {"since": turn.now.isoformat()}))
     buttons = (
-        (Button(turn.t("esc_btn_consent_yes"), payload="esc:consent:1"),),
-        (Button(turn.t("esc_btn_consent_no"), payload="esc:consent:0"),),
-        _cancel(turn),
+        (Button(turn.t("esc_btn_consent_yes"), payload=_payload(data, "consent", "1")),),
+        (Button(turn.t("esc_btn_consent_no"), payload=_payload(data, "consent", "0")),),
+        _cancel(turn, data),
     )
     department = _localized(data.get("department_name"), turn.lang) or str(data.get("department", ""))
     return turn.say("esc_consent", department=department, kind="escalation_consent", buttons=buttons)
@@ -366,6 +411,8 @@ def _consent(turn: Turn, data: dict[str, Any]) -> list[Reply]:
 async def _open(turn: Turn, data: dict[str, Any], *, contact: str | None) -> list[Reply]:
     """Create the case (and its case.created event, in this unit of work) and give the citizen the ticket."""
     incoming = turn.incoming
+    if incoming.is_group:  # its chat would get the department's replies; the private step waits on
+        return turn.say("esc_group_chat", kind="escalation_group")
     new = NewCase(
         citizen_id=turn.citizen.id,
         channel=incoming.channel,
@@ -460,17 +507,24 @@ def _date(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
-def _cancel(turn: Turn) -> tuple[Button, ...]:
-    return (Button(turn.t("esc_btn_cancel"), payload="esc:no"),)
+def _cancel(turn: Turn, data: dict[str, Any]) -> tuple[Button, ...]:
+    return (Button(turn.t("esc_btn_cancel"), payload=_payload(data, "no")),)
+
+
+def _nonce() -> str:
+    """A new request's name in its buttons' payloads: short, as Telegram allows 64 bytes of them."""
+    return secrets.token_hex(3)
+
+
+def _payload(data: dict[str, Any], action: str, value: str | None = None) -> str:
+    """``esc:<action>:<nonce>[:<value>]`` for a step of the request ``data`` is the draft of."""
+    nonce = str(data.get("nonce", ""))
+    return f"esc:{action}:{nonce}" if value is None else f"esc:{action}:{nonce}:{value}"
 
 
 def _acknowledged(turn: Turn, key: str) -> list[Reply]:
     text = turn.t(key)
     return [Reply(text, notice=text, kind="escalation_cancelled")]
-
-
-def _pending(turn: Turn, *states: str) -> bool:
-    return turn.state.state in states and not _lapsed(turn)
 
 
 def _lapsed(turn: Turn) -> bool:

@@ -28,6 +28,21 @@ def button(replies: list[Reply], prefix: str) -> str:
     return found
 
 
+async def press(
+    dialogue: Dialogue, replies: list[Reply], prefix: str, *, user: str = "42", language: str = "en"
+) -> list[Reply]:
+    """Press the button of ``replies`` whose payload starts with ``prefix`` (``esc:yes``, ``esc:cat:tax``)."""
+    action, _, value = prefix.removeprefix("esc:").partition(":")
+    if prefix.startswith("esc:"):  # the request's nonce comes between action and value
+        [found] = [
+            p for p in payloads(replies)
+            if p == prefix or (p.startswith(f"esc:{action}:") and (not value or p.endswith(f":{value}")))
+        ]
+    else:
+        found = button(replies, prefix)
+    return await dialogue.handle(said(payload=found, user=user, language=language))
+
+
 async def events(sessions: Sessions) -> list[OutboxEvent]:
     async with sessions() as session:
         return list((await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all())
@@ -37,10 +52,10 @@ async def open_case_by_dialogue(dialogue: Dialogue, user: str = "42") -> str:
     """No answer → talk to a department → topic Tax → yes → send the question as it is → no contact."""
     replies = await dialogue.handle(said(UNKNOWN, user=user))
     replies = await dialogue.handle(said(payload=button(replies, "human:q"), user=user))
-    replies = await dialogue.handle(said(payload="esc:cat:tax", user=user))
-    replies = await dialogue.handle(said(payload="esc:yes", user=user))
-    replies = await dialogue.handle(said(payload="esc:asis", user=user))
-    replies = await dialogue.handle(said(payload="esc:consent:0", user=user))
+    replies = await press(dialogue, replies, "esc:cat:tax", user=user)
+    replies = await press(dialogue, replies, "esc:yes", user=user)
+    replies = await press(dialogue, replies, "esc:asis", user=user)
+    replies = await press(dialogue, replies, "esc:consent:0", user=user)
     assert replies[0].kind == "case_created"
     return replies[0].text
 
@@ -51,16 +66,15 @@ async def test_no_answer_leads_to_a_case_with_the_question_and_its_created_event
     replies = await dialogue.handle(said(UNKNOWN))
     replies = await dialogue.handle(said(payload=button(replies, "human:q")))
     assert replies[0].kind == "escalation_topic"
-    assert "esc:cat:tax" in payloads(replies)
-    replies = await dialogue.handle(said(payload="esc:cat:tax"))
+    replies = await press(dialogue, replies, "esc:cat:tax")
     assert replies[0].kind == "escalation_confirm"
     assert "Tax Bureau" in replies[0].text
-    replies = await dialogue.handle(said(payload="esc:yes"))
+    replies = await press(dialogue, replies, "esc:yes")
     assert replies[0].kind == "escalation_describe"
     assert "moon festival" in replies[0].text
-    replies = await dialogue.handle(said(payload="esc:asis"))
+    replies = await press(dialogue, replies, "esc:asis")
     assert replies[0].kind == "escalation_consent"
-    replies = await dialogue.handle(said(payload="esc:consent:0"))
+    replies = await press(dialogue, replies, "esc:consent:0")
     assert replies[0].kind == "case_created"
     assert "TA-2026-000001" in replies[0].text
     [event] = await events(sessions)
@@ -80,9 +94,9 @@ async def test_not_helpful_goes_to_the_entrys_department_with_contact_details_gi
     replies = await dialogue.handle(said(payload=button(rated, "human:a")))
     assert replies[0].kind == "escalation_confirm"
     assert "Registry" in replies[0].text
-    await dialogue.handle(said(payload="esc:yes"))
-    await dialogue.handle(said("The office refused my old photo. What photo do I need?"))
-    await dialogue.handle(said(payload="esc:consent:1"))
+    await press(dialogue, replies, "esc:yes")
+    replies = await dialogue.handle(said("The office refused my old photo. What photo do I need?"))
+    await press(dialogue, replies, "esc:consent:1")
     replies = await dialogue.handle(said("Li Wei, 13800138000"))
     assert "RE-2026-000001" in replies[0].text
     [event] = await events(sessions)
@@ -100,31 +114,33 @@ async def test_human_with_a_description_uses_the_default_department(
     dialogue = Dialogue(sessions, knowledge, clock=lambda: NOW, extras={DEFAULT_DEPARTMENT: "TAX"})
     replies = await dialogue.handle(said("/human My neighbour's dog barks all night"))
     assert replies[0].kind == "escalation_topic"
-    replies = await dialogue.handle(said(payload="esc:cat:-"))
+    replies = await press(dialogue, replies, "esc:cat:-")
     assert "Tax Bureau" in replies[0].text
-    replies = await dialogue.handle(said(payload="esc:yes"))
+    replies = await press(dialogue, replies, "esc:yes")
     assert replies[0].kind == "escalation_consent"  # the description came with the command
-    await dialogue.handle(said(payload="esc:consent:0"))
+    await press(dialogue, replies, "esc:consent:0")
     [event] = await events(sessions)
     assert event.payload["data"]["case"]["description"] == "My neighbour's dog barks all night"
 
 
 async def test_without_any_department_the_citizen_gets_the_hotline(dialogue: Dialogue) -> None:
-    await dialogue.handle(said("/human"))
-    replies = await dialogue.handle(said(payload="esc:cat:-"))
+    replies = await dialogue.handle(said("/human"))
+    replies = await press(dialogue, replies, "esc:cat:-")
     assert replies[0].kind == "escalation_unavailable"
     assert "12345" in replies[0].text
 
 
 async def test_cancel_and_stale_buttons_open_nothing(dialogue: Dialogue, sessions: Sessions) -> None:
-    await dialogue.handle(said("/human"))
-    replies = await dialogue.handle(said(payload="esc:no"))
+    topics = await dialogue.handle(said("/human"))
+    replies = await press(dialogue, topics, "esc:no")
     assert replies[0].kind == "escalation_cancelled"
+    nonce = button(topics, "esc:no:").removeprefix("esc:no:")
     for payload in (
+        f"esc:yes:{nonce}",
+        f"esc:asis:{nonce}",
+        f"esc:consent:{nonce}:0",
+        f"esc:cat:{nonce}:tax",
         "esc:yes",
-        "esc:asis",
-        "esc:consent:0",
-        "esc:cat:tax",
         "esc:bogus",
         "case:show:1",
         "case:add:99999999999",
@@ -137,18 +153,36 @@ async def test_cancel_and_stale_buttons_open_nothing(dialogue: Dialogue, session
     assert await events(sessions) == []
 
 
-async def test_typing_instead_of_pressing_asks_the_text_as_a_question(dialogue: Dialogue) -> None:
-    await dialogue.handle(said("/human"))
-    await dialogue.handle(said(payload="esc:cat:tax"))
-    replies = await dialogue.handle(said("how do I pay my property tax"))
-    assert replies[0].kind == "answer"
-    assert (await dialogue.handle(said(payload="esc:yes")))[0].kind == "expired"
+async def test_typing_instead_of_pressing_keeps_the_step_and_asks_for_its_buttons_again(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    topics = await dialogue.handle(said("/human My tax refund from March has not arrived"))
+    confirm = await press(dialogue, topics, "esc:cat:tax")
+    replies = await dialogue.handle(said("yes"))
+    assert [r.kind for r in replies] == ["escalation_use_buttons", "escalation_confirm"]
+    assert payloads(replies) == payloads(confirm)
+    consent = await press(dialogue, replies, "esc:yes")
+    replies = await dialogue.handle(said("13800138000"))  # "may they contact you?" answered by typing
+    assert [r.kind for r in replies] == ["escalation_use_buttons", "escalation_consent"]
+    assert payloads(replies) == payloads(consent)
+    assert await events(sessions) == []
+    created = await press(dialogue, replies, "esc:consent:0")
+    assert created[0].kind == "case_created"
+    [event] = await events(sessions)
+    assert event.payload["data"]["case"]["description"] == "My tax refund from March has not arrived"
+
+
+async def describing(dialogue: Dialogue) -> list[Reply]:
+    """/human → topic Tax → yes: the citizen is asked to describe the request."""
+    replies = await dialogue.handle(said("/human"))
+    replies = await press(dialogue, replies, "esc:cat:tax")
+    replies = await press(dialogue, replies, "esc:yes")
+    assert replies[0].kind == "escalation_describe"
+    return replies
 
 
 async def test_an_empty_description_is_asked_for_again(dialogue: Dialogue) -> None:
-    await dialogue.handle(said("/human"))
-    await dialogue.handle(said(payload="esc:cat:tax"))
-    await dialogue.handle(said(payload="esc:yes"))
+    await describing(dialogue)
     replies = await dialogue.handle(said("?!…"))
     assert replies[0].kind == "escalation_empty"
     replies = await dialogue.handle(said("My tax refund has not arrived."))
@@ -158,9 +192,7 @@ async def test_an_empty_description_is_asked_for_again(dialogue: Dialogue) -> No
 async def test_a_description_waiting_for_consent_is_kept_masked(
     dialogue: Dialogue, sessions: Sessions
 ) -> None:
-    await dialogue.handle(said("/human"))
-    await dialogue.handle(said(payload="esc:cat:tax"))
-    await dialogue.handle(said(payload="esc:yes"))
+    await describing(dialogue)
     replies = await dialogue.handle(said("My refund is late, call me on 13812345678"))
     assert replies[0].kind == "escalation_consent"
     async with sessions() as session:
@@ -170,10 +202,10 @@ async def test_a_description_waiting_for_consent_is_kept_masked(
 
 
 async def test_overlong_contact_details_are_refused(dialogue: Dialogue) -> None:
-    await dialogue.handle(said("/human I need help"))
-    await dialogue.handle(said(payload="esc:cat:tax"))
-    await dialogue.handle(said(payload="esc:yes"))
-    await dialogue.handle(said(payload="esc:consent:1"))
+    replies = await dialogue.handle(said("/human I need help"))
+    replies = await press(dialogue, replies, "esc:cat:tax")
+    replies = await press(dialogue, replies, "esc:yes")
+    await press(dialogue, replies, "esc:consent:1")
     replies = await dialogue.handle(said("x" * 600))
     assert replies[0].kind == "escalation_contact"
     assert "500" in replies[0].text
@@ -184,9 +216,7 @@ async def test_a_step_left_for_long_lapses_and_the_text_is_a_question_again(
 ) -> None:
     now = [NOW]
     dialogue = Dialogue(sessions, knowledge, clock=lambda: now[0])
-    await dialogue.handle(said("/human"))
-    await dialogue.handle(said(payload="esc:cat:tax"))
-    await dialogue.handle(said(payload="esc:yes"))
+    await describing(dialogue)
     now[0] = NOW + timedelta(hours=2)
     replies = await dialogue.handle(said("how do I pay my property tax"))
     assert replies[0].kind == "answer"
@@ -217,7 +247,7 @@ async def test_adding_information_sends_case_updated(dialogue: Dialogue, session
     await open_case_by_dialogue(dialogue)
     shown = await dialogue.handle(said("/status TA-2026-000001"))
     prompt = await dialogue.handle(said(payload=button(shown, "case:add:")))
-    assert (await dialogue.handle(said(payload="esc:no")))[0].kind == "escalation_cancelled"
+    assert (await press(dialogue, prompt, "esc:no"))[0].kind == "escalation_cancelled"
     assert (await dialogue.handle(said("how do I pay my property tax")))[0].kind == "answer"
     replies = await dialogue.handle(said(payload=button(shown, "case:add:")))
     assert replies[0].kind == prompt[0].kind == "case_add"
@@ -283,5 +313,5 @@ def test_a_reply_too_long_for_one_message_is_split_not_cut() -> None:
 async def test_chinese_citizens_are_led_through_in_chinese(dialogue: Dialogue) -> None:
     replies = await dialogue.handle(said("/human", language="zh"))
     assert "主题" in replies[0].text
-    replies = await dialogue.handle(said(payload="esc:cat:tax", language="zh"))
+    replies = await press(dialogue, replies, "esc:cat:tax", language="zh")
     assert "税务局" in replies[0].text
