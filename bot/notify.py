@@ -1,7 +1,8 @@
 """Citizen notices go out through the citizen's channel; a channel outage delays them, never drops them.
 
 Channels register a :class:`Sender` in ``app[SENDERS]``; the notifier claims due notices of those channels
-(one at a time per chat, so they arrive in order), renders them in the citizen's language and sends them.
+(one at a time per chat, so they arrive in order), renders them in the citizen's language (the one they
+chose, else the one the notice was queued in) and sends them.
 A failed send is retried with back-off; only :class:`Unreachable` (e.g. the citizen blocked the bot) or a
 week of failures ends a notice as dead, with an ERROR in the log.
 """
@@ -123,9 +124,12 @@ class Notifier:
             notices = await NoticeRepository(session).claim(
                 sorted(self.senders), self.name, self.clock(), limit=self.batch, lease=self.lease
             )
-        if not notices:
-            return 0
-        outcomes = await asyncio.gather(*(self._send(notice) for notice in notices))
+            if not notices:
+                return 0
+            chosen = await _chosen_languages(session, notices)
+        outcomes = await asyncio.gather(
+            *(self._send(notice, chosen.get(notice.citizen_id) or notice.language) for notice in notices)
+        )
         # Outcomes lost to a restarted database would have the citizen told a second time.
         await reconnecting(lambda: self._record(outcomes))
         return len(outcomes)
@@ -141,9 +145,9 @@ class Notifier:
             if sent < self.batch:
                 await self._poll.pause()
 
-    async def _send(self, notice: Notice) -> Sent:
+    async def _send(self, notice: Notice, language: str) -> Sent:
         try:
-            replies = notice_replies(notice.kind, notice.data, notice.language)
+            replies = notice_replies(notice.kind, notice.data, language)
         except (ValueError, KeyError, TypeError) as exc:
             return Sent(notice, None, error=f"cannot render: {exc}")
         sender = self.senders.get(notice.channel)
@@ -204,3 +208,18 @@ class Notifier:
                         outcome.error,
                         outcome.retry_at,
                     )
+
+
+async def _chosen_languages(session: AsyncSession, notices: Sequence[Notice]) -> dict[int | None, str]:
+    """The languages the notices' citizens chose (``/start``'s language buttons), by citizen.
+
+    A notice is queued in the case's language; a citizen who chose another since reads it in theirs,
+    as /status already answers them.
+    """
+    citizens = CitizenRepository(session)
+    chosen: dict[int | None, str] = {}
+    for citizen_id in {n.citizen_id for n in notices if n.citizen_id is not None}:
+        citizen = await citizens.get(citizen_id)
+        if citizen is not None and citizen.language:
+            chosen[citizen_id] = citizen.language
+    return chosen

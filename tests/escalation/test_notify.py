@@ -11,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.notify import GIVE_UP_AFTER, Notifier, Unreachable
+from handlers.i18n import t
 from handlers.types import Reply
 from storage import citizen_data
 from storage.cases import CaseRepository, CaseStatus
+from storage.citizens import CitizenRepository
 from storage.models import Message
 from storage.notices import CitizenNotice, NoticeRepository
 from tests.conftest import close_every_connection
@@ -86,6 +88,18 @@ async def test_replies_reach_the_chat_in_order_and_join_the_conversation(
     async with sessions() as session:
         out = (await session.scalars(select(Message.text).where(Message.direction == "out"))).all()
     assert [text.split("\n\n")[1] for text in out] == ["First", "Second"]
+
+
+async def test_a_notice_is_in_the_language_the_citizen_chose_after_opening_the_case(
+    sessions: Sessions, departments: dict[str, Dept], sender: RecordingSender, clock: Clock
+) -> None:
+    case = await open_case(sessions)  # opened in English
+    async with sessions.begin() as session:
+        await CitizenRepository(session).set_language(case.citizen_id or 0, "zh")
+    await reply(sessions, case.id, "Your refund was sent.")
+    await notifier(sessions, sender, clock).run_once()
+    [(_, [message])] = sender.sent
+    assert message.text.startswith(t("zh", "notice_reply", department="局", ticket=case.ticket))
 
 
 async def test_an_outage_delays_the_notice_and_it_is_sent_later(
