@@ -28,9 +28,10 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.channels.telegram_http import AiohttpRequest
-from bot.channels.telegram_inbox import Arrivals, ChatTurns, Outcomes
+from bot.channels.telegram_inbox import Arrivals, Outcomes
 from bot.channels.telegram_render import fits_caption, keyboard, keyboard_json, plain, split_html
 from bot.channels.telegram_updates import CHANNEL, read_update
+from bot.channels.turns import ChatTurns
 from bot.config import Settings
 from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
 from bot.log_masking import keep_libraries_quiet

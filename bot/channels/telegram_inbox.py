@@ -1,4 +1,4 @@
-"""The Telegram channel's inbox writes (updates stored, outcomes recorded, in batches) and its chat turns.
+"""The Telegram channel's inbox writes: updates stored and outcomes recorded, in batches.
 
 Batching is group commit: an idle bot writes each item at once, a busy one many with one statement and
 commit, which was a third of the inbox's cost (docs/PERFORMANCE.md, "Telegram channel").
@@ -7,11 +7,9 @@ commit, which was a third of the inbox's cost (docs/PERFORMANCE.md, "Telegram ch
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,26 +27,6 @@ OUTCOME_DELAY = 0.02
 delays no one, and a busy bot writes several together (one statement per update was a tenth of its CPU)."""
 JSON = dict[str, Any]
 V = TypeVar("V")
-
-
-class ChatTurns:
-    """One update at a time per chat, in arrival order, so replies come out in the order asked."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._holders: Counter[str] = Counter()
-
-    @contextlib.asynccontextmanager
-    async def turn(self, chat: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(chat, asyncio.Lock())
-        self._holders[chat] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._holders[chat] -= 1
-            if not self._holders[chat]:
-                del self._holders[chat], self._locks[chat]
 
 
 class Batched(Generic[V]):

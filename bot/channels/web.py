@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.console import plain
 from bot.channels.flood import FloodLimit
+from bot.channels.turns import ChatTurns
 from bot.config import Settings
 from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
 from bot.notify import Unreachable
@@ -86,6 +87,7 @@ class WebChannel:
         self._clock = clock
         self._signer: Signer | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._turns = ChatTurns()
 
     @property
     def signer(self) -> Signer:
@@ -125,7 +127,17 @@ class WebChannel:
     async def converse(
         self, app: web.Application, identity: str, message: ChatMessage, lang: str
     ) -> tuple[Appended, list[str]]:
-        """Hand the message to the dialogue once, store it with the replies; return them and any notices."""
+        """Hand the message to the dialogue once, store it with the replies; return them and any notices.
+
+        One message of a citizen at a time (a double press, or the page sending again while the first is
+        handled): on SQLite nothing else keeps two turns apart, and each would open its own case.
+        """
+        async with self._turns.turn(identity):
+            return await self._converse(app, identity, message, lang)
+
+    async def _converse(
+        self, app: web.Application, identity: str, message: ChatMessage, lang: str
+    ) -> tuple[Appended, list[str]]:
         if message.client_id:
             earlier = await web_chat.since_sent(self.sessions, identity, message.client_id)
             if earlier is not None:

@@ -26,6 +26,7 @@ from bot.web.identity import COOKIE, Signer
 from handlers.dialogue import MAX_TEXT
 from handlers.i18n import t
 from handlers.types import Document, Reply
+from storage.cases import CaseRecord
 from storage.knowledge import KnowledgeRepository
 from storage.models import Question
 from tests.bot.web_kb import HOSTILE_QUESTION, web_kb
@@ -599,3 +600,25 @@ async def test_a_message_with_its_client_id_is_answered_once_after_a_database_re
     async with sessions() as session:
         asked = (await session.execute(select(Question.text).order_by(Question.id))).scalars().all()
     assert list(asked) == ["hello", "how do I renew my identity card"]
+
+
+async def test_a_double_press_on_the_last_step_opens_one_case(
+    browser: Browser, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two presses at once (or the page sending again while the first is handled) are one turn after
+    the other: the second finds the request already sent."""
+    def offered(body: dict[str, Any], start: str, end: str = "") -> str:
+        return next(p for p in payloads(body) if p.startswith(start) and p.endswith(end))
+
+    body = await browser.say("/human")
+    body = await browser.press(offered(body, "esc:cat:"))
+    body = await browser.press(offered(body, "esc:yes"))
+    body = await browser.say("My tax refund from March has not arrived.")
+    only_here = offered(body, "esc:consent:", ":0")
+    first, second = await asyncio.gather(
+        browser.press(only_here, client_id="first-press"), browser.press(only_here, client_id="second-press")
+    )
+    async with sessions() as session:
+        tickets = list(await session.scalars(select(CaseRecord.ticket)))
+    assert len(tickets) == 1
+    assert [tickets[0] in " ".join(texts(body)) for body in (first, second)].count(True) == 1
