@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
@@ -23,6 +21,7 @@ from storage.citizens import CitizenRepository
 from storage.departments import DepartmentRepository
 from storage.models import utcnow
 from storage.stats import Figures, transparency_figures
+from tests.conftest import statements
 
 Sessions = async_sessionmaker[AsyncSession]
 Client = TestClient[web.Request, web.Application]
@@ -141,40 +140,33 @@ def test_bars_are_drawn_to_scale_against_the_largest_department() -> None:
     assert "1,234.5 hours" in html
 
 
-@contextmanager
-def questions_read(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements that read the questions table while the block runs."""
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if re.search(r"\bFROM questions\b", statement):
-            seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+def questions_read(sent: list[str]) -> list[str]:
+    """The statements that read the questions table."""
+    return [statement for statement in sent if re.search(r"\bFROM questions\b", statement)]
 
 
 async def test_the_figures_are_counted_once_per_view_and_then_kept_for_a_minute(
     database_url: str, sessions: Sessions, engine: AsyncEngine
 ) -> None:
-    with questions_read(engine) as once:
+    with statements(engine) as once:
         async with sessions() as session:
             await transparency_figures(session, now=utcnow())
     app = create_app(load_settings(database_url=database_url))
     clock = [0.0]
     app[PUBLIC] = PublicFigures(clock=lambda: clock[0])
     async with Client(TestServer(app)) as client:
-        with questions_read(client.app[ENGINE]) as view:
+        with statements(client.app[ENGINE]) as view:
             assert (await client.get("/transparency")).status == 200
-        assert len(view) == len(once), "the page and its case figures share one count of the questions"
+        assert len(questions_read(view)) == len(questions_read(once)), (
+            "the page and its case figures share one count of the questions"
+        )
         await seed(sessions, revenue_citizens=5)
-        with questions_read(client.app[ENGINE]) as later:
+        with statements(client.app[ENGINE]) as later:
             stats = await (await client.get("/api/v1/stats")).json()
             assert "No cases in these six months." in await (await client.get("/transparency")).text()
-        assert (later, stats["cases_per_department"]) == ([], []), "counted a moment ago: not again"
+        assert (questions_read(later), stats["cases_per_department"]) == ([], []), (
+            "counted a moment ago: not again"
+        )
         clock[0] += 61
         stats = await (await client.get("/api/v1/stats")).json()
         assert [d["department"] for d in stats["cases_per_department"]] == ["PARKS", "REVENUE"]
