@@ -1,17 +1,27 @@
-"""`govbot chat`: the dialogue in a terminal, buttons shown as numbered choices."""
+"""`govbot chat`: the dialogue in a terminal, buttons shown as numbered choices.
+
+A case opened here gets the department's replies and status changes like any chat: they are printed
+before each prompt (and at the start), sent by the notifier through :class:`ConsoleNotices`.
+"""
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from typing import TextIO
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.notify import Notifier
 from handlers.i18n import DEFAULT_LANGUAGE, t
 from handlers.types import Button, Conversation, Incoming, Reply
 from knowledge.normalise import guess_language
+from storage.models import utcnow
 from storage.numbers import whole_number
 
+CHANNEL = "console"
 CHAT_ID = "console"
 _TAG = re.compile(r"<[^>]+>")
 
@@ -21,9 +31,14 @@ def plain(text: str) -> str:
     return html.unescape(_TAG.sub("", text))
 
 
-def render(replies: Sequence[Reply], out: TextIO, *, language: str) -> list[Button]:
-    """Print the replies (the console's own words in ``language``); return the buttons as numbered."""
-    numbered: list[Button] = []
+def render(
+    replies: Sequence[Reply], out: TextIO, *, language: str, numbered: list[Button] | None = None
+) -> list[Button]:
+    """Print the replies (the console's own words in ``language``); return the buttons as numbered.
+
+    ``numbered``: buttons already shown, which the replies' buttons are numbered after (and added to).
+    """
+    numbered = [] if numbered is None else numbered
     for reply in replies:
         if reply.text:
             out.write(plain(reply.text) + "\n")
@@ -38,6 +53,29 @@ def render(replies: Sequence[Reply], out: TextIO, *, language: str) -> list[Butt
             target = f" → {button.url}" if button.url else ""
             out.write(f"  [{len(numbered)}] {plain(button.label)}{target}\n")
     return numbered
+
+
+class ConsoleNotices:
+    """The notifier's sender for the console's chat: due notices printed, their buttons numbered on."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], out: TextIO, *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.out = out
+        self.language = DEFAULT_LANGUAGE
+        self.numbered: list[Button] = []
+        self.notifier = Notifier(sessions, {CHANNEL: self}, clock=clock, name=f"{CHANNEL}-chat")
+
+    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+        render(replies, self.out, language=self.language, numbered=self.numbered)
+
+    async def show(self, buttons: list[Button], *, language: str) -> list[Button]:
+        """Print the notices due now after what is on screen; the buttons shown, theirs numbered last."""
+        self.numbered, self.language = list(buttons), language
+        while await self.notifier.run_once():  # one notice of a chat a round, so they stay in order
+            pass
+        return self.numbered
 
 
 def reply_language(replies: Sequence[Reply], fallback: str = DEFAULT_LANGUAGE) -> str:
@@ -57,19 +95,26 @@ def to_incoming(line: str, buttons: Sequence[Button], *, language: str | None) -
     """A typed line: a number presses that button, anything else is a message."""
     button = pressed(line, buttons)
     if button is not None and button.payload is not None:
-        return Incoming(channel="console", chat_id=CHAT_ID, user_id=CHAT_ID, payload=button.payload,
+        return Incoming(channel=CHANNEL, chat_id=CHAT_ID, user_id=CHAT_ID, payload=button.payload,
                         language=language)
-    return Incoming(channel="console", chat_id=CHAT_ID, user_id=CHAT_ID, text=line.strip(), language=language)
+    return Incoming(channel=CHANNEL, chat_id=CHAT_ID, user_id=CHAT_ID, text=line.strip(), language=language)
 
 
 async def chat(
-    conversation: Conversation, lines: AsyncIterator[str], out: TextIO, *, language: str | None = None
+    conversation: Conversation,
+    lines: AsyncIterator[str],
+    out: TextIO,
+    *,
+    language: str | None = None,
+    notices: ConsoleNotices | None = None,
 ) -> None:
-    """Talk until the input ends (Ctrl-D) or the citizen types /quit."""
-    greeting = Incoming("console", CHAT_ID, CHAT_ID, text="/start", language=language)
+    """Talk until the input ends (Ctrl-D) or the citizen types /quit; ``notices`` shown before each prompt."""
+    greeting = Incoming(CHANNEL, CHAT_ID, CHAT_ID, text="/start", language=language)
     replies = await conversation.handle(greeting)
     lang = language or reply_language(replies)
     buttons = render(replies, out, language=lang)
+    if notices is not None:
+        buttons = await notices.show(buttons, language=lang)
     out.write("> ")
     out.flush()
     async for line in lines:
@@ -82,6 +127,8 @@ async def chat(
             replies = await conversation.handle(to_incoming(line, buttons, language=language))
             lang = language or reply_language(replies, lang)
             buttons = render(replies, out, language=lang) or buttons
+        if notices is not None:
+            buttons = await notices.show(buttons, language=lang)
         out.write("> ")
         out.flush()
     out.write("\n")

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot import supervisor
 from bot.app import create_app, seed_knowledge
-from bot.channels.console import chat
+from bot.channels.console import ConsoleNotices, chat
 from bot.config import Settings
 from bot.log_masking import AccessLog
 from handlers.dialogue import Dialogue
@@ -81,7 +81,8 @@ def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
             knowledge = LiveKnowledge(sessions, config.matcher_config(), recent=config.match_cache_size)
             await knowledge.load()
             dialogue = Dialogue(sessions, knowledge, extras={DEFAULT_DEPARTMENT: config.default_department})
-            await chat(dialogue, _stdin_lines(), sys.stdout, language=args.lang)
+            notices = ConsoleNotices(sessions, sys.stdout)  # the department's replies to cases opened here
+            await chat(dialogue, _stdin_lines(), sys.stdout, language=args.lang, notices=notices)
 
     asyncio.run(go())
     return 0
