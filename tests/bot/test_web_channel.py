@@ -31,6 +31,7 @@ from storage.knowledge import KnowledgeRepository
 from storage.models import Question
 from tests.bot.web_kb import HOSTILE_QUESTION, web_kb
 from tests.conftest import close_every_connection
+from tests.handlers.conftest import shown
 
 Client = TestClient[web.Request, web.Application]
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -607,14 +608,11 @@ async def test_a_double_press_on_the_last_step_opens_one_case(
 ) -> None:
     """Two presses at once (or the page sending again while the first is handled) are one turn after
     the other: the second finds the request already sent."""
-    def offered(body: dict[str, Any], start: str, end: str = "") -> str:
-        return next(p for p in payloads(body) if p.startswith(start) and p.endswith(end))
-
     body = await browser.say("/human")
-    body = await browser.press(offered(body, "esc:cat:"))
-    body = await browser.press(offered(body, "esc:yes"))
+    body = await browser.press(shown(payloads(body), "esc:cat:tax"))
+    body = await browser.press(shown(payloads(body), "esc:yes"))
     body = await browser.say("My tax refund from March has not arrived.")
-    only_here = offered(body, "esc:consent:", ":0")
+    only_here = shown(payloads(body), "esc:consent:0")
     first, second = await asyncio.gather(
         browser.press(only_here, client_id="first-press"), browser.press(only_here, client_id="second-press")
     )

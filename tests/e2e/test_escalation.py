@@ -15,6 +15,7 @@ from storage.departments import DepartmentRepository, new_token
 from tests.e2e.conftest import RunningBot, StartBot
 from tests.escalation.receiver import Receiver, receiving
 from tests.fakes.telegram_server import FakeTelegramServer, SentMessage
+from tests.handlers.conftest import shown
 
 Sessions = async_sessionmaker[AsyncSession]
 CITIZEN = 42
@@ -43,10 +44,12 @@ async def transport(
 
 
 async def press(telegram: FakeTelegramServer, message: SentMessage, payload: str) -> SentMessage:
-    """Press a button under a message the bot sent and return the bot's next message."""
-    assert payload in message.payloads, message.payloads
+    """Press a button under a message the bot sent and return the bot's next message.
+
+    ``payload`` as in ``esc:consent:0``: an escalation button carries its request's code after the action.
+    """
     telegram.mark()
-    telegram.send_callback(CITIZEN, payload, message_id=message.message_id)
+    telegram.send_callback(CITIZEN, shown(message.payloads, payload), message_id=message.message_id)
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
     return reply
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 import pytest
@@ -123,3 +124,15 @@ def said(
 
 def payloads(replies: list[Reply]) -> list[str]:
     return [b.payload for r in replies for b in r.buttons_flat if b.payload]
+
+
+def shown(payloads: Iterable[str], wanted: str) -> str:
+    """The one payload among ``payloads`` that ``wanted`` names: ``esc:consent:0`` names the consent
+    button ``esc:consent:<code>:0``, as an escalation button carries its request's code after the action."""
+    action, _, value = wanted.removeprefix("esc:").partition(":")
+    [found] = [
+        payload for payload in payloads
+        if payload == wanted or (wanted.startswith("esc:") and payload.startswith(f"esc:{action}:")
+                                 and (not value or payload.endswith(f":{value}")))
+    ]
+    return found

@@ -16,7 +16,7 @@ from storage.cases import CaseRecord, CaseRepository, CaseStatus
 from storage.knowledge_sync import LiveKnowledge
 from storage.models import Conversation
 from storage.outbox import OutboxEvent
-from tests.handlers.conftest import NOW, payloads, said
+from tests.handlers.conftest import NOW, payloads, said, shown
 
 Sessions = async_sessionmaker[AsyncSession]
 UNKNOWN = "What time does the moon festival fireworks show start?"
@@ -32,14 +32,7 @@ async def press(
     dialogue: Dialogue, replies: list[Reply], prefix: str, *, user: str = "42", language: str = "en"
 ) -> list[Reply]:
     """Press the button of ``replies`` whose payload starts with ``prefix`` (``esc:yes``, ``esc:cat:tax``)."""
-    action, _, value = prefix.removeprefix("esc:").partition(":")
-    if prefix.startswith("esc:"):  # the request's nonce comes between action and value
-        [found] = [
-            p for p in payloads(replies)
-            if p == prefix or (p.startswith(f"esc:{action}:") and (not value or p.endswith(f":{value}")))
-        ]
-    else:
-        found = button(replies, prefix)
+    found = shown(payloads(replies), prefix) if prefix.startswith("esc:") else button(replies, prefix)
     return await dialogue.handle(said(payload=found, user=user, language=language))
 
 
