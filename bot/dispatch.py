@@ -76,11 +76,6 @@ class DispatchConfig:
             concurrency=settings.dispatch_concurrency,
         )
 
-    @property
-    def per_department(self) -> int:
-        """Deliveries one department may have under way at once: half the slots, the rest stay for others."""
-        return max(1, self.concurrency // 2)
-
 
 class DispatchMetrics:
     """Prometheus series of deliveries; dead letters are what staff should alert on."""
@@ -231,11 +226,7 @@ class Dispatcher:
     async def _claim(self, limit: int) -> list[Delivery]:
         async with self.sessions.begin() as session:
             claimed = await OutboxRepository(session).claim(
-                self.name,
-                self.clock(),
-                limit=limit,
-                lease=self.config.lease,
-                per_department=self.config.per_department,
+                self.name, self.clock(), limit=limit, lease=self.config.lease
             )
             # Each payload as the department may receive it now (clearance, consent, erasure), audited.
             return await governed_deliveries(session, claimed, self.clock())

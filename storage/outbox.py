@@ -218,27 +218,12 @@ class OutboxRepository:
         await self.session.flush()
         return webhook_id
 
-    async def claim(
-        self,
-        dispatcher: str,
-        now: datetime,
-        *,
-        limit: int,
-        lease: timedelta,
-        per_department: int | None = None,
-    ) -> list[Delivery]:
-        """Claim up to ``limit`` due events whose endpoint is usable, oldest first, one per stream.
-
-        With ``per_department``, this dispatcher holds at most that many events of one department at once,
-        counting those its earlier claims hold: a hanging endpoint cannot take every slot.
-        """
+    async def claim(self, dispatcher: str, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
+        """Claim up to ``limit`` due events whose endpoint is usable, oldest first, one per stream."""
         await plan_afresh(self.session)
         dialect = self.session.get_bind().dialect.name
         params = {"b_now": now, "b_limit": limit, "b_lease": now + lease, "b_claimer": dispatcher}
-        if per_department is not None:
-            params["b_share"] = per_department
-        statement = _claim_statement(dialect, shared=per_department is not None)
-        rows = (await self.session.execute(statement, params)).all()
+        rows = (await self.session.execute(_claim_statement(dialect), params)).all()
         if not rows:
             return []
         # Only an event tried before can have an attempt left in progress by a dispatcher that died.
@@ -430,7 +415,6 @@ def leased_claim(
     in_order_by: Sequence[str],
     blocked_by: Sequence[str],
     returning: Sequence[Any],
-    shared_by: str | None = None,
     **values: Any,
 ) -> Any:
     """Claim a queue's oldest due rows under a lease: the UPDATE … RETURNING the outbox and the notices share.
@@ -438,26 +422,24 @@ def leased_claim(
     A row is due when ``due`` holds, its ``next_attempt_at`` has come and no lease is running, and no
     earlier row of its group (equal ``in_order_by`` columns) has a status in ``blocked_by``; PostgreSQL
     skips rows another claimer holds. Claimed rows get ``attempts`` + 1, the lease and the claimer, and
-    ``values``. Parameters: ``b_now``, ``b_limit``, ``b_lease`` (the lease's end) and ``b_claimer``; with
-    ``shared_by`` also ``b_share``, the most rows of one ``shared_by`` value the claimer may hold at once.
+    ``values``. Parameters: ``b_now``, ``b_limit``, ``b_lease`` (the lease's end) and ``b_claimer``.
     """
     earlier = table.alias("earlier")
     now = bindparam("b_now", type_=table.c.next_attempt_at.type)
-    free = or_(table.c.lease_until.is_(None), table.c.lease_until < now)
-    unblocked = ~exists().where(
-        *(earlier.c[name] == table.c[name] for name in in_order_by),
-        earlier.c.id < table.c.id,
-        earlier.c.status.in_(blocked_by),
-    )
-    waiting = [*due, table.c.next_attempt_at <= now]
-    if shared_by is None:
-        conditions = [*waiting, free, unblocked]
-    else:
-        # Due again beside the lock: PostgreSQL checks these, not the subquery, on a row changed meanwhile.
-        share = _within_share(table, shared_by, waiting, free, unblocked)
-        conditions = [table.c.id.in_(share), *waiting, free]
     query = (
-        select(table.c.id).where(*conditions).order_by(table.c.id).limit(bindparam("b_limit", type_=Integer))
+        select(table.c.id)
+        .where(
+            *due,
+            table.c.next_attempt_at <= now,
+            or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+            ~exists().where(
+                *(earlier.c[name] == table.c[name] for name in in_order_by),
+                earlier.c.id < table.c.id,
+                earlier.c.status.in_(blocked_by),
+            ),
+        )
+        .order_by(table.c.id)
+        .limit(bindparam("b_limit", type_=Integer))
     )
     if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True, of=table)
@@ -474,38 +456,13 @@ def leased_claim(
     )
 
 
-def _within_share(table: sa.Table, shared_by: str, waiting: Sequence[Any], free: Any, unblocked: Any) -> Any:
-    """Ids of due rows that fit their ``shared_by`` value's share (``b_share``) beside the claimer's leases.
-
-    The rows of each value this claimer holds and the due ones are numbered held first, then by id; a due
-    row numbered within the share may be claimed. A window function may not sit beside FOR UPDATE, so the
-    claim locks what this chooses one level up. A held row was due when it was claimed: ``waiting`` holds.
-    """
-    held = and_(~free, table.c.claimed_by == bindparam("b_claimer"))
-    held_first = sa.case((held, sa.literal_column("0")), else_=sa.literal_column("1"))
-    ranked = (
-        select(
-            table.c.id,
-            held_first.label("due"),
-            sa.func.row_number()
-            .over(partition_by=table.c[shared_by], order_by=(held_first, table.c.id))
-            .label("place"),
-        )
-        .where(*waiting, or_(held, and_(free, unblocked)))
-        .subquery("ranked")
-    )
-    share = bindparam("b_share", type_=Integer)
-    return select(ranked.c.id).where(ranked.c.due == sa.literal_column("1"), ranked.c.place <= share)
-
-
 @functools.cache
-def _claim_statement(dialect: str, *, shared: bool) -> Any:
+def _claim_statement(dialect: str) -> Any:
     """The claim, built once per dialect (building and keying it cost more CPU than running it).
 
     Core tables, not the ORM's bulk UPDATE: nothing in the session is synchronised with it anyway.
     A case's events go to a department in order, and one that went dead holds back the rest. Events wait
-    while their department is disabled or its endpoint is missing or disabled (410 Gone); ``shared``
-    caps the events of one department a dispatcher holds (``b_share``).
+    while their department is disabled or its endpoint is missing or disabled (410 Gone).
     """
     events, departments = _events, cast(sa.Table, Department.__table__)
     has_endpoint = exists().where(
@@ -520,7 +477,6 @@ def _claim_statement(dialect: str, *, shared: bool) -> Any:
         due=[events.c.status == DeliveryStatus.PENDING.value, has_endpoint],
         in_order_by=("case_id", "department"),
         blocked_by=(DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value),
-        shared_by="department" if shared else None,
         returning=[
             events.c.id,
             events.c.webhook_id,
