@@ -228,21 +228,28 @@ async def test_after_erasing_the_page_is_empty_says_so_and_nothing_of_it_comes_b
     assert await page.get_by_text("property tax").count() == 0
 
 
-async def test_a_refused_message_is_explained_in_the_pages_language_and_sent_again(page: Page) -> None:
-    await page.get_by_role("button", name="中文").click()
-    await page.get_by_text("已切换为简体中文。").wait_for()
+async def refuse_messages(page: Page, status: int, problem: str, *, times: int) -> list[str]:
+    """The server answers the first ``times`` posted messages with ``status`` and Retry-After: 1, then
+    takes them; the list fills with the refused requests' addresses."""
     refused: list[str] = []
 
-    async def once_too_many(route: Route) -> None:
-        if refused:
+    async def refuse(route: Route) -> None:
+        if len(refused) >= times:
             await route.continue_()
             return
         refused.append(route.request.url)
-        problem = '{"title": "Too Many Requests", "detail": "too many requests from this address"}'
-        await route.fulfill(status=429, headers={"Retry-After": "1"}, content_type="application/problem+json",
-                            body=problem)
+        await route.fulfill(status=status, headers={"Retry-After": "1"},
+                            content_type="application/problem+json", body=problem)
 
-    await page.route("**/api/chat/messages", once_too_many)
+    await page.route("**/api/chat/messages", refuse)
+    return refused
+
+
+async def test_a_refused_message_is_explained_in_the_pages_language_and_sent_again(page: Page) -> None:
+    await page.get_by_role("button", name="中文").click()
+    await page.get_by_text("已切换为简体中文。").wait_for()
+    problem = '{"title": "Too Many Requests", "detail": "too many requests from this address"}'
+    refused = await refuse_messages(page, 429, problem, times=1)
     await ask(page, "身份证到期了怎么换领")
     await page.get_by_text(str(t("zh", "web_too_fast"))).wait_for()
     await page.get_by_text("工本费20元").wait_for()
@@ -300,18 +307,8 @@ async def test_the_transparency_page_shows_charts_without_scripts(page: Page, go
 
 async def test_a_message_the_server_cannot_take_now_is_kept_until_it_can(page: Page) -> None:
     assert await page.locator("#message-hint").is_visible(), "the script shows how Enter sends"
-    unavailable: list[str] = []
-
-    async def database_down(route: Route) -> None:
-        if len(unavailable) >= 4:  # more than the tries after which another server error gives up
-            await route.continue_()
-            return
-        unavailable.append(route.request.url)
-        problem = '{"title": "Service Unavailable", "status": 503}'
-        await route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/problem+json",
-                            body=problem)
-
-    await page.route("**/api/chat/messages", database_down)
+    # More times than the tries after which another server error gives up.
+    unavailable = await refuse_messages(page, 503, '{"title": "Service Unavailable", "status": 503}', times=4)
     await ask(page, "pay property tax")
     await page.get_by_text(str(t("en", "web_offline"))).wait_for()
     assert "pay property tax" in str(await page.evaluate("sessionStorage.getItem('govbot-outbox')"))
