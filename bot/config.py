@@ -199,7 +199,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+            problem = "is a directory" if path.is_dir() else "does not exist"
+            raise ConfigError(f"config file {path} {problem}")
 
         class FileSettings(Settings):
             model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": path})

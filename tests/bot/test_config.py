@@ -75,6 +75,8 @@ def test_unknown_key_or_missing_or_malformed_config_file_is_a_clear_error(tmp_pa
         load_settings(unknown)
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a directory"):
+        load_settings(tmp_path)
     broken = tmp_path / "broken.yaml"
     broken.write_text("http_port: [1,\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"broken\.yaml"):
