@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from bot.commands.tables import utc_moment
 from bot.config import Settings
 from bot.dispatch import DispatchConfig, Dispatcher, DispatchMetrics
 from storage import db
@@ -22,7 +23,7 @@ from storage.outbox import AttemptRecord, DeliveryInFlight, EventSummary, Outbox
 
 log = logging.getLogger(__name__)
 STATUSES = ("pending", "failed", "delivered", "dead")
-_RELATIVE = re.compile(r"^(\d+)\s*([mhd])$")
+_RELATIVE = re.compile(r"^([0-9]+)\s*([mhd])$")  # ASCII digits only, as storage.numbers reads them
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -205,14 +206,12 @@ def parse_since(text: str, now: datetime) -> datetime | None:
 
     None if it is neither, or lies outside the years 1 to 9999 once in UTC.
     """
-    text = text.strip()
-    relative = _RELATIVE.match(text)
+    relative = _RELATIVE.match(text.strip())
+    if relative is None:
+        return utc_moment(text)
     try:
-        if relative:
-            return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError):
+        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+    except OverflowError:
         return None
 
 

@@ -33,15 +33,22 @@ def since_argument(text: str) -> timedelta | datetime:
     found = _DURATION.match(value)
     if found:
         return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
-    try:
-        moment = datetime.fromisoformat(text.strip())
-        # In UTC, as the database keeps times and the report's title says; at the calendar's ends the
-        # offset may carry it past year 1 or 9999.
-        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    except (ValueError, OverflowError):
+    moment = utc_moment(text)
+    if moment is None:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a period like 7d, 24h or 2w, nor an ISO date like 2026-11-01"
-        ) from None
+        )
+    return moment
+
+
+def utc_moment(text: str) -> datetime | None:
+    """An ISO date or time (UTC unless it says otherwise) in UTC, as the database keeps times; None for
+    anything else, or for a time the offset carries past year 1 or 9999."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def window_start(since: timedelta | datetime, now: datetime) -> datetime:

@@ -156,8 +156,10 @@ def test_replay_since_beyond_the_calendar_is_a_usage_error(
         ("2d", NOW - timedelta(days=2)),
         ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
         ("2026-11-01T08:00:00+08:00", datetime(2026, 11, 1, 0, tzinfo=UTC)),
+        ("2026-11-01T00:00Z", datetime(2026, 11, 1, tzinfo=UTC)),
         ("soon", None),
         ("", None),
+        ("\u0666h", None),
     ],
 )
 def test_since_takes_an_age_or_an_iso_time(text: str, expected: datetime | None) -> None:
