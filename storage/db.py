@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -59,14 +59,13 @@ def out_of_reach(exc: BaseException) -> bool:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise DatabaseUnavailable(f"invalid database URL: {exc}") from None
+    parsed = _parsed(url)
     # Statement parameters are citizens' words and personal fields: never in errors or logs.
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
-        _ensure_sqlite_folder(parsed.database)
+        file = _sqlite_file(parsed)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -127,8 +126,11 @@ async def reachable(url: str, *, create: bool = False) -> AsyncIterator[AsyncEng
     A SQLite file that is not there is made only with ``create`` (commands that set a deployment up);
     otherwise it is an error, so that a mistyped path is not reported on as an empty, intact database.
     """
-    if not create:
-        _require_sqlite_file(url)
+    file = _sqlite_file(_parsed(url))
+    if file is not None and not create and not file.is_file():
+        raise DatabaseUnavailable(
+            f"no database at {file}: check GOVBOT_DATABASE_URL, or create it with `govbot db upgrade`"
+        )
     engine = create_engine(url)
     try:
         await check(engine)
@@ -234,28 +236,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _require_sqlite_file(url: str) -> None:
+def _parsed(url: str) -> URL:
     try:
-        parsed = make_url(url)
+        return make_url(url)
     except ArgumentError as exc:
         raise DatabaseUnavailable(f"invalid database URL: {exc}") from None
+
+
+def _sqlite_file(parsed: URL) -> Path | None:
+    """The file a SQLite URL names; None for other databases and for in-memory or URI-named ones."""
     database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not _is_sqlite_file(database):
-        return
-    assert database is not None
-    if not Path(database).expanduser().is_file():
-        raise DatabaseUnavailable(
-            f"no database at {database}: check GOVBOT_DATABASE_URL, or create it with `govbot db upgrade`"
-        )
-
-
-def _is_sqlite_file(database: str | None) -> bool:
-    return bool(database) and database != ":memory:" and not str(database).startswith("file:")
-
-
-def _ensure_sqlite_folder(database: str | None) -> None:
-    if database and _is_sqlite_file(database):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database).expanduser()
 
 
 def error_reason(exc: BaseException) -> str:
