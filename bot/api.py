@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.keys import SESSIONS, WAKE
 from bot.openapi import KEY_PATTERN, MAX_LIMIT, MAX_OFFSET, OPENAPI
+from bot.web.guard import RETRY_AFTER_SECONDS
 from bot.web.transparency import stats
 from storage.case_events import citizen_fields
 from storage.cases import Case, CaseError, CaseNotFound, CaseRepository, CaseStatus, normalise_ticket
@@ -31,9 +32,6 @@ from storage.models import utcnow
 from storage.numbers import whole_number
 
 log = logging.getLogger(__name__)
-
-OUTAGE_RETRY_SECONDS = 10
-"""Retry-After of a 503 while the database is out of reach."""
 
 PREFIX = "/api/v1"
 PUBLIC_PATHS = frozenset({f"{PREFIX}/openapi.json", f"{PREFIX}/stats"})
@@ -381,7 +379,7 @@ async def _problems(
             return Problem(
                 503, "unavailable", "Service unavailable",
                 "the database is unavailable; nothing was changed; retry later",
-            ).response({"Retry-After": str(OUTAGE_RETRY_SECONDS)})
+            ).response({"Retry-After": str(RETRY_AFTER_SECONDS)})
         log.exception("department API failed on %s %s", request.method, request.path)
         return Problem(
             500, "internal-error", "Internal error", "something went wrong; nothing was changed; retry later"
