@@ -6,6 +6,7 @@ import hashlib
 import html
 import json
 import re
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from string import Template
@@ -53,6 +54,12 @@ def static_url(filename: str) -> str:
 def ui_strings(lang: str) -> dict[str, str]:
     """The page's own texts in ``lang`` (the ``web_…`` messages), for the script to switch languages."""
     return {key: str(t(lang, key)) for key in catalogue(DEFAULT_LANGUAGE) if key.startswith("web_")}
+
+
+def asked_language(query: Mapping[str, str], accept_language: str | None) -> str:
+    """A page's language: ``?lang=`` if it is one of ours, else the browser's preference, else the default."""
+    asked = query.get("lang", "")
+    return asked if asked in LANGUAGES else accepted_language(accept_language) or DEFAULT_LANGUAGE
 
 
 def accepted_language(header: str | None) -> str | None:

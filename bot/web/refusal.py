@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from bot.web.pages import accepted_language, render, static_url
-from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from bot.web.pages import asked_language, render, static_url
+from handlers.i18n import t
 from storage.numbers import whole_number
 
 REFUSED = "refused"
@@ -33,9 +33,7 @@ def for_browser(request: web.Request, status: int, headers: Mapping[str, str]) -
     route = request.match_info.route.name or ""
     if not is_form and not (route in PAGE_ROUTES and request.method in ("GET", "HEAD")):
         return None
-    lang = request.query.get("lang", "")
-    if lang not in LANGUAGES:
-        lang = accepted_language(request.headers.get("Accept-Language")) or DEFAULT_LANGUAGE
+    lang = asked_language(request.query, request.headers.get("Accept-Language"))
     heading, text = PAGES.get(status, ("web_failed_title", "web_failed"))
     page = render(
         "refused.html", lang=lang, css=static_url("transparency.css"), site_name=t(lang, "web_site_name"),

@@ -21,8 +21,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.keys import SESSIONS
-from bot.web.pages import LANGUAGE_NAMES, Markup, accepted_language, escape, render, static_url
-from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from bot.web.pages import LANGUAGE_NAMES, Markup, asked_language, escape, render, static_url
+from handlers.i18n import DEFAULT_LANGUAGE, t
 from storage.models import utcnow
 from storage.numbers import whole_number
 from storage.stats import Figures, Point, Series, transparency_figures
@@ -156,10 +156,9 @@ def setup(app: web.Application) -> None:
 
 async def transparency_page(request: web.Request) -> web.Response:
     """GET /transparency[?lang=zh]."""
-    asked = request.query.get("lang", "")
-    lang = asked if asked in LANGUAGES else accepted_language(request.headers.get("Accept-Language"))
+    lang = asked_language(request.query, request.headers.get("Accept-Language"))
     data = await request.app[FIGURES](request.app, utcnow())
-    page = render_page(data.figures, lang or DEFAULT_LANGUAGE, data.cases)
+    page = render_page(data.figures, lang, data.cases)
     return web.Response(text=page, content_type="text/html")
 
 
