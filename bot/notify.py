@@ -126,9 +126,9 @@ class Notifier:
             )
             if not notices:
                 return 0
-            chosen = await _chosen_languages(session, notices)
+            languages = await _languages(session, notices)
         outcomes = await asyncio.gather(
-            *(self._send(notice, chosen.get(notice.citizen_id) or notice.language) for notice in notices)
+            *(self._send(notice, language) for notice, language in zip(notices, languages, strict=True))
         )
         # Outcomes lost to a restarted database would have the citizen told a second time.
         await reconnecting(lambda: self._record(outcomes))
@@ -210,16 +210,12 @@ class Notifier:
                     )
 
 
-async def _chosen_languages(session: AsyncSession, notices: Sequence[Notice]) -> dict[int | None, str]:
-    """The languages the notices' citizens chose (``/start``'s language buttons), by citizen.
+async def _languages(session: AsyncSession, notices: Sequence[Notice]) -> list[str]:
+    """Each notice's language: the one its citizen chose (``/start``'s buttons), else its own.
 
     A notice is queued in the case's language; a citizen who chose another since reads it in theirs,
     as /status already answers them.
     """
-    citizens = CitizenRepository(session)
-    chosen: dict[int | None, str] = {}
-    for citizen_id in {n.citizen_id for n in notices if n.citizen_id is not None}:
-        citizen = await citizens.get(citizen_id)
-        if citizen is not None and citizen.language:
-            chosen[citizen_id] = citizen.language
-    return chosen
+    ids = [notice.citizen_id for notice in notices if notice.citizen_id is not None]
+    chosen = await CitizenRepository(session).chosen_languages(ids) if ids else {}
+    return [chosen.get(notice.citizen_id or 0) or notice.language for notice in notices]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -182,6 +183,14 @@ class CitizenRepository:
     async def get(self, citizen_id: int) -> Citizen | None:
         row = await self.session.get(User, citizen_id)
         return _citizen(row) if row else None
+
+    async def chosen_languages(self, citizen_ids: Iterable[int]) -> dict[int, str]:
+        """The language each of these citizens chose, for those who chose one; one query."""
+        rows = await self.session.execute(
+            select(_USERS.c.id, _USERS.c.language)
+            .where(_USERS.c.id.in_(set(citizen_ids)), _USERS.c.language.is_not(None))
+        )
+        return {int(row.id): str(row.language) for row in rows}
 
     async def set_language(self, citizen_id: int, language: str) -> None:
         row = await self.session.get(User, citizen_id)
