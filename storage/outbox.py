@@ -335,12 +335,8 @@ class OutboxRepository:
         found = await self.event(key)
         if found is None:
             return None
-        in_flight = and_(
-            OutboxEvent.status == DeliveryStatus.PENDING.value,
-            OutboxEvent.lease_until.is_not(None),
-            OutboxEvent.lease_until >= now,
-        )
-        if not await self._requeue(and_(OutboxEvent.id == found.id, ~in_flight), now):
+        not_in_flight = or_(OutboxEvent.status != DeliveryStatus.PENDING.value, _unleased(now))
+        if not await self._requeue(and_(OutboxEvent.id == found.id, not_in_flight), now):
             raise DeliveryInFlight(f"delivery {found.id} is being delivered right now; not queued again")
         return found
 
@@ -361,7 +357,7 @@ class OutboxRepository:
             and_(
                 OutboxEvent.department == department,
                 OutboxEvent.status == DeliveryStatus.PENDING.value,
-                or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now),
+                _unleased(now),
             ),
             now,
         )
@@ -405,6 +401,11 @@ class OutboxRepository:
             )
             .execution_options(synchronize_session=False)
         )
+
+
+def _unleased(now: datetime) -> Any:
+    """No dispatcher holds the event at ``now``: never claimed, or its lease has run out."""
+    return or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now)
 
 
 def leased_claim(
