@@ -381,8 +381,13 @@ def _ask_confirmation(turn: Turn, data: dict[str, Any]) -> list[Reply]:
     turn.state.set(CONFIRM, **(data | {"since": turn.now.isoformat()}))
     yes = Button(turn.t("esc_btn_yes"), payload=_payload(data, "yes"))
     no = Button(turn.t("esc_btn_no"), payload=_payload(data, "no"))
-    department = _localized(data.get("department_name"), turn.lang) or str(data.get("department", ""))
+    department = _department_label(turn, data)
     return turn.say("esc_confirm", department=department, kind="escalation_confirm", buttons=((yes, no),))
+
+
+def _department_label(turn: Turn, data: dict[str, Any]) -> str:
+    """The draft's department as the citizen reads it: its name in their language, else its code."""
+    return _localized(data.get("department_name"), turn.lang) or str(data.get("department", ""))
 
 
 def _describe(turn: Turn, data: dict[str, Any]) -> list[Reply]:
@@ -404,7 +409,7 @@ def _consent(turn: Turn, data: dict[str, Any]) -> list[Reply]:
         (Button(turn.t("esc_btn_consent_no"), payload=_payload(data, "consent", "0")),),
         _cancel(turn, data),
     )
-    department = _localized(data.get("department_name"), turn.lang) or str(data.get("department", ""))
+    department = _department_label(turn, data)
     return turn.say("esc_consent", department=department, kind="escalation_consent", buttons=buttons)
 
 
