@@ -162,14 +162,16 @@ class FeedbackRepository:
             report[entry_id] = EntryFeedback(
                 entry_id, shown=int(shown), helpful=int(helpful or 0), not_helpful=int(not_helpful or 0)
             )
+        for entry_id, replies in await self.session.execute(_missing_counts(since)):
+            if entry_id:
+                report.setdefault(entry_id, EntryFeedback(entry_id)).comments = int(replies)
         missing = await self.items(since, (FeedbackKind.MISSING,), limit=100_000)
         texts: dict[str, list[str]] = defaultdict(list)
         for item in missing:
             if item.entry_id:
                 texts[item.entry_id].append(item.text)
         for entry_id, said in texts.items():
-            row = report.setdefault(entry_id, EntryFeedback(entry_id))
-            row.comments, row.examples = len(said), said[:EXAMPLES_PER_ENTRY]
+            report.setdefault(entry_id, EntryFeedback(entry_id)).examples = said[:EXAMPLES_PER_ENTRY]
         await self._add_questions(report)
         return sorted(report.values(), key=EntryFeedback.worst_first)
 
@@ -189,6 +191,15 @@ def _answer_counts(since: datetime) -> Select[tuple[str, int, int, int]]:
         select(Answer.entry_id, func.count(Answer.id), helpful, not_helpful)
         .where(Answer.created_at >= since)
         .group_by(Answer.entry_id)
+    )
+
+
+def _missing_counts(since: datetime) -> Select[tuple[str | None, int]]:
+    """"What was missing" replies per entry, those whose words erasure or retention removed included."""
+    return (
+        select(Feedback.entry_id, func.count(Feedback.id))
+        .where(Feedback.created_at >= since, Feedback.kind == FeedbackKind.MISSING.value)
+        .group_by(Feedback.entry_id)
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from knowledge.clustering import cluster_questions
@@ -65,6 +65,16 @@ async def test_entry_feedback_puts_the_worst_helpful_rate_first(seeded: Sessions
     ]
     assert rows[0].examples == [MISSING]
     assert rows[0].question == "How do I pay my property tax?"
+
+
+async def test_entry_feedback_still_counts_what_was_missing_once_its_words_are_erased(
+    seeded: Sessions,
+) -> None:
+    async with seeded.begin() as session:  # as erasure and retention do: the words go, the kind stays
+        await session.execute(update(Feedback).values(text=""))
+    async with seeded() as session:
+        rows = await FeedbackRepository(session).entry_feedback(MONTH)
+    assert (rows[0].entry_id, rows[0].comments, rows[0].examples) == ("tax-property-pay", 1, [])
 
 
 async def test_entry_feedback_is_empty_before_anything_was_shown(seeded: Sessions) -> None:
