@@ -254,14 +254,10 @@ class AuditLog:
         """Walk the chain from the first record: gapless ids, right hashes, each linked to the one before."""
         walk = _Walk()
         while not walk.problems:
-            rows = list(
-                await self.session.scalars(
-                    select(AuditRecord)
-                    .where(AuditRecord.id >= walk.expected_id)
-                    .order_by(AuditRecord.id)
-                    .limit(batch)
-                )
-            )
+            query = select(AuditRecord).order_by(AuditRecord.id).limit(batch)
+            if walk.checked:  # the first batch has no lower bound: a record numbered below 1 is a forgery
+                query = query.where(AuditRecord.id >= walk.expected_id)
+            rows = list(await self.session.scalars(query))
             for row in rows:
                 if not _check(walk, row):
                     break
@@ -289,6 +285,9 @@ class AuditLog:
 
 
 def _check(walk: _Walk, row: AuditRecord) -> bool:
+    if row.id < walk.expected_id:
+        walk.problems.append((row.id, f"record {row.id} was added outside the log"))
+        return False
     if row.id != walk.expected_id:
         walk.problems.append((walk.expected_id, f"record {walk.expected_id} is missing (deleted)"))
         return False

@@ -22,6 +22,7 @@ from storage.audit import (
     NewRecord,
     citizen_ref,
     parse_citizen_ref,
+    record_hash,
 )
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -112,6 +113,26 @@ async def test_the_database_refuses_updates_and_deletes(sessions: async_sessionm
         with pytest.raises(DBAPIError, match="append-only"):
             async with sessions.begin() as session:
                 await session.execute(statement)
+
+
+@pytest.mark.parametrize("forged_id", [0, -7])
+async def test_a_record_slipped_in_before_the_first_is_detected(
+    sessions: async_sessionmaker[AsyncSession], forged_id: int
+) -> None:
+    await append_some(sessions, 3)
+    async with sessions.begin() as session:  # inserts pass the append-only trigger: no update, no delete
+        forged: dict[str, Any] = {
+            "id": forged_id, "at": NOW, "kind": "erasure", "citizen_ref": "C1", "department": None,
+            "ticket": None, "fields": [], "basis": {"request": "citizen"}, "details": {},
+            "prev_hash": GENESIS,
+        }  # fmt: skip
+        session.add(AuditRecord(**forged, hash=record_hash(forged | {"at": NOW.isoformat()})))
+    async with sessions() as session:
+        assert [e.id for e in await AuditLog(session).search(citizen="C1")][-1] == forged_id  # shown as real
+        result = await AuditLog(session).verify(batch=2)
+    assert not result.ok
+    assert result.broken_id == forged_id
+    assert result.problem == f"record {forged_id} was added outside the log"
 
 
 async def test_search_by_citizen_and_department(sessions: async_sessionmaker[AsyncSession]) -> None:
