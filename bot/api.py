@@ -188,7 +188,9 @@ async def _write(request: web.Request, operation: Operation) -> web.Response:
         if key is not None:
             stored = await IdempotencyRepository(session).reserve(department.code, key, fingerprint, now)
             if stored is not None:
-                return _replay(stored.fingerprint == fingerprint, stored.status, stored.body)
+                _check_replay(stored.fingerprint == fingerprint, stored.status)
+                body = await _governed_replay(session, request, department, stored.body, now)
+                return web.json_response(body, status=stored.status, headers={"Idempotent-Replayed": "true"})
         repo = CaseRepository(session)
         case = await _own_case(repo, request, department, lock=True)
         status, body = await operation(repo, case, now)
@@ -200,7 +202,8 @@ async def _write(request: web.Request, operation: Operation) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def _replay(same_request: bool, status: int, body: dict[str, Any]) -> web.Response:
+def _check_replay(same_request: bool, status: int) -> None:
+    """Refuse a key used with another request, or whose first request is still being handled."""
     if not same_request:
         raise Problem(
             422,
@@ -215,7 +218,25 @@ def _replay(same_request: bool, status: int, body: dict[str, Any]) -> web.Respon
             "Request in progress",
             "a request with this Idempotency-Key is still being handled; retry later",
         )
-    return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
+
+
+async def _governed_replay(
+    session: AsyncSession,
+    request: web.Request,
+    department: DepartmentProfile,
+    body: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The first response once more, cut to what the department may see now (consent withdrawn, clearance
+    lowered since) and audited as the disclosure it is; the case may have been transferred away since."""
+    raw = request.match_info["ticket"]
+    ticket = normalise_ticket(raw)
+    case = await CaseRepository(session).by_ticket(ticket) if ticket else None
+    if case is None:
+        raise Problem(404, "unknown-case", "No such case", f"no case {_shown(raw[:40])}")
+    return await govern_for_department(
+        session, case.id, department.code, body, now=now, channel="api", details={"request": "replay"}
+    )
 
 
 async def _own_case(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import AuditEntry, AuditKind, AuditLog
 from storage.cases import CaseRepository
+from storage.consent import ConsentRepository
 from storage.governance import set_clearance
 from tests.escalation.conftest import NOW, Client, Dept, open_case
 
@@ -80,3 +81,36 @@ async def test_a_department_a_case_was_transferred_to_sees_the_text_only_with_co
     body = await (await api.get(f"/api/v1/cases/{case.ticket}", headers=departments["TAX"].auth)).json()
     assert body["case"]["description"] == ""
     assert body["privacy"]["withheld"] == [{"field": "free_text", "reason": "consent"}]
+
+
+async def test_a_replayed_write_after_consent_is_withdrawn_holds_the_text_back_and_is_audited(
+    api: Client, departments: dict[str, Dept], sessions: Sessions
+) -> None:
+    case = await open_case(sessions, "TRANSPORT")
+    auth = departments["TRANSPORT"].auth | {"Idempotency-Key": "reply-1"}
+    url = f"/api/v1/cases/{case.ticket}/replies"
+    first = await (await api.post(url, json={"text": "We are on it."}, headers=auth)).json()
+    assert first["case"]["description"] == DESCRIPTION
+    assert case.citizen_id is not None
+    async with sessions.begin() as session:
+        await ConsentRepository(session).withdraw(case.citizen_id, "TRANSPORT", NOW + timedelta(minutes=1))
+    replayed = await api.post(url, json={"text": "We are on it."}, headers=auth)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    body = await replayed.json()
+    assert DESCRIPTION not in json.dumps(body)
+    assert body["privacy"]["withheld"] == [{"field": "free_text", "reason": "refused"}]
+    assert body["reply"] == first["reply"]
+    assert len(await disclosures(sessions)) == 1  # the first answer's; the replay disclosed nothing personal
+
+
+async def test_a_replayed_transfer_answers_as_before_once_the_case_has_moved_on(
+    api: Client, departments: dict[str, Dept], sessions: Sessions
+) -> None:
+    case = await open_case(sessions, "TRANSPORT")
+    auth = departments["TRANSPORT"].auth | {"Idempotency-Key": "transfer-1"}
+    url = f"/api/v1/cases/{case.ticket}/transfer"
+    first = await api.post(url, json={"department": "TAX"}, headers=auth)
+    again = await api.post(url, json={"department": "TAX"}, headers=auth)
+    assert (first.status, again.status, again.headers["Idempotent-Replayed"]) == (200, 200, "true")
+    assert await again.json() == await first.json()
+    assert [record.details.get("request") for record in await disclosures(sessions)] == ["replay", None]
