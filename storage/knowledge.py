@@ -99,8 +99,9 @@ class KnowledgeRepository:
     async def current_seq(self) -> int:
         return int(await self.session.scalar(select(KbSequence.value).where(KbSequence.id == 1)) or 0)
 
-    async def entry(self, entry_id: str) -> Entry | None:
-        row = await self.session.get(KbEntry, entry_id)
+    async def entry(self, entry_id: str, *, for_update: bool = False) -> Entry | None:
+        """The current entry; ``for_update`` locks its row until commit, for an edit built on it."""
+        row = await self.session.get(KbEntry, entry_id, with_for_update=for_update)
         return None if row is None or row.deleted else Entry.from_dict(row.data)
 
     async def plan_import(self, kb: KnowledgeBase) -> ImportPlan:

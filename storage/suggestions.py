@@ -150,7 +150,8 @@ class SuggestionRepository:
         if row is None or row.status != SuggestionStatus.PENDING:
             return _refused(suggestion_id, row)
         knowledge = KnowledgeRepository(self.session)
-        entry = await knowledge.entry(row.entry_id)
+        # Locked: another accept for this entry meanwhile would otherwise write over this phrasing.
+        entry = await knowledge.entry(row.entry_id, for_update=True)
         if entry is None:
             return Decision(suggestion_id, Outcome.ENTRY_GONE, _suggestion(row))
         outcome = Outcome.ALREADY_KNOWN

@@ -98,6 +98,47 @@ async def test_citizens_picking_the_same_new_phrasing_at_once_are_all_counted(po
     assert suggestion.times_chosen == 3
 
 
+@pytest.mark.postgres
+async def test_two_staff_accepting_phrasings_of_one_entry_at_once_keep_both(postgres_url: str) -> None:
+    """The second accept waits for the first to commit, then adds to the entry as the first left it."""
+    engine = db.create_engine(postgres_url)
+    try:
+        kb = await with_small_kb(db.sessionmaker(engine))
+        first, second = [await pick(kb, text, "id-card-lost") for text in (NEW_PHRASING, "card gone")]
+        assert first is not None
+        assert second is not None
+        async with kb.begin() as session:
+            await SuggestionRepository(session).accept(first, now=NOW)
+
+            async def accept_second() -> Outcome:
+                async with kb.begin() as other:
+                    return (await SuggestionRepository(other).accept(second, now=NOW)).outcome
+
+            waiting = asyncio.create_task(accept_second())
+            await asyncio.wait_for(blocked_on_a_lock(kb, waiting), timeout=30)
+        assert await asyncio.wait_for(waiting, timeout=30) is Outcome.ACCEPTED
+        async with kb() as session:
+            entry = await KnowledgeRepository(session).entry("id-card-lost")
+    finally:
+        await engine.dispose()
+    assert entry is not None
+    assert entry.alternatives["en"][-2:] == [NEW_PHRASING, "card gone"]
+
+
+async def blocked_on_a_lock(sessions: Sessions, task: asyncio.Task[Outcome]) -> None:
+    """Return once a connection to the database waits for a lock (``task`` must not have ended first)."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    while True:
+        async with sessions() as session:  # a transaction of its own: PostgreSQL keeps the view's snapshot
+            if await session.scalar(waiting):
+                return
+        assert not task.done(), task.result()
+        await asyncio.sleep(0.01)
+
+
 async def test_the_language_of_a_suggestion_is_that_of_its_text(kb: Sessions) -> None:
     await pick(kb, "换证窗口在哪？", "id-card-renew")
     [suggestion] = await listed(kb)
