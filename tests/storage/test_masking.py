@@ -10,6 +10,7 @@ import phonenumbers
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from phonenumbers import PhoneNumberType as PhoneType
 
 from storage.masking import (
     Kind,
@@ -83,6 +84,21 @@ def other_phones(draw: st.DrawFn) -> tuple[str, str]:
 
 
 @st.composite
+def dashed_phones(draw: st.DrawFn) -> tuple[str, str]:
+    """Numbers with their country code written with dashes (``+86-10-6552-9988``), as on letterheads."""
+    region = draw(st.sampled_from(["CN", "DE", "JP", "AU", "GB", "FR"]))
+    kind = draw(st.sampled_from([PhoneType.FIXED_LINE, PhoneType.MOBILE]))
+    example = phonenumbers.example_number_for_type(region, kind)
+    assert example is not None
+    national = str(example.national_number)
+    tail = draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
+    number = phonenumbers.parse(f"+{example.country_code}{national[:-3]}{tail}", None)
+    assume(phonenumbers.is_valid_number(number))
+    shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.RFC3966).removeprefix("tel:")
+    return draw(st.sampled_from([shown, "00" + shown[1:]])), str(number.national_number)
+
+
+@st.composite
 def emails(draw: st.DrawFn) -> str:
     local = draw(st.from_regex(r"[a-z][a-z0-9._+-]{0,10}", fullmatch=True))
     domain = draw(st.from_regex(r"[a-z]{2,8}\.(com|cn|gov\.cn|org)", fullmatch=True))
@@ -140,6 +156,14 @@ def test_landlines_and_foreign_numbers_are_masked(
 ) -> None:
     shown, national = phone
     assert national not in digits_of(mask(before + left + shown + right + after))
+
+
+@given(FILLER, SEPARATOR, dashed_phones(), SEPARATOR, FILLER)
+def test_phone_numbers_written_with_dashes_are_not_taken_for_dates(
+    before: str, sep1: str, phone: tuple[str, str], sep2: str, after: str
+) -> None:
+    shown, national = phone
+    assert national not in digits_of(mask(f"{before}{sep1}{shown}{sep2}{after}"))
 
 
 @given(FILLER, SEPARATOR, card_numbers(), SEPARATOR, FILLER)
