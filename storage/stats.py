@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import case, distinct, func, or_, select
+from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Answer, Question
@@ -59,7 +59,9 @@ def _shown(value: float | None, people: int) -> float | None:
 
 
 async def _questions(session: AsyncSession, start: datetime, end: datetime) -> tuple[Point, Point, int]:
-    answered = or_(Question.decision == "answer", Question.chosen_entry_id.is_not(None))
+    # "None of these" in "did you mean" is stored as "" (storage/questions.py): a choice of nothing.
+    picked = and_(Question.chosen_entry_id.is_not(None), Question.chosen_entry_id != "")
+    answered = or_(Question.decision == "answer", picked)
     row = (
         await session.execute(
             select(

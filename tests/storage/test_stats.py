@@ -86,3 +86,17 @@ async def test_an_empty_database_shows_nothing(sessions: async_sessionmaker[Asyn
     async with sessions() as session:
         figures = await transparency_figures(session, now=NOW)
     assert all(p.value is None for s in figures.series for p in (*s.points, s.total))
+
+
+async def test_none_of_these_in_did_you_mean_is_not_counted_as_answered(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as session:
+        people = await add_citizens(session, MIN_PEOPLE)
+        for user_id in people:  # "did you mean", and each pressed "none of these" (stored as "")
+            session.add(question(user_id, OCTOBER, "clarify", chosen=""))
+        session.add(question(people[0], OCTOBER, "clarify", chosen="e1"))
+    async with sessions() as session:
+        figures = await transparency_figures(session, now=NOW)
+    _, answered, _ = figures.series
+    assert answered.total.value == 100.0 / 6
