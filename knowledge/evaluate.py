@@ -105,7 +105,9 @@ class Report:
 def load_cases(path: str | Path) -> list[Case]:
     """Read evaluation cases from a JSON Lines file ``{"query", "lang", "relevant"}``."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        # As the knowledge files are read: a BOM is fine, and only "\n" ends a line (str.splitlines()
+        # would also split a question at U+2028 or U+0085, which JSON strings may hold as they are).
+        lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise CaseFileError(f"{path}: cannot read: {exc}") from exc
     cases = [_case(line, f"{path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]

@@ -81,6 +81,15 @@ def test_load_cases_reads_json_lines(tmp_path: Path) -> None:
     assert not cases[1].answerable
 
 
+def test_load_cases_reads_what_the_knowledge_files_read(tmp_path: Path) -> None:
+    """A BOM (Notepad, Excel) and line separators inside a question, as JSON Lines allows them."""
+    path = tmp_path / "cases.jsonl"
+    lines = [{"query": "passport\u2028renewal", "relevant": ["passport"]}, {"query": "tax\x85rate"}]
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
+                    encoding="utf-8-sig")
+    assert [case.query for case in load_cases(path)] == ["passport\u2028renewal", "tax\x85rate"]
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
