@@ -239,6 +239,13 @@ def test_examples_are_masked_as_documented(text: str, expected: str) -> None:
     assert mask(text) == expected
 
 
+@pytest.mark.parametrize("written", ["TEL-021-61234567", "FAX-010-65529988", "TEL-010-6552-9988"])
+def test_a_phone_number_after_a_capitalised_label_is_not_taken_for_a_ticket(written: str) -> None:
+    assert digits_of(written)[-8:] not in digits_of(mask(f"联系 {written} 。"))
+    references = "ticket TX9-2026-1234567, ISO-9001, GB-2312-80"
+    assert mask(references) == references
+
+
 def test_kinds_the_reader_is_cleared_for_are_kept() -> None:
     text = "13812345678 / a@b.cn"
     assert mask(text, keep={"phone"}) == "13812345678 / a***@b.cn"
