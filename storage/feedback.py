@@ -74,6 +74,8 @@ class EntryFeedback:
     comments: int = 0
     examples: list[str] = field(default_factory=list)
     """The latest "what was missing" replies, newest first."""
+    deleted: bool = False
+    """The entry is no longer in the knowledge base (its question is its last one)."""
 
     @property
     def rated(self) -> int:
@@ -178,10 +180,13 @@ class FeedbackRepository:
     async def _add_questions(self, report: dict[str, EntryFeedback]) -> None:
         if not report:
             return
-        rows = await self.session.scalars(select(KbEntry).where(KbEntry.id.in_(list(report))))
-        for row in rows:
-            question: dict[str, Any] = row.data.get("question", {})
-            report[row.id].question = question.get("en") or next(iter(question.values()), "")
+        rows = {row.id: row for row in
+                await self.session.scalars(select(KbEntry).where(KbEntry.id.in_(list(report))))}
+        for entry_id, figures in report.items():
+            row = rows.get(entry_id)
+            question: dict[str, Any] = row.data.get("question", {}) if row else {}
+            figures.question = question.get("en") or next(iter(question.values()), "")
+            figures.deleted = row is None or row.deleted
 
 
 def _answer_counts(since: datetime) -> Select[tuple[str, int, int, int]]:

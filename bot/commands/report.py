@@ -32,7 +32,7 @@ UNANSWERED_COLUMNS = (
 )  # fmt: skip
 FEEDBACK_COLUMNS = (
     "entry_id", "question", "shown", "rated", "helpful", "not_helpful", "helpful_rate", "comments",
-    "examples",
+    "examples", "deleted",
 )  # fmt: skip
 
 
@@ -140,7 +140,9 @@ def render_feedback(report: FeedbackReport, fmt: str, window: Window) -> str:
     if fmt == "json":
         return render_json(_feedback_document(report, rows, window))
     if fmt == "csv":
-        return render_csv(FEEDBACK_COLUMNS, [[*row[:8], " | ".join(row[8])] for row in rows])
+        return render_csv(
+            FEEDBACK_COLUMNS, [[*row[:8], " | ".join(row[8]), str(row[9]).lower()] for row in rows]
+        )
     parts = [f"Feedback on answers {_period(window)}: {len(rows)} entries, worst helpful rate first"]
     if rows:
         headers = (
@@ -154,7 +156,10 @@ def render_feedback(report: FeedbackReport, fmt: str, window: Window) -> str:
             "comments",
             "what was missing",
         )
-        table = [[*row[:6], _percent(row[6]), row[7], " · ".join(row[8])] for row in rows]
+        table = [
+            [row[0], _question(row[1], row[9]), *row[2:6], _percent(row[6]), row[7], " · ".join(row[8])]
+            for row in rows
+        ]
         parts.append(render_table(headers, table))
     else:
         parts.append("no answers shown")
@@ -205,6 +210,7 @@ def _entry_row(entry: EntryFeedback) -> list[Any]:
         None if rate is None else round(rate, 3),
         entry.comments,
         entry.examples,
+        entry.deleted,
     ]
 
 
@@ -225,6 +231,10 @@ def _feedback_document(report: FeedbackReport, rows: list[list[Any]], window: Wi
 
 def _nearest(entry_id: str | None, score: float | None) -> str:
     return f"{entry_id} ({score:.2f})" if entry_id and score is not None else (entry_id or "")
+
+
+def _question(question: str, deleted: bool) -> str:
+    return f"(deleted) {question}" if deleted else question
 
 
 def _percent(rate: float | None) -> str | None:

