@@ -275,19 +275,22 @@ async def _updates_of(session: AsyncSession, user: User) -> list[InboxUpdate]:
     return [row for row in rows if user.external_id in _sender_ids(row.payload)]
 
 
+_SENDERS = ("from", "user", "sender_chat")
+"""Where an update names its sender (``sender_chat``: an anonymous group admin, as the channel sees them)."""
+
+
 def _sender_ids(payload: Any) -> set[str]:
-    """Ids under ``chat`` and ``from`` anywhere in a channel update (Telegram's shape, and the like)."""
+    """Ids of whoever sent a channel update: the sender of what it carries (a message, a button press…).
+
+    Only that level: a reply in a group also names the author of the message replied to, another citizen
+    whose export must not carry it and whose erasure must not delete it.
+    """
     found: set[str] = set()
-    stack = [payload]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if key in ("chat", "from", "user") and isinstance(value, dict) and "id" in value:
-                    found.add(str(value["id"]))
-                stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
+    for item in payload.values() if isinstance(payload, dict) else ():
+        for key in _SENDERS:
+            sender = item.get(key) if isinstance(item, dict) else None
+            if isinstance(sender, dict) and "id" in sender:
+                found.add(str(sender["id"]))
     return found
 
 

@@ -1,0 +1,50 @@
+"""/mydata and /forget of stored channel updates: the citizen's own, not those of people who quote them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage import citizen_data
+from storage.citizens import CitizenRepository
+from storage.inbox import InboxRepository
+from storage.models import InboxUpdate
+
+Sessions = async_sessionmaker[AsyncSession]
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+GROUP = {"id": -1001234, "type": "supergroup"}
+LI = {"id": 42, "first_name": "Li"}
+WANG = {"id": 77, "first_name": "Wang"}
+
+
+def message(update_id: int, sender: dict[str, Any], text: str, **more: Any) -> dict[str, Any]:
+    return {"update_id": update_id, "message": {"chat": GROUP, "from": sender, "text": text, **more}}
+
+
+async def test_a_group_members_reply_to_the_citizen_is_neither_exported_nor_erased_with_them(
+    sessions: Sessions,
+) -> None:
+    replied_to = message(0, LI, "how do I renew my ID card?")["message"]
+    pressed = {"id": "q", "from": LI, "message": {"chat": GROUP, "from": {"id": 9}}, "data": "menu"}
+    updates = [
+        message(1, LI, "@govbot how do I renew my ID card?"),
+        message(2, WANG, "@govbot and for my son, Wang Xiaoming?", reply_to_message=replied_to),
+        {"update_id": 3, "callback_query": pressed},
+    ]
+    async with sessions.begin() as session:
+        li = await CitizenRepository(session).get_or_create("telegram", "42", now=NOW)
+        inbox = InboxRepository(session)
+        for update in updates:
+            await inbox.accept("telegram", str(update["update_id"]), update, received_at=NOW)
+    async with sessions() as session:
+        exported = (await citizen_data.collect(session, li.id, NOW))["channel_updates"]
+    assert [update["update_id"] for update in exported] == [1, 3]
+    assert "Wang Xiaoming" not in json.dumps(exported)
+    async with sessions.begin() as session:
+        await citizen_data.erase(session, li.id, NOW)
+    async with sessions() as session:
+        assert list(await session.scalars(select(InboxUpdate.update_id))) == ["2"]
