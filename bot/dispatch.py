@@ -10,6 +10,7 @@ anything else is retried on the schedule of :data:`bot.webhooks.RETRY_DELAYS`, t
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
@@ -156,6 +157,14 @@ class Dispatcher:
         """URLs whose form the policy accepted: a few per department, checked once instead of per delivery."""
         self._poll = PollTimer(config.poll)
         self._results: asyncio.Queue[AttemptResult] = asyncio.Queue()
+        self._held: collections.Counter[str] = collections.Counter()
+        """Deliveries in flight per department: each may hold at most ``share`` of the slots."""
+
+    @property
+    def share(self) -> int:
+        """The most deliveries one department may have in flight: half the slots, so that a department
+        whose endpoint hangs, however many events it has waiting, leaves the other half to the others."""
+        return max(1, self.config.concurrency // 2)
 
     async def __aenter__(self) -> Dispatcher:
         connector = aiohttp.TCPConnector(
@@ -179,7 +188,7 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim what is due, deliver it all, record the results; the number of attempts made."""
-        claimed = await self._claim(self.config.concurrency)
+        claimed = await self._claim(*self._room(self.config.concurrency))
         results = await asyncio.gather(*(self._attempt(delivery) for delivery in claimed))
         await self._record(results)
         return len(results)
@@ -192,21 +201,24 @@ class Dispatcher:
         log.info("dispatcher %s started", self.name)
         try:
             while not self._poll.stopping:
-                free = self.config.concurrency - len(inflight)
-                # A claim costs a transaction of about ten statements whatever its size: claim once half
-                # the slots are free, not for each few finished deliveries (466 → 561 deliveries/s with
-                # one dispatcher, docs/PERFORMANCE.md), but wait no longer than a poll interval, so an
-                # endpoint that hangs cannot hold back other departments' events.
+                room, leave_out = self._room(self.config.concurrency - len(inflight))
+                # A claim costs a transaction of about ten statements whatever its size: claim once there
+                # is room for half a share, not for each few finished deliveries (466 → 561 deliveries/s
+                # with one dispatcher, docs/PERFORMANCE.md), but wait no longer than a poll interval, so
+                # an endpoint that hangs cannot hold back other departments' events. A claim that leaves
+                # departments out waits for the poll interval: while one department's backlog is all
+                # there is, it would find nothing each time a delivery finishes.
                 waited = loop.time() - last_claim >= self.config.poll or not inflight
-                worth = free >= max(1, self.config.concurrency // 2) or (free > 0 and waited)
+                worth = room > 0 and (waited or (room >= max(1, self.share // 2) and not leave_out))
                 if worth:
                     last_claim = loop.time()
-                claimed = await self._claim_safely(free) if worth else []
+                claimed = await self._claim_safely(room, leave_out) if worth else []
                 for delivery in claimed:
+                    self._held[delivery.department] += 1
                     task = asyncio.create_task(self._deliver_and_queue(delivery))
                     inflight.add(task)
                     task.add_done_callback(inflight.discard)
-                if len(claimed) < free or not worth:
+                if len(claimed) < room or not worth:
                     await self._poll.pause()
         finally:
             await asyncio.gather(*inflight, return_exceptions=True)
@@ -216,23 +228,39 @@ class Dispatcher:
                 await writer
             log.info("dispatcher %s stopped", self.name)
 
-    async def _claim_safely(self, limit: int) -> list[Delivery]:
+    def _room(self, free: int) -> tuple[int, list[str]]:
+        """How many events the next claim may take with ``free`` slots, and the departments it leaves out.
+
+        A department holding more than half its share sits the claim out; the claim takes no more than
+        any other department may still add to what it holds, so no department passes its share, and a
+        claim is never smaller than half a share for want of room."""
+        leave_out = sorted(code for code, held in self._held.items() if held > self.share // 2)
+        most_held = max((held for held in self._held.values() if held <= self.share // 2), default=0)
+        return min(free, self.share - most_held), leave_out
+
+    async def _claim_safely(self, limit: int, leave_out: Sequence[str]) -> list[Delivery]:
         try:
-            return await self._claim(limit)
+            return await self._claim(limit, leave_out)
         except Exception:
             log.exception("dispatcher %s could not claim events; trying again shortly", self.name)
             return []
 
-    async def _claim(self, limit: int) -> list[Delivery]:
+    async def _claim(self, limit: int, leave_out: Sequence[str]) -> list[Delivery]:
         async with self.sessions.begin() as session:
             claimed = await OutboxRepository(session).claim(
-                self.name, self.clock(), limit=limit, lease=self.config.lease
+                self.name, self.clock(), limit=limit, lease=self.config.lease, leave_out=leave_out
             )
             # Each payload as the department may receive it now (clearance, consent, erasure), audited.
             return await governed_deliveries(session, claimed, self.clock())
 
     async def _deliver_and_queue(self, delivery: Delivery) -> None:
-        await self._results.put(await self._attempt(delivery))
+        try:
+            result = await self._attempt(delivery)
+        finally:
+            self._held[delivery.department] -= 1
+            if not self._held[delivery.department]:
+                del self._held[delivery.department]
+        await self._results.put(result)
 
     async def _write_results(self) -> None:
         while True:

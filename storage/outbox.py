@@ -218,12 +218,21 @@ class OutboxRepository:
         await self.session.flush()
         return webhook_id
 
-    async def claim(self, dispatcher: str, now: datetime, *, limit: int, lease: timedelta) -> list[Delivery]:
-        """Claim up to ``limit`` due events whose endpoint is usable, oldest first, one per stream."""
+    async def claim(
+        self, dispatcher: str, now: datetime, *, limit: int, lease: timedelta, leave_out: Sequence[str] = ()
+    ) -> list[Delivery]:
+        """Claim up to ``limit`` due events whose endpoint is usable, oldest first, one per stream.
+
+        ``leave_out``: departments whose events this claim must not take (the dispatcher's share of them
+        is in flight)."""
         await plan_afresh(self.session)
         dialect = self.session.get_bind().dialect.name
-        params = {"b_now": now, "b_limit": limit, "b_lease": now + lease, "b_claimer": dispatcher}
-        rows = (await self.session.execute(_claim_statement(dialect), params)).all()
+        params: dict[str, Any] = {"b_now": now, "b_limit": limit, "b_lease": now + lease,
+                                  "b_claimer": dispatcher}
+        if leave_out:
+            params["b_leave_out"] = list(leave_out)
+        statement = _claim_statement(dialect, leaving_out=bool(leave_out))
+        rows = (await self.session.execute(statement, params)).all()
         if not rows:
             return []
         # Only an event tried before can have an attempt left in progress by a dispatcher that died.
@@ -458,12 +467,14 @@ def leased_claim(
 
 
 @functools.cache
-def _claim_statement(dialect: str) -> Any:
+def _claim_statement(dialect: str, *, leaving_out: bool = False) -> Any:
     """The claim, built once per dialect (building and keying it cost more CPU than running it).
 
     Core tables, not the ORM's bulk UPDATE: nothing in the session is synchronised with it anyway.
     A case's events go to a department in order, and one that went dead holds back the rest. Events wait
     while their department is disabled or its endpoint is missing or disabled (410 Gone).
+    ``leaving_out``: the form that skips the departments of the parameter ``b_leave_out`` (a list); the
+    usual claim has no such condition to evaluate.
     """
     events, departments = _events, cast(sa.Table, Department.__table__)
     has_endpoint = exists().where(
@@ -472,10 +483,13 @@ def _claim_statement(dialect: str) -> Any:
         departments.c.webhook_url.is_not(None),
         departments.c.webhook_enabled.is_(True),
     )
+    due = [events.c.status == DeliveryStatus.PENDING.value, has_endpoint]
+    if leaving_out:
+        due.append(events.c.department.not_in(bindparam("b_leave_out", expanding=True)))
     return leased_claim(
         events,
         dialect,
-        due=[events.c.status == DeliveryStatus.PENDING.value, has_endpoint],
+        due=due,
         in_order_by=("case_id", "department"),
         blocked_by=(DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value),
         returning=[

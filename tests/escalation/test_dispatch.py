@@ -330,21 +330,72 @@ async def test_a_delivery_is_recorded_once_when_the_database_restarted_during_it
 async def test_a_hanging_endpoint_does_not_hold_back_another_departments_events(
     sessions: Sessions, departments: dict[str, Dept], receiver: Receiver
 ) -> None:
-    # Claims wait for half the slots to be free, but never longer than the poll interval.
-    receiver.answers = [HANG, HANG, HANG]
-    async with receiving(departments["TAX"].secret) as tax:
+    # Claims wait for room for half a share, but never longer than the poll interval.
+    receiver.answers = [HANG, HANG]
+    secret = new_secret()
+    async with sessions.begin() as session:
+        await DepartmentRepository(session).add("CITY", {"en": "City"}, secrets=[secret], ticket_prefix="CI")
+    async with receiving(departments["TAX"].secret) as tax, receiving(secret) as city:
+        tax.answers = [HANG]
         await set_url(sessions, "TAX", tax.url)
+        await set_url(sessions, "CITY", city.url)
         config = DispatchConfig(policy=LOCAL, poll=0.05, concurrency=4, timeout=30)
         async with Dispatcher(sessions, config) as d:
             task = asyncio.create_task(d.run())
-            for user in ("1", "2", "3"):
-                await open_case(sessions, "TRANSPORT", user=user, now=utcnow())
-            await receiver.wait_for(3)  # three of the four slots now wait on TRANSPORT
-            await open_case(sessions, "TAX", user="4", now=utcnow())
-            await tax.wait_for(1, timeout=5)  # not held back until TRANSPORT's answers time out
+            for user, code in (("1", "TRANSPORT"), ("2", "TRANSPORT"), ("3", "TAX")):
+                await open_case(sessions, code, user=user, now=utcnow())
+            await receiver.wait_for(2)
+            await tax.wait_for(1)  # three of the four slots now wait on hanging endpoints
+            await open_case(sessions, "CITY", user="4", now=utcnow())
+            await city.wait_for(1, timeout=5)  # not held back until the others' answers time out
             receiver.release()
+            tax.release()
             d.stop()
             await asyncio.wait_for(task, timeout=10)
+
+
+async def test_a_hanging_department_with_more_events_than_slots_leaves_half_the_slots_to_the_others(
+    sessions: Sessions, departments: dict[str, Dept], receiver: Receiver
+) -> None:
+    # Claims take the oldest due events first: TRANSPORT's six would otherwise take all four slots, and
+    # TAX would wait for their answers to time out (minutes, with a real backlog and timeout).
+    receiver.answers = [HANG] * 6
+    async with receiving(departments["TAX"].secret) as tax:
+        await set_url(sessions, "TAX", tax.url)
+        for user in range(6):
+            await open_case(sessions, "TRANSPORT", user=str(user), now=utcnow())
+        await open_case(sessions, "TAX", user="tax", now=utcnow())
+        config = DispatchConfig(policy=LOCAL, poll=0.05, concurrency=4, timeout=30)
+        async with Dispatcher(sessions, config) as d:
+            task = asyncio.create_task(d.run())
+            await tax.wait_for(1, timeout=5)
+            await receiver.wait_for(2)
+            await asyncio.sleep(0.2)  # four polls: time enough to take a third TRANSPORT event
+            assert len(receiver.received) == 2  # its share: half the slots
+            receiver.release()
+            await receiver.wait_for(6)  # and once they answer, the rest follow
+            d.stop()
+            await asyncio.wait_for(task, timeout=10)
+
+
+async def test_a_claim_leaves_out_the_departments_it_is_told_to(
+    sessions: Sessions, departments: dict[str, Dept], clock: Clock
+) -> None:
+    for code in ("TRANSPORT", "TAX"):
+        await set_url(sessions, code, "http://127.0.0.1:9/hook")
+    for user in range(3):
+        await open_case(sessions, "TRANSPORT", user=str(user), now=clock())
+    await open_case(sessions, "TAX", user="tax", now=clock())
+
+    async def claim(*leave_out: str) -> list[tuple[str, int]]:
+        async with sessions.begin() as session:
+            claimed = await OutboxRepository(session).claim(
+                "one", clock(), limit=10, lease=timedelta(seconds=60), leave_out=leave_out
+            )
+        return [(d.department, d.id) for d in claimed]
+
+    assert await claim("TRANSPORT") == [("TAX", 4)]
+    assert await claim("TAX") == [("TRANSPORT", 1), ("TRANSPORT", 2), ("TRANSPORT", 3)]
 
 
 def delivered(delivery: Delivery) -> AttemptResult:
