@@ -41,8 +41,17 @@ class Finding:
     value: str
 
 
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\u00c0-\u024f-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+)
+_EMAIL_ANY = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.(?:[A-Za-z]{2,}|[^\W\d_]{2,})")
+"""Addresses with letters of any script (``张三@example.com``, ``li@例子.中国``). Chinese text runs on without
+spaces, so such a local part reaches back to the last space or punctuation: sought only where _EMAIL found
+no address at the same ``@``, and more masked than too little. _EMAIL itself does not start after a Latin
+letter with a diacritic, so that ``josé.garcía@…`` is one address, not ``a@…``."""
 _NATIONAL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+_NATIONAL_ID_GROUPED = re.compile(r"(?<![0-9])[0-9]{6}([ -])[0-9]{8}\1[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
+"""An ID number written in its three parts (``110101 19900307 4258``), as on forms."""
 _CARD = re.compile(r"(?<![0-9])(?:[0-9]{13,19}|[0-9]{4}(?:[ -][0-9]{4}){2,3}(?:[ -][0-9]{1,3})?)(?![0-9Xx])")
 _CN_MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9][ .-]?[0-9]{4}[ .-]?[0-9]{4}(?![0-9])")
 """Caught even when glued to letters (``tel13812345678``), which libphonenumber's matcher skips."""
@@ -180,14 +189,20 @@ def _ascii_form(char: str) -> str:
 
 
 def _emails(shadow: str) -> Iterator[Finding]:
+    at_signs = set()
     for found in _EMAIL.finditer(shadow):
+        at_signs.add(found.start() + found.group().index("@"))
         yield Finding(Kind.EMAIL, found.start(), found.end(), found.group())
+    for found in _EMAIL_ANY.finditer(shadow):
+        if found.start() + found.group().index("@") not in at_signs:
+            yield Finding(Kind.EMAIL, found.start(), found.end(), found.group())
 
 
 def _resident_ids(shadow: str) -> Iterator[Finding]:
-    for found in _NATIONAL_ID.finditer(shadow):
-        if is_resident_id(found.group()):
-            yield Finding(Kind.NATIONAL_ID, found.start(), found.end(), found.group())
+    for pattern in (_NATIONAL_ID, _NATIONAL_ID_GROUPED):
+        for found in pattern.finditer(shadow):
+            if is_resident_id(re.sub(r"[ -]", "", found.group())):
+                yield Finding(Kind.NATIONAL_ID, found.start(), found.end(), found.group())
 
 
 def _cards(shadow: str) -> Iterator[Finding]:

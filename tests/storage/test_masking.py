@@ -132,6 +132,33 @@ def test_no_valid_resident_id_survives_masking(
     assert not [f for f in find(result) if f.kind is Kind.NATIONAL_ID]
 
 
+@given(FILLER, SEPARATOR, resident_ids(), st.sampled_from([" ", "-"]), SEPARATOR, FILLER)
+def test_a_resident_id_written_in_its_three_parts_is_masked(
+    before: str, left: str, number: str, between: str, right: str, after: str
+) -> None:
+    written = between.join((number[:6], number[6:14], number[14:]))
+    result = mask(before + left + written + right + after)
+    assert number[6:14] not in digits_of(result)
+    assert [f.kind for f in find(before + left + written + right + after)].count(Kind.NATIONAL_ID) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("联系 张三@example.com 。", "联系 张***@example.com 。"),
+        ("邮箱：li@例子.中国，谢谢", "邮箱：l***@例子.中国，谢谢"),
+        ("write to josé.garcía@correo.es today", "write to j***@correo.es today"),
+        # An ASCII address keeps the words before it; with a Chinese name, there is no telling where it
+        # starts: all of it is masked.
+        ("我的邮箱是zhang@example.com谢谢", "我的邮箱是z***@example.com谢谢"),
+        ("我的邮箱是张三@example.com", "我***@example.com"),
+    ],
+)
+def test_addresses_with_letters_of_any_script_are_masked(text: str, expected: str) -> None:
+    assert mask(text) == expected
+    assert mask(expected) == expected
+
+
 @given(FILLER, SEPARATOR, cn_mobiles(), SEPARATOR, FILLER)
 def test_no_valid_mobile_number_survives_masking(
     before: str, left: str, phone: tuple[str, str], right: str, after: str
