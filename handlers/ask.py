@@ -63,17 +63,23 @@ async def pick(turn: Turn) -> list[Reply]:
     asked = await turn.questions.question(asked_id) if asked_id is not None else None
     if asked is None or asked.citizen_id != turn.citizen.id:
         return turn.say("button_expired", kind="expired")
+    # The first choice stands: pressing the buttons again shows their answers but counts no more picks,
+    # so one citizen cannot inflate a phrasing, and erasure, which takes back the chosen entry's pick,
+    # leaves none of their words behind.
+    first = asked.chosen_entry_id is None
     chosen = whole_number(choice, 0, len(asked.candidates) - 1)
     if chosen is None:
-        await turn.questions.choose(asked.id, None)
+        if first:
+            await turn.questions.choose(asked.id, None)
         return fallback(turn, asked.id)
     entry_id = str(asked.candidates[chosen]["entry_id"])
     entry = turn.entry(entry_id)
     if entry is None:
         return turn.say("entry_gone", kind="expired")
-    await turn.questions.choose(asked.id, entry.id)
-    # The question becomes a suggested phrasing of the chosen entry (`govbot kb suggestions`).
-    await SuggestionRepository(turn.session).record_pick(asked.text, entry.id, now=turn.now)
+    if first:
+        await turn.questions.choose(asked.id, entry.id)
+        # The question becomes a suggested phrasing of the chosen entry (`govbot kb suggestions`).
+        await SuggestionRepository(turn.session).record_pick(asked.text, entry.id, now=turn.now)
     answer_id = await turn.questions.record_answer(
         turn.citizen.id, entry.id, how="picked", question_id=asked.id, now=turn.now
     )

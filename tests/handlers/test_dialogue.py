@@ -101,6 +101,26 @@ async def test_did_you_mean_pick_answers_and_records_the_choice(
     assert answer.how == "picked"
 
 
+async def test_only_the_first_choice_of_a_did_you_mean_counts_as_a_suggested_phrasing(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    options = payloads(await dialogue.handle(said("identity card")))
+    for pressed in (options[0], options[0], options[1], options[-1]):
+        assert (await dialogue.handle(said(payload=pressed)))[0].kind in {"answer", "fallback"}
+    async with sessions() as session:
+        question = (await session.scalars(select(Question))).one()
+        suggestions = await SuggestionRepository(session).listing()
+        shown = (await session.scalars(select(Answer.entry_id).order_by(Answer.id))).all()
+    assert [(s.entry_id, s.times_chosen) for s in suggestions] == [(question.chosen_entry_id, 1)]
+    assert shown == [question.chosen_entry_id, question.chosen_entry_id, shown[2]]  # each shown answer
+    assert shown[2] != shown[0]
+    async with sessions.begin() as session:  # and erasure takes the one pick back
+        citizen = await CitizenRepository(session).get_or_create("test", "42", now=NOW)
+        await citizen_data.erase(session, citizen.id, NOW)
+    async with sessions() as session:
+        assert await SuggestionRepository(session).listing() == []
+
+
 async def test_none_of_these_falls_back_to_a_department(dialogue: Dialogue) -> None:
     options = payloads(await dialogue.handle(said("identity card")))
     assert (await dialogue.handle(said(payload=options[-1])))[0].kind == "fallback"
