@@ -194,7 +194,8 @@ async def _suggestions(session: AsyncSession, citizen_id: int) -> list[dict[str,
     """The phrasings the citizen's "did you mean" picks proposed to staff (kept without their name)."""
     return [{"entry_id": entry_id, "text": text} for entry_id, text in (await session.execute(
         select(Question.chosen_entry_id, Question.text)
-        .where(Question.user_id == citizen_id, Question.chosen_entry_id.is_not(None))
+        .where(Question.user_id == citizen_id, Question.chosen_entry_id.is_not(None),
+               Question.chosen_entry_id != "")  # "" is "none of these": no phrasing went to staff
         .order_by(Question.id)
         .limit(MAX_ROWS)
     )).all()]

@@ -54,6 +54,18 @@ async def test_mydata_sends_everything_held_as_json_and_is_audited(
     assert record.citizen_ref == document["citizen"]
 
 
+async def test_mydata_lists_as_suggestions_only_did_you_mean_picks_of_an_entry(dialogue: Dialogue) -> None:
+    # An entry, then "none of these".
+    for asked, pressed in (("identity card", 0), ("identity card please", -1)):
+        options = payloads(await dialogue.handle(said(asked)))
+        await dialogue.handle(said(payload=options[pressed]))
+    [reply] = await dialogue.handle(said("/mydata"))
+    assert reply.document is not None
+    suggestions = json.loads(reply.document.content)["suggestions"]
+    assert [s["text"] for s in suggestions] == ["identity card"]
+    assert suggestions[0]["entry_id"]
+
+
 async def test_forget_asks_first_and_no_keeps_everything(dialogue: Dialogue, sessions: Sessions) -> None:
     await dialogue.handle(said("How do I renew my identity card?"))
     replies = await dialogue.handle(said("/forget"))
