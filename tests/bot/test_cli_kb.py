@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-from tests.conftest import SAMPLE_KB, SHARED_EVAL, clear_govbot_settings
+from tests.conftest import REPO, SAMPLE_KB, SHARED_EVAL, clear_govbot_settings
 
 ENTRY = """\
 entries:
@@ -317,3 +320,14 @@ def test_invalid_setting_exits_2_naming_it(
     monkeypatch.setenv("GOVBOT_HTTP_PORT", "eighty")
     assert main(["db", "upgrade"]) == 2
     assert "GOVBOT_HTTP_PORT" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly() -> None:
+    # `govbot kb ask … | head`: the pipe is closed before the command writes.
+    command = [sys.executable, "-m", "bot.cli", "kb", "ask", "identity card", "--kb", str(SAMPLE_KB)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)  # noqa: S603
+    assert process.stdout is not None
+    process.stdout.close()
+    _, errors = process.communicate(timeout=60)
+    assert errors.decode() == ""
+    assert process.returncode == 128 + signal.SIGPIPE
