@@ -270,8 +270,13 @@ async def _purge_channel_updates(session: AsyncSession, cutoff: datetime, dry_ru
 
 
 async def _updates_of(session: AsyncSession, user: User) -> list[InboxUpdate]:
-    """The raw channel updates still stored that came from this citizen's chat."""
-    rows = await session.scalars(select(InboxUpdate).where(InboxUpdate.channel == user.channel))
+    """The raw channel updates still stored that came from this citizen's chat.
+
+    Only unprocessed ones hold anything: processing empties an update's content (its id stays, so that a
+    re-send is dropped), and the channel's processed history is not read for each export or erasure."""
+    rows = await session.scalars(
+        select(InboxUpdate).where(InboxUpdate.channel == user.channel, InboxUpdate.processed_at.is_(None))
+    )
     return [row for row in rows if user.external_id in _sender_ids(row.payload)]
 
 

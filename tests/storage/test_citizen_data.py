@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage import citizen_data
@@ -48,3 +48,32 @@ async def test_a_group_members_reply_to_the_citizen_is_neither_exported_nor_eras
         await citizen_data.erase(session, li.id, NOW)
     async with sessions() as session:
         assert list(await session.scalars(select(InboxUpdate.update_id))) == ["2"]
+
+
+async def test_export_and_erasure_read_only_the_updates_still_holding_their_content(
+    sessions: Sessions,
+) -> None:
+    # A processed update keeps its id (re-sends are dropped) but not its content: a busy channel's
+    # history is not loaded into memory for each citizen's /mydata or /forget.
+    async with sessions.begin() as session:
+        li = await CitizenRepository(session).get_or_create("telegram", "42", now=NOW)
+        inbox = InboxRepository(session)
+        for n in range(1, 31):
+            update = message(n, LI if n % 2 else WANG, "hello")
+            await inbox.accept("telegram", str(n), update, received_at=NOW)
+        await inbox.mark_processed_many("telegram", [str(n) for n in range(1, 30)])
+    loaded: list[str] = []
+    async with sessions() as session:
+
+        def count(_session: object, instance: object) -> None:
+            if isinstance(instance, InboxUpdate):
+                loaded.append(instance.update_id)
+
+        event.listen(session.sync_session, "loaded_as_persistent", count)
+        exported = (await citizen_data.collect(session, li.id, NOW))["channel_updates"]
+    assert [update["update_id"] for update in exported] == []  # 30 is Wang's, and unprocessed
+    assert loaded == ["30"]
+    async with sessions.begin() as session:
+        assert (await citizen_data.erase(session, li.id, NOW))["channel_updates"] == 0
+    async with sessions() as session:
+        assert len(list(await session.scalars(select(InboxUpdate.update_id)))) == 30
