@@ -58,6 +58,7 @@ def lint(
     kb: KnowledgeBase,
     *,
     known_departments: Collection[str] | None = None,
+    known_categories: Collection[str] = (),
     languages: Sequence[str] = LANGUAGES,
     near_duplicate_threshold: float = 90.0,
     today: date | None = None,
@@ -65,11 +66,11 @@ def lint(
 ) -> list[Finding]:
     """Every finding about ``kb``: errors first within each entry, near-duplicates last.
 
-    ``known_departments`` adds department codes configured outside the knowledge base; ``today``
+    ``known_departments`` and ``known_categories`` add codes configured outside the files; ``today``
     turns on the check for expired entries; ``sources`` (from ``load_paths_with_sources``) fills
     in each finding's file and line.
     """
-    categories = {category.code for category in kb.categories}
+    categories = {category.code for category in kb.categories} | set(known_categories)
     findings = _duplicate_ids(kb.entries)
     for entry in kb.entries:
         findings += _completeness(entry, languages)

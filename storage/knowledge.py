@@ -93,6 +93,10 @@ class KnowledgeRepository:
         )
         return kb, seq
 
+    async def category_codes(self) -> set[str]:
+        """The codes of the categories imported so far."""
+        return {str(category["code"]) for category in (await self._meta()).get("categories", [])}
+
     async def is_empty(self) -> bool:
         return await self.session.scalar(select(KbEntry.id).limit(1)) is None
 

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal, cast
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands import suggestions
@@ -154,14 +155,33 @@ def export_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
 
 
 def lint_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
-    """Print every finding; exit 1 when any is an error."""
+    """Print every finding; exit 1 when any is an error.
+
+    Departments and categories already in the database count as known, as for `kb import`, so that one
+    file of a larger knowledge base can be checked alone; without a database the files alone count."""
     kb, sources = load_paths_with_sources(args.paths)
-    findings = lint(kb, sources=sources, today=date.today())
+    try:
+        departments, categories = asyncio.run(_configured_codes(settings().database_url))
+        alone = None
+    except (db.DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
+        departments, categories = set(), set()
+        alone = str(exc) if isinstance(exc, db.DatabaseUnavailable) else db.error_reason(exc)
+    findings = lint(kb, known_departments=departments, known_categories=categories, sources=sources,
+                    today=date.today())
     for finding in findings:
         print(finding)
     errors = sum(1 for f in findings if f.severity == "error")
     print(f"{len(kb.entries)} entries: {errors} error(s), {len(findings) - errors} warning(s)")
+    if alone is not None and any(f.field in ("department", "category") for f in findings):
+        print(f"(departments checked against the files alone: {alone})")
     return 1 if errors else 0
+
+
+async def _configured_codes(url: str) -> tuple[set[str], set[str]]:
+    """The department and category codes the database already has (read only: no schema upgrade)."""
+    async with db.reachable(url) as engine, db.sessionmaker(engine)() as session:
+        departments = {department.code for department in await DepartmentRepository(session).all()}
+        return departments, await KnowledgeRepository(session).category_codes()
 
 
 def ask_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:

@@ -259,6 +259,21 @@ def test_lint_passes_on_the_sample_and_fails_on_errors(
     assert "4096" in capsys.readouterr().out
 
 
+def test_lint_of_one_file_knows_the_departments_the_database_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kb = write_kb(tmp_path / "kb")
+    tax = str(kb / "tax.yaml")
+    assert main(["kb", "lint", tax]) == 1  # no database yet: TAX is defined nowhere
+    out = capsys.readouterr().out
+    assert "unknown department 'TAX'" in out
+    assert "departments checked against the files alone: no database at" in out
+    assert main(["kb", "import", str(kb)]) == 0
+    capsys.readouterr()
+    assert main(["kb", "lint", tax]) == 0  # as `kb import` of that file would accept it
+    assert "unknown department" not in capsys.readouterr().out
+
+
 def test_ask_prints_the_decision_and_candidates(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["kb", "ask", "身份证丢了怎么办", "--lang", "zh", "--kb", str(SAMPLE_KB)]) == 0
     out = capsys.readouterr().out
