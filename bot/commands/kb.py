@@ -224,6 +224,13 @@ def eval_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
     except CaseFileError as exc:
         print(f"govbot: {exc}", file=sys.stderr)
         return 1
+    known = {entry.id for entry in kb.entries}
+    strangers = [case for case in cases if case.relevant and not known.issuperset(case.relevant)]
+    if strangers:  # cases labelled against another knowledge base: counted as misses, said so
+        missing = sorted({entry_id for case in strangers for entry_id in case.relevant} - known)
+        shown = ", ".join(missing[:10]) + (", …" if len(missing) > 10 else "")
+        print(f"govbot: warning: {len(strangers)} case(s) in {args.cases} name entries not in the "
+              f"knowledge base: {shown}", file=sys.stderr)
     report = evaluate(Matcher(kb, settings().matcher_config()), cases)
     print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else render_table(report))
     return 0

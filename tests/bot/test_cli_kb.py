@@ -226,6 +226,22 @@ def test_an_evaluation_without_cases_fails_instead_of_reporting_zeros(
     assert f"{empty}: no cases" in capsys.readouterr().err
 
 
+def test_an_evaluation_names_the_cases_whose_entries_the_knowledge_base_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Cases labelled against another knowledge base: every one a miss, which the figures alone hide.
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(
+        '{"query": "renew my identity card", "lang": "en", "relevant": ["civil-registry-id-card-renew"]}\n'
+        '{"query": "vaccine side effects", "lang": "en", "relevant": ["so-65", "so-66"]}\n'
+        '{"query": "the moon festival", "lang": "en", "relevant": []}\n',
+        encoding="utf-8",
+    )
+    assert main(["kb", "eval", "--kb", str(SAMPLE_KB), "--cases", str(cases)]) == 0
+    warning = f"govbot: warning: 1 case(s) in {cases} name entries not in the knowledge base: so-65, so-66"
+    assert warning in capsys.readouterr().err
+
+
 def test_gbk_csv_is_refused_with_an_encoding_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
