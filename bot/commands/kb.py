@@ -56,6 +56,12 @@ def register(
     )
     p.set_defaults(handler=export_command)
 
+    p = sub.add_parser(
+        "delete", help="take entries out of the knowledge base (their history stays)", parents=[common]
+    )
+    p.add_argument("entry_ids", nargs="+", metavar="ENTRY_ID")
+    p.set_defaults(handler=delete_command)
+
     p = sub.add_parser("lint", help="check knowledge-base files", parents=[common])
     p.add_argument("paths", nargs="+", type=path_argument, metavar="PATH")
     p.set_defaults(handler=lint_command)
@@ -151,6 +157,32 @@ def export_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
         print(f"govbot: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"wrote {len(kb.entries)} entries to {args.out} ({fmt})")
+    return 0
+
+
+def delete_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Delete entries, all or none: an id that is not there refuses the whole command."""
+
+    async def go() -> list[str]:
+        async with (db.connected(settings().database_url) as engine,
+                    db.sessionmaker(engine)() as session, session.begin()):
+            repo = KnowledgeRepository(session)
+            missing = [entry_id for entry_id in args.entry_ids if await repo.entry(entry_id) is None]
+            if missing:
+                return missing
+            for entry_id in dict.fromkeys(args.entry_ids):
+                await repo.delete_entry(entry_id, "delete:cli")
+            return []
+
+    missing = asyncio.run(go())
+    if missing:
+        print(f"govbot: no entry {', '.join(missing)} in the knowledge base; nothing was deleted",
+              file=sys.stderr)
+        return 1
+    for entry_id in dict.fromkeys(args.entry_ids):
+        print(f"- {entry_id}")
+    print(f"deleted {len(set(args.entry_ids))} entries; running bots stop answering them within "
+          "GOVBOT_KB_REFRESH_SECONDS")
     return 0
 
 

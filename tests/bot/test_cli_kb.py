@@ -275,6 +275,25 @@ def test_lint_passes_on_the_sample_and_fails_on_errors(
     assert "4096" in capsys.readouterr().out
 
 
+def test_delete_takes_entries_out_all_or_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kb = write_kb(tmp_path / "kb")
+    assert main(["kb", "import", str(kb)]) == 0
+    assert main(["kb", "delete", "no-such-entry", "tax-pay"]) == 1
+    assert "no entry no-such-entry in the knowledge base; nothing was deleted" in capsys.readouterr().err
+    exported = tmp_path / "out.jsonl"
+    assert main(["kb", "export", str(exported)]) == 0
+    assert "tax-pay" in exported.read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main(["kb", "delete", "tax-pay"]) == 0
+    assert capsys.readouterr().out.startswith("- tax-pay\ndeleted 1 entries")
+    assert main(["kb", "export", str(exported)]) == 0
+    assert "tax-pay" not in exported.read_text(encoding="utf-8")
+    assert main(["kb", "delete", "tax-pay"]) == 1  # already gone
+    assert main(["kb", "import", str(kb)]) == 0  # and the files bring it back
+    assert main(["kb", "export", str(exported)]) == 0
+    assert "tax-pay" in exported.read_text(encoding="utf-8")
+
+
 def test_lint_of_one_file_knows_the_departments_the_database_has(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
