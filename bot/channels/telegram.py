@@ -296,10 +296,13 @@ class TelegramChannel:
                 incoming = read.incoming
                 replies = await self._handle(incoming, read.query_id)
         except Exception as exc:
-            log.exception("telegram: update %s failed", update_id)  # never the text: it is the citizen's
-            error = f"{type(exc).__name__}: {exc}"
-            if incoming is not None:
-                await self._apologise(incoming)
+            if _gone(exc):  # blocked by the citizen, or out of the group: trying again cannot help
+                log.info("telegram: the replies to update %s cannot be delivered (%s)", update_id, exc)
+            else:
+                log.exception("telegram: update %s failed", update_id)  # never the text: the citizen's
+                error = f"{type(exc).__name__}: {exc}"
+                if incoming is not None:
+                    await self._apologise(incoming)
         self._outcomes.add(update_id, error)
         if incoming is not None:
             failed = error is not None or any(reply.kind == "error" for reply in replies)
@@ -330,10 +333,8 @@ class TelegramChannel:
                 await self._send(chat, reply)
         except ValueError:
             raise Unreachable(f"not a Telegram chat id: {chat_id[:20]!r}") from None
-        except Forbidden as exc:  # the citizen blocked the bot, or it was removed from the group
-            raise Unreachable(exc.message) from exc
-        except BadRequest as exc:
-            if any(phrase in exc.message.lower() for phrase in _GONE):
+        except (Forbidden, BadRequest) as exc:
+            if _gone(exc):
                 raise Unreachable(exc.message) from exc
             raise
 
@@ -422,6 +423,14 @@ class TelegramChannel:
                 raise
             await self._sleep(_seconds(exc))
             return await request()
+
+
+def _gone(exc: Exception) -> bool:
+    """Whether Telegram refuses to deliver to the chat for good: the citizen blocked the bot, the bot was
+    removed from the group, the account or chat is gone."""
+    if isinstance(exc, Forbidden):
+        return True
+    return isinstance(exc, BadRequest) and any(phrase in exc.message.lower() for phrase in _GONE)
 
 
 def _seconds(exc: RetryAfter) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -235,3 +236,17 @@ async def test_text_with_lone_surrogates_is_answered_and_stored_without_them(
     [text] = said
     assert text.startswith("renew identity card")
     assert not [c for c in text if "\ud800" <= c <= "\udfff"]
+
+
+async def test_a_citizen_who_blocked_the_bot_is_neither_apologised_to_nor_retried_nor_logged_as_an_error(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions,
+        caplog: pytest.LogCaptureFixture) -> None:
+    bot = await start_bot(webhook=True)
+    telegram.fail_next("sendMessage", 403, times=5)  # "Forbidden: bot was blocked by the user"
+    update = telegram.message(CITIZEN, "/help")
+    assert await telegram.deliver(update) == 200
+    await bot.channel.idle()
+    assert [call.method for call in telegram.calls if call.method == "sendMessage"] == ["sendMessage"]
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    stored = (await inbox(sessions))[str(update["update_id"])]
+    assert (stored.processed_at is not None, stored.error) == (True, None)  # never run again
