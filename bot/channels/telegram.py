@@ -285,31 +285,52 @@ class TelegramChannel:
         task.add_done_callback(lambda _: self._running.discard(update_id))
 
     async def _process(self, payload: JSON, update_id: str) -> None:
-        """Handle one stored update and record the outcome in the inbox and the metrics."""
+        """Handle one stored update and record the outcome in the inbox and the metrics.
+
+        Only an update whose turn did not complete is recorded as failed, to be tried again: a turn the
+        dialogue completed is stored, and run again it would be repeated (the words read afresh, out of
+        order with what the citizen sent since), so replies Telegram did not take are given up.
+        """
         started = self._clock()
         incoming: Incoming | None = None
         replies: list[Reply] = []
         error: str | None = None
+        answered = failed = False
         try:
             read = read_update(payload, self.bot_user, self.application.bot)
             async with self._chats.turn(read.chat):
                 incoming = read.incoming
-                replies = await self._handle(incoming, read.query_id)
-        except Exception as exc:
-            if _gone(exc):  # blocked by the citizen, or out of the group: trying again cannot help
-                log.info("telegram: the replies to update %s cannot be delivered (%s)", update_id, exc)
-            else:
-                log.exception("telegram: update %s failed", update_id)  # never the text: the citizen's
-                error = f"{type(exc).__name__}: {exc}"
+                replies = await self._respond(incoming, read.query_id)
+                answered = True
                 if incoming is not None:
-                    await self._apologise(incoming)
+                    await self._deliver(incoming, replies)
+        except Exception as exc:
+            failed = not _gone(exc)
+            error = await self._failed(update_id, incoming, exc, answered=answered)
         self._outcomes.add(update_id, error)
         if incoming is not None:
-            failed = error is not None or any(reply.kind == "error" for reply in replies)
+            failed = failed or any(reply.kind == "error" for reply in replies)
             self.metrics.observe(CHANNEL, replies, self._clock() - started, failed=failed)
 
-    async def _handle(self, incoming: Incoming | None, query: str | None) -> list[Reply]:
-        """The replies to one event, sent; ``query`` is the id of the button press to acknowledge."""
+    async def _failed(self, update_id: str, incoming: Incoming | None, exc: Exception, *,
+                      answered: bool) -> str | None:
+        """Log why an update failed and apologise; the error to record if the update is to be tried again."""
+        if _gone(exc):  # blocked by the citizen, or out of the group: trying again cannot help
+            log.info("telegram: the replies to update %s cannot be delivered (%s)", update_id, exc)
+            return None
+        error = None
+        if answered:
+            log.warning("telegram: the replies to update %s were not all sent (%s: %s)", update_id,
+                        type(exc).__name__, exc, exc_info=not isinstance(exc, TelegramError))
+        else:
+            log.exception("telegram: update %s failed", update_id)  # never the text: it is the citizen's
+            error = f"{type(exc).__name__}: {exc}"
+        if incoming is not None:
+            await self._apologise(incoming)
+        return error
+
+    async def _respond(self, incoming: Incoming | None, query: str | None) -> list[Reply]:
+        """The dialogue's replies to one event; ``query`` is the id of the button press to acknowledge."""
         if incoming is None:
             if query is not None:
                 await self._answer(query, None)
@@ -320,10 +341,13 @@ class TelegramChannel:
         finally:
             if query is not None:  # always, so the citizen's button stops spinning
                 await self._answer(query, next((r.notice for r in replies if r.notice), None))
+        return replies
+
+    async def _deliver(self, incoming: Incoming, replies: list[Reply]) -> None:
+        """Send the replies to an event, in order."""
         for reply in replies:
             if reply.kind != FLOOD_QUIET:  # over the flood limit and told so already: silence
                 await self._reply(incoming, reply)
-        return replies
 
     async def send(self, chat_id: str, replies: list[Reply]) -> None:
         """Message a chat unprompted (a department's answer); Unreachable if Telegram refuses it for good."""

@@ -250,3 +250,22 @@ async def test_a_citizen_who_blocked_the_bot_is_neither_apologised_to_nor_retrie
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
     stored = (await inbox(sessions))[str(update["update_id"])]
     assert (stored.processed_at is not None, stored.error) == (True, None)  # never run again
+
+
+async def test_a_turn_whose_reply_telegram_failed_to_take_is_not_run_a_second_time(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    # The dialogue committed the turn (the citizen left the contact step, the case exists): running it
+    # again would read the same words as a new question, out of order with what the citizen sent since.
+    bot = await start_bot(webhook=True)
+    telegram.fail_next("sendMessage", 502, times=2)  # the reply, then the apology
+    update = telegram.message(CITIZEN, "/help")
+    assert await telegram.deliver(update) == 200
+    await bot.channel.idle()
+    assert (await inbox(sessions))[str(update["update_id"])].processed_at is not None
+    async with sessions.begin() as session:  # even once any lease has run out
+        row = await session.get(InboxUpdate, (CHANNEL, str(update["update_id"])))
+        assert row is not None
+        row.received_at = utcnow() - INBOX_LEASE - timedelta(seconds=1)
+    assert await bot.channel.recover() == 0
+    await bot.channel.idle()
+    assert len(bot.puppet.seen) == 1
