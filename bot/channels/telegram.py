@@ -27,7 +27,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, Tele
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from bot.channels.telegram_http import AiohttpRequest
+from bot.channels.telegram_http import DEFAULT_TIMEOUT, AiohttpRequest
 from bot.channels.telegram_inbox import Arrivals, Outcomes
 from bot.channels.telegram_render import fits_caption, keyboard, keyboard_json, plain, split_html
 from bot.channels.telegram_updates import CHANNEL, read_update
@@ -68,9 +68,12 @@ _GONE = ("chat not found", "user is deactivated", "peer_id_invalid")
 
 SEND_MESSAGE = "sendMessage"
 EDIT_MESSAGE_TEXT = "editMessageText"
-# Both are sent with do_api_request (see TelegramChannel._call), which warns that PTB has a method for them.
-warnings.filterwarnings("ignore", message=rf"Please use 'Bot\.({SEND_MESSAGE}|{EDIT_MESSAGE_TEXT})'",
-                        category=PTBUserWarning)
+GET_UPDATES = "getUpdates"
+# All are sent with do_api_request (see TelegramChannel._call and _fetch), which warns that PTB has a method
+# for them.
+warnings.filterwarnings(
+    "ignore", message=rf"Please use 'Bot\.({SEND_MESSAGE}|{EDIT_MESSAGE_TEXT}|{GET_UPDATES})'",
+    category=PTBUserWarning)
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 JSON = dict[str, Any]
@@ -238,12 +241,11 @@ class TelegramChannel:
 
     async def _poll(self) -> None:
         """Long-poll getUpdates; a fetched batch is stored before the next call confirms it to Telegram."""
-        bot, failures = self.application.bot, 0
+        failures = 0
         while True:
             try:
-                updates = await bot.get_updates(offset=self._offset, timeout=POLL_TIMEOUT,
-                                                allowed_updates=ALLOWED_UPDATES)
-                await asyncio.gather(*(self.receive(update.to_dict()) for update in updates))
+                updates = await self._fetch(wait=POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES))
+                await asyncio.gather(*(self.receive(update) for update in updates))
             except RetryAfter as exc:
                 await self._sleep(_seconds(exc))
                 continue
@@ -265,14 +267,26 @@ class TelegramChannel:
                 continue
             failures = 0
             if updates:
-                self._offset = updates[-1].update_id + 1
+                self._offset = max(update["update_id"] for update in updates) + 1
+
+    async def _fetch(self, *, wait: int, **params: Any) -> list[JSON]:
+        """getUpdates from ``self._offset`` on: the updates as Telegram sent them, not read by PTB.
+
+        PTB's get_updates reads them all, so one it cannot read (a field missing, a newer Bot API) failed
+        every poll and held up every citizen's updates; read one at a time in processing, it fails alone.
+        """
+        params = {"offset": self._offset, "timeout": wait, **params}
+        result = await self.application.bot.do_api_request(
+            GET_UPDATES, api_kwargs={name: value for name, value in params.items() if value is not None},
+            read_timeout=DEFAULT_TIMEOUT + wait)
+        return [update for update in result if _is_update(update)]
 
     async def _confirm_polled(self) -> None:
         """Tell Telegram that everything polled so far is stored (the next getUpdates would, too)."""
         if self._offset is None:
             return
         try:
-            await self.application.bot.get_updates(offset=self._offset, timeout=0, limit=1)
+            await self._fetch(wait=0, limit=1)
         except TelegramError as exc:
             log.warning("telegram: could not confirm polled updates (%s); they will be fetched again "
                         "and dropped as re-sends", type(exc).__name__)

@@ -399,3 +399,16 @@ async def test_a_chat_that_blocked_the_bot_is_reported_unreachable(
     telegram.fail_next("sendMessage", 500)
     with pytest.raises(TelegramError):  # a passing failure: the notifier tries again later
         await sender.send(str(CITIZEN), [Reply("Your case was answered.")])
+
+
+async def test_an_update_python_telegram_bot_cannot_read_does_not_hold_up_polling(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot()
+    no_date_nor_sender = {"message_id": 5, "chat": {"id": CITIZEN, "type": "private"}}
+    unreadable = telegram.push_update({"message": no_date_nor_sender})
+    telegram.send_message(CITIZEN, "/help")
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("en", "help")
+    await bot.channel.idle()
+    failed = (await inbox(sessions))[str(unreadable)]  # stored and failed alone, as by webhook
+    assert (failed.processed_at, (failed.error or "").split(":")[0]) == (None, "KeyError")
