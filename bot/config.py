@@ -231,7 +231,8 @@ def _describe(exc: ValidationError) -> str:
         hidden = isinstance(given, dict) or name.split(".")[0] in SENSITIVE
         shown = "" if hidden else f" (got {given!r})"
         if error["type"] == "extra_forbidden":
-            problems.append(f"unknown setting {name!r}{shown}")
+            # A misspelt name may be a secret's (telegram_tokn): its value is never repeated.
+            problems.append(f"unknown setting {name!r}")
         else:
             problems.append(f"invalid setting {setting}: {error['msg']}{shown}")
     return "; ".join(problems)

@@ -97,3 +97,15 @@ def test_unknown_matcher_threshold_is_refused(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("GOVBOT_MATCHER_THRESHOLDS", '{"answer_scroe": 0.9}')
     with pytest.raises(ConfigError, match=r"GOVBOT_MATCHER_THRESHOLDS: .*unknown thresholds"):
         load_settings()
+
+
+def test_a_misspelt_setting_in_the_config_file_is_named_without_its_value(tmp_path: Path) -> None:
+    # A misspelt secret is still a secret: the message must not print the token or the password.
+    config = tmp_path / "govbot.yaml"
+    config.write_text('telegram_tokn: "123456:AAhunter2"\ndatabase_ur: "postgresql+asyncpg://u:hunter2@db/x"\n',
+                      encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown setting 'telegram_tokn'") as raised:
+        load_settings(config)
+    assert "database_ur" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+
