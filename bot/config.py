@@ -201,6 +201,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         if not path.is_file():
             problem = "is a directory" if path.is_dir() else "does not exist"
             raise ConfigError(f"config file {path} {problem}")
+        _check_settings_file(path)
 
         class FileSettings(Settings):
             model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": path})
@@ -220,6 +221,18 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         ) from None
     except (OSError, ValueError, yaml.YAMLError) as exc:  # an unreadable or malformed config file
         raise ConfigError(f"config file {config_file}: {exc}") from None
+
+
+def _check_settings_file(path: Path) -> None:
+    """Refuse a config file that is not a mapping of setting names to values (an empty one sets nothing)."""
+    try:
+        with path.open(encoding="utf-8") as file:  # a stream: YAML's errors then quote no line of it
+            content = yaml.safe_load(file)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    if content is not None and not isinstance(content, dict):
+        raise ConfigError(f"config file {path}: must be a mapping of setting names to values "
+                          f"(e.g. 'http_port: 8080'), not a {type(content).__name__}")
 
 
 def _describe(exc: ValidationError) -> str:

@@ -109,3 +109,18 @@ def test_a_misspelt_setting_in_the_config_file_is_named_without_its_value(tmp_pa
     assert "database_ur" in str(raised.value)
     assert "hunter2" not in str(raised.value)
 
+
+@pytest.mark.parametrize("content", ["5\n", "- http_port\n", "just words\n"])
+def test_a_config_file_that_is_not_a_mapping_of_settings_is_a_clear_error(
+        tmp_path: Path, content: str) -> None:
+    config = tmp_path / "govbot.yaml"
+    config.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"config file .*govbot\.yaml: must be a mapping of setting names"):
+        load_settings(config)
+
+
+def test_an_empty_config_file_means_the_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "govbot.yaml"
+    config.write_text("# nothing set yet\n", encoding="utf-8")
+    assert load_settings(config).http_port == 8080
+
