@@ -19,6 +19,8 @@ from pydantic_settings import (
     SettingsError,
     YamlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from knowledge.matcher import RECENT_MATCHES, MatcherConfig, Thresholds
 
@@ -123,6 +125,11 @@ class Settings(BaseSettings):
     def _known_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        try:
+            make_url(value)  # parses the port too: a word there was a ValueError traceback at start
+        except (ArgumentError, ValueError):
+            raise ValueError("cannot be read as user:password@host:port/database, "
+                             "the port a number") from None
         return value
 
     @field_validator("log_level")

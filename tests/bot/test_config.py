@@ -124,3 +124,13 @@ def test_an_empty_config_file_means_the_defaults(tmp_path: Path) -> None:
     config.write_text("# nothing set yet\n", encoding="utf-8")
     assert load_settings(config).http_port == 8080
 
+
+
+@pytest.mark.parametrize("url", ["postgresql+asyncpg://govbot:hunter2@db:port/govbot",
+                                 "postgresql+asyncpg://govbot:hunter2@db:99999999999999999999x/govbot"])
+def test_a_database_url_that_cannot_be_parsed_names_the_setting_without_the_password(
+        monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("GOVBOT_DATABASE_URL", url)
+    with pytest.raises(ConfigError, match=r"invalid setting GOVBOT_DATABASE_URL: .*port") as raised:
+        load_settings()
+    assert "hunter2" not in str(raised.value)
