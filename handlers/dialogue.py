@@ -61,6 +61,8 @@ class Dialogue:
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Every reply for one event; a failure is logged and answered with an apology, never raised."""
         incoming, cut = sanitise(incoming)
+        if self._for_another_bot(incoming):
+            return []
         try:
             # A restarted database costs the citizen nothing: the turn runs again on a new connection.
             replies = await db.reconnecting(lambda: self._handle(incoming, cut=cut))
@@ -73,6 +75,17 @@ class Dialogue:
                 log.exception("dialogue failed on %s event from chat %s", *where)
             return [Reply(t(language_of(incoming.language) or DEFAULT_LANGUAGE, "error"), kind="error")]
         return replies
+
+    def _for_another_bot(self, incoming: Incoming) -> bool:
+        """A group command this bot does not have, not addressed to it by name: another bot's to answer.
+
+        Every bot in a group receives a bare ``/command``; telling the group we do not know it would answer
+        for the bot it was meant for. ``/command@ourname`` is ours, known or not, and is answered.
+        """
+        command = incoming.command
+        if not incoming.is_group or command is None or command[0] in self.router.commands:
+            return False
+        return "@" not in (incoming.text or "").split(maxsplit=1)[0]
 
     async def _handle(self, incoming: Incoming, *, cut: bool) -> list[Reply]:
         """One turn; ``cut``: the text was shortened to MAX_TEXT, which the citizen is told first."""

@@ -19,6 +19,7 @@ UNSUPPORTED = ("sticker", "animation", "photo", "video_note", "video", "voice", 
                "location", "contact", "poll", "dice", "story", "live_photo", "paid_media", "game", "invoice")
 """Kinds of content we cannot read, most specific first (an animation also carries a document)."""
 JSON = dict[str, Any]
+_BARE_COMMAND = re.compile(r"^(/[^\s@]+)(?=\s|$)")
 
 
 def to_incoming(update: Update, me: User) -> Incoming | None:
@@ -150,10 +151,18 @@ def _addressed(message: Message, me: User) -> bool:
 
 
 def _without_mention(text: str, username: str | None) -> str:
+    """The text without the bot's @mentions; a bare command they leave first is marked as ours by name.
+
+    ``@govbot /weather`` becomes ``/weather@govbot``: the dialogue leaves a bare ``/weather`` that it does
+    not know to the group's other bots, and the mention said this one was for us.
+    """
     if not username:
         return text
-    stripped = re.sub(rf"(?<![\w/@])@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
-    return re.sub(r"[ \t]{2,}", " ", stripped).strip()
+    stripped, mentions = re.subn(rf"(?<![\w/@])@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
+    stripped = re.sub(r"[ \t]{2,}", " ", stripped).strip()
+    if mentions:
+        stripped = _BARE_COMMAND.sub(lambda bare: f"{bare[1]}@{username}", stripped, count=1)
+    return stripped
 
 
 def chat_key(update: Update) -> str:

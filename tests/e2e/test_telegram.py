@@ -412,3 +412,15 @@ async def test_an_update_python_telegram_bot_cannot_read_does_not_hold_up_pollin
     await bot.channel.idle()
     failed = (await inbox(sessions))[str(unreadable)]  # stored and failed alone, as by webhook
     assert (failed.processed_at, (failed.error or "").split(":")[0]) == (None, "KeyError")
+
+
+async def test_in_a_group_another_bots_bare_command_is_left_to_it_but_one_for_us_is_answered(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    telegram.send_message(GROUP, "/weather London", chat_type="group")  # every bot in the group gets it
+    telegram.send_message(GROUP, f"@{BOT} /weather London", chat_type="group")
+    telegram.send_message(GROUP, f"/weather@{BOT}", chat_type="group")
+    await telegram.wait_for_sent(2, chat_id=GROUP)
+    await bot.channel.idle()
+    unknown = t("en", "unknown_command", command="weather")
+    assert [m.text for m in telegram.sent] == [unknown, unknown]

@@ -417,3 +417,14 @@ async def test_another_features_button_leaves_a_pending_step_as_a_command_does(d
     await dialogue.handle(said(payload="menu:1"))  # 📚 Browse topics, while asked to describe
     replies = await dialogue.handle(said("How do I pay my property tax?"))
     assert replies[0].kind in ("answer", "clarify"), "a question, not the description of a request"
+
+
+async def test_in_a_group_a_command_this_bot_does_not_know_is_left_to_the_bot_it_is_for(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    """Every bot in a group gets a bare /command: one that is not ours is another bot's, not a mistake."""
+    assert await dialogue.handle(said("/weather London", is_group=True)) == []
+    async with sessions() as session:
+        assert (await session.scalars(select(Message.text))).all() == []  # nothing of it kept
+    for told in (said("/weather@govbot London", is_group=True), said("/weather London")):
+        assert [r.kind for r in await dialogue.handle(told)] == ["unknown_command"]
