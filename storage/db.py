@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK = 0x676F76626F74  # "govbot": the PostgreSQL advisory lock that migrations hold
 POOL_RECYCLE_SECONDS = 1800
 """PostgreSQL connections are replaced after this long, before a server or proxy idle timeout closes them."""
 
@@ -176,6 +177,10 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Migrate the database to ``revision`` (Alembic, sharing this engine's connection)."""
     try:
         async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Hosts that each run `govbot db upgrade` at once: one migrates, the others wait for its
+                # commit and then find nothing left to do, instead of failing on each other's tables.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await conn.run_sync(_run_upgrade, revision)
     except DATABASE_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot migrate {describe(engine)}: {error_reason(exc)}") from None

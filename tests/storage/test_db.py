@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import uuid
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -9,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import db
+from tests.conftest import REPO, admin, without_govbot_settings
 
 
 async def test_a_failed_statement_does_not_carry_its_parameters_into_the_error(engine: AsyncEngine) -> None:
@@ -27,3 +33,21 @@ async def test_a_database_that_does_not_exist_is_unavailable_not_a_driver_error(
     with pytest.raises(db.DatabaseUnavailable, match=r"govbot_no_such_database.*does not exist"):
         async with db.reachable(missing):
             pass
+
+
+@pytest.mark.postgres
+async def test_several_upgrades_at_once_migrate_an_empty_database_once(postgres_url: str) -> None:
+    # Hosts that each run `govbot db upgrade` before starting: none may fail on another's tables.
+    name = f"govbot_test_{uuid.uuid4().hex[:10]}"
+    await admin(f'CREATE DATABASE "{name}"')
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    env = without_govbot_settings(dict(os.environ)) | {"GOVBOT_DATABASE_URL": url}
+    try:
+        upgrades = [await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "db", "upgrade", cwd=REPO, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT) for _ in range(3)]
+        printed = [(await upgrade.communicate())[0].decode() for upgrade in upgrades]
+        assert [upgrade.returncode for upgrade in upgrades] == [0, 0, 0], printed
+        assert all(f"database at revision {db.head_revision()}" in text for text in printed)
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
