@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,3 +53,28 @@ async def govbot_run(database_url: str, workers: int, log: Path,
                 os.kill(pid, signal.SIGKILL)
             process.kill()
             await process.wait()
+
+
+async def run_on_a_taken_port(database_url: str, workers: int) -> tuple[int, str, int]:
+    """`govbot run --workers N` on a port another server listens on: its exit code, what it printed,
+    and the port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        env = without_govbot_settings(dict(os.environ)) | {"GOVBOT_DATABASE_URL": database_url,
+                                                          "GOVBOT_HTTP_HOST": "127.0.0.1",
+                                                          "GOVBOT_HTTP_PORT": str(port)}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", "--workers", str(workers), cwd=REPO, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        try:
+            _, printed = await asyncio.wait_for(process.communicate(), 60)
+        finally:
+            if process.returncode is None:  # a failed test: leave no server behind
+                for pid in worker_pids(process.pid):
+                    os.kill(pid, signal.SIGKILL)
+                process.kill()
+                await process.wait()
+    assert process.returncode is not None
+    return process.returncode, printed.decode(), port

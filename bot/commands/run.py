@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 
@@ -47,11 +48,31 @@ def run_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> i
     if problem is not None:
         print(f"govbot: configuration error: {problem}", file=sys.stderr)
         return 2
+    problem = listening_problem(config.http_host, config.http_port)
+    if problem is not None:  # found before start-up: a worker that cannot listen would be restarted in vain
+        print(f"govbot: {problem}", file=sys.stderr)
+        return 1
     if workers > 1:
         return supervisor.supervise(config, workers, serve)
     serve(config, False)
     log.info("govbot stopped")
     return 0
+
+
+def listening_problem(host: str, port: int) -> str | None:
+    """Why the server cannot listen on ``host:port`` (another server has it, the address is not this
+    machine's), or None: each address the host names is bound once, as asyncio's server binds it."""
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as exc:
+        return f"cannot listen on {host}:{port} (GOVBOT_HTTP_HOST, GOVBOT_HTTP_PORT): {exc.strerror or exc}"
+    return None
 
 
 def serve(config: Settings, reuse_port: bool) -> None:

@@ -20,6 +20,7 @@ from bot.app import create_app
 from bot.config import load_settings
 from bot.keys import ENGINE, KNOWLEDGE
 from tests.conftest import REPO, admin, without_govbot_settings
+from tests.processes import run_on_a_taken_port
 
 Client = TestClient[web.Request, web.Application]
 
@@ -128,3 +129,10 @@ async def test_govbot_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
             process.kill()
             await process.wait()
     assert (tmp_path / "var" / "govbot.db").exists()
+
+
+async def test_govbot_run_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    code, printed, port = await run_on_a_taken_port(f"sqlite+aiosqlite:///{tmp_path}/govbot.db", workers=1)
+    assert code == 1, printed
+    assert f"govbot: cannot listen on 127.0.0.1:{port}" in printed
+    assert "Traceback" not in printed

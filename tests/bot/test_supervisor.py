@@ -15,7 +15,7 @@ from benchmarks.support import worker_pids
 from bot.cli import main
 from bot.config import Settings
 from bot.supervisor import refusal
-from tests.processes import alive, govbot_run, until
+from tests.processes import alive, govbot_run, run_on_a_taken_port, until
 
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -109,3 +109,12 @@ async def test_workers_stop_by_themselves_when_the_supervisor_is_killed(
             return not any(alive(pid) for pid in workers)
 
         await until(all_gone, timeout=30)
+
+
+@pytest.mark.postgres
+async def test_workers_on_a_port_in_use_are_not_started_again_and_again(postgres_url: str) -> None:
+    code, printed, port = await run_on_a_taken_port(postgres_url, workers=2)
+    assert code == 1, printed
+    assert f"govbot: cannot listen on 127.0.0.1:{port}" in printed
+    assert "Traceback" not in printed
+    assert "starting it again" not in printed
