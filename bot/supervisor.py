@@ -17,7 +17,8 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -111,7 +112,8 @@ class _Supervisor:
     def _start(self, number: int) -> BaseProcess:
         process = self._context.Process(target=_worker, args=(self._settings, self._serve, os.getpid()),
                                         name=f"worker-{number + 1}", daemon=False)
-        process.start()
+        with _sigint_ignored_by_the_child():
+            process.start()
         return process
 
     def _too_many_deaths(self) -> bool:
@@ -133,10 +135,25 @@ class _Supervisor:
                 process.join()
 
 
+@contextmanager
+def _sigint_ignored_by_the_child() -> Iterator[None]:
+    """A worker is born ignoring SIGINT: it spends a second importing in the supervisor's process group
+    before it leaves it, and a terminal's Ctrl-C then raised KeyboardInterrupt in it, with a traceback.
+    SIGINT is blocked meanwhile, so one meant for the supervisor waits instead of being lost."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _worker(settings: Settings, serve: Serve, supervisor: int) -> None:
     """A worker process: its own process group (a terminal's Ctrl-C reaches the supervisor, which
     stops the workers in order), the log set up as `govbot` does it, then one server."""
     os.setpgrp()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored until the server handles it
     threading.Thread(target=_orphan_watch, args=(supervisor,), name="orphan-watch", daemon=True).start()
     log_masked(WORKER_LOG_FORMAT)
     logging.getLogger().setLevel(settings.log_level)

@@ -118,3 +118,22 @@ async def test_workers_on_a_port_in_use_are_not_started_again_and_again(postgres
     assert f"govbot: cannot listen on 127.0.0.1:{port}" in printed
     assert "Traceback" not in printed
     assert "starting it again" not in printed
+
+
+@pytest.mark.postgres
+async def test_ctrl_c_while_the_workers_start_stops_them_without_a_traceback(
+        postgres_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "govbot.log"
+    async with govbot_run(postgres_url, 2, log) as (process, _):
+
+        async def two_workers() -> bool:
+            return len(worker_pids(process.pid)) == 2
+
+        await until(two_workers)  # still importing, for a second or so: not yet in a group of their own
+        for pid in worker_pids(process.pid) | {process.pid}:  # a terminal's Ctrl-C reaches its whole group
+            os.kill(pid, signal.SIGINT)
+        await asyncio.wait_for(process.wait(), timeout=60)
+        printed = log.read_text()
+        assert process.returncode == 0, printed
+        assert "Traceback" not in printed
+        assert "KeyboardInterrupt" not in printed
