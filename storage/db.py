@@ -67,7 +67,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         file = _sqlite_file(parsed)
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+            parsed = parsed.set(database=str(file))  # SQLite itself would take a "~" for a folder's name
+        engine = create_async_engine(parsed, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # No pool_pre_ping: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) per checkout, several

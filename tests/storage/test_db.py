@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -51,3 +52,13 @@ async def test_several_upgrades_at_once_migrate_an_empty_database_once(postgres_
         assert all(f"database at revision {db.head_revision()}" in text for text in printed)
     finally:
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_a_sqlite_path_under_the_home_folder_is_created_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    async with db.connected("sqlite+aiosqlite:///~/govbot/govbot.db", create=True) as engine:
+        assert await db.current_revision(engine) == db.head_revision()
+    assert (tmp_path / "govbot" / "govbot.db").is_file()
+    assert not (tmp_path / "~").exists()
