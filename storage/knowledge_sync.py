@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from knowledge.entry import Category, Entry, KnowledgeBase
 from knowledge.matcher import RECENT_MATCHES, Matcher, MatcherConfig
+from storage import db
 from storage.knowledge import KnowledgeRepository
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,26 @@ class LiveKnowledge:
         return True
 
     async def follow(self, interval: float) -> None:
-        """Refresh every ``interval`` seconds until cancelled; a failed look is logged and retried."""
+        """Refresh every ``interval`` seconds until cancelled; a failed look is logged and retried.
+
+        A database out of reach is one warning when it goes and one line when it is back, not a traceback
+        every ``interval``."""
+        unreachable = False
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.refresh()
-            except Exception:
-                log.exception("knowledge base refresh failed; keeping the current index")
+            except Exception as exc:
+                if not db.out_of_reach(exc):
+                    log.exception("knowledge base refresh failed; keeping the current index")
+                elif not unreachable:
+                    log.warning("knowledge base refresh: the database is out of reach (%s); keeping the "
+                                "current index and trying again every %g s", db.error_reason(exc), interval)
+                unreachable = unreachable or db.out_of_reach(exc)
+                continue
+            if unreachable:
+                log.info("knowledge base refresh: the database is reachable again")
+                unreachable = False
 
     def entry(self, entry_id: str) -> Entry | None:
         return self.matcher.entry(entry_id)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from knowledge.matcher import Decision
+from storage import db
 from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
 from tests.handlers.conftest import small_kb
@@ -55,3 +61,23 @@ async def test_synonym_change_rebuilds_the_index(sessions: Sessions) -> None:
         await KnowledgeRepository(session).apply_import(kb, "import:synonyms")
     assert await running.refresh()
     assert running.kb.synonyms[-1] == ["property tax", "house levy"]
+
+
+async def test_an_unreachable_database_is_one_warning_not_a_traceback_every_refresh(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = db.create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")  # nothing listens there
+    live = LiveKnowledge(db.sessionmaker(engine))
+    follower = asyncio.create_task(live.follow(0.01))
+    try:
+        with caplog.at_level(logging.INFO, logger="storage.knowledge_sync"):
+            await asyncio.sleep(0.3)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await engine.dispose()
+    records = [r for r in caplog.records if r.name == "storage.knowledge_sync"]
+    assert [r.levelname for r in records] == ["WARNING"]
+    assert "out of reach" in records[0].getMessage()
+    assert records[0].exc_info is None
