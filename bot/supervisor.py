@@ -27,6 +27,7 @@ from bot.app import seed_knowledge
 from bot.config import Settings
 from bot.log_masking import log_masked
 from bot.metrics import MULTIPROCESS_DIR
+from bot.workers import HTTP_SHUTDOWN_TIMEOUT, STOP_TIMEOUT
 from storage import db, masking
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ log = logging.getLogger(__name__)
 RESTARTS_PER_MINUTE = 5
 """A worker that dies more often than this gives up the whole service (exit code 1): it is broken,
 not unlucky, and an operator's process manager should see the failure."""
-STOP_GRACE = 20.0
-"""Seconds a worker has after SIGTERM (its own graceful shutdown takes up to 10) before SIGKILL."""
+STOP_GRACE = HTTP_SHUTDOWN_TIMEOUT + STOP_TIMEOUT + 5.0
+"""Seconds a worker has after SIGTERM before SIGKILL: its own graceful shutdown (requests in flight, then
+deliveries in flight), and a margin. Killed sooner, a delivery in flight would be sent again after its
+lease."""
 ORPHAN_CHECK_SECONDS = 1.0
 WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 

@@ -15,6 +15,8 @@ from bot.notify import Notifier
 
 log = logging.getLogger(__name__)
 
+HTTP_SHUTDOWN_TIMEOUT = 10.0
+"""Seconds the HTTP server waits at shutdown for requests in flight (webhooks, the web chat, the API)."""
 STOP_TIMEOUT = 30.0
 """Seconds shutdown waits for deliveries in flight (each is bounded by the webhook timeout)."""
 

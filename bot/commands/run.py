@@ -16,6 +16,7 @@ from bot.app import create_app, seed_knowledge
 from bot.channels.console import ConsoleNotices, chat
 from bot.config import Settings
 from bot.log_masking import AccessLog
+from bot.workers import HTTP_SHUTDOWN_TIMEOUT
 from handlers.dialogue import Dialogue
 from handlers.escalation import DEFAULT_DEPARTMENT
 from storage import db
@@ -85,7 +86,7 @@ def serve(config: Settings, reuse_port: bool) -> None:
         port=config.http_port,
         reuse_port=reuse_port or None,
         print=None,
-        shutdown_timeout=10,
+        shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
         handle_signals=True,
         access_log_class=AccessLog,
     )
