@@ -48,11 +48,16 @@ async def govbot_run(database_url: str, workers: int, log: Path,
     try:
         yield process, url
     finally:
-        if process.returncode is None:  # a failed test: leave no server behind
-            for pid in worker_pids(process.pid):
-                os.kill(pid, signal.SIGKILL)
-            process.kill()
-            await process.wait()
+        await kill_left_behind(process)
+
+
+async def kill_left_behind(process: asyncio.subprocess.Process) -> None:
+    """A supervisor still running when its test ends (the test failed): no server is left behind."""
+    if process.returncode is None:
+        for pid in worker_pids(process.pid):
+            os.kill(pid, signal.SIGKILL)
+        process.kill()
+        await process.wait()
 
 
 async def run_on_a_taken_port(database_url: str, workers: int) -> tuple[int, str, int]:
@@ -71,10 +76,6 @@ async def run_on_a_taken_port(database_url: str, workers: int) -> tuple[int, str
         try:
             _, printed = await asyncio.wait_for(process.communicate(), 60)
         finally:
-            if process.returncode is None:  # a failed test: leave no server behind
-                for pid in worker_pids(process.pid):
-                    os.kill(pid, signal.SIGKILL)
-                process.kill()
-                await process.wait()
+            await kill_left_behind(process)
     assert process.returncode is not None
     return process.returncode, printed.decode(), port
