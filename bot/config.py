@@ -28,6 +28,8 @@ THRESHOLD_NAMES = {f.name for f in fields(Thresholds)}
 ENV_PREFIX = "GOVBOT_"
 SAMPLE_KB = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/govbot.db"
+MAX_WORKERS = 64
+"""The most server processes `govbot run` starts (`--workers`, `GOVBOT_WORKERS`)."""
 
 
 class ConfigError(Exception):
@@ -43,7 +45,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     log_level: str = "INFO"
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
     """Server processes `govbot run` starts on the one port (PostgreSQL only; webhook mode for Telegram)."""
 
     kb_paths: list[Path] = Field(default_factory=lambda: [SAMPLE_KB])

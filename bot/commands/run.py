@@ -14,7 +14,7 @@ from aiohttp import web
 from bot import supervisor
 from bot.app import create_app, seed_knowledge
 from bot.channels.console import ConsoleNotices, chat
-from bot.config import Settings
+from bot.config import MAX_WORKERS, Settings
 from bot.log_masking import AccessLog
 from bot.workers import HTTP_SHUTDOWN_TIMEOUT
 from handlers.dialogue import Dialogue
@@ -42,8 +42,8 @@ def run_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> i
     config = settings()
     logging.getLogger().setLevel(config.log_level)
     workers = config.workers if args.workers is None else args.workers
-    if workers < 1:
-        print("govbot: --workers must be at least 1", file=sys.stderr)
+    if not 1 <= workers <= MAX_WORKERS:
+        print(f"govbot: --workers must be between 1 and {MAX_WORKERS}", file=sys.stderr)
         return 2
     problem = supervisor.refusal(config, workers)
     if problem is not None:

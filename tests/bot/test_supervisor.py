@@ -45,9 +45,12 @@ def test_run_refuses_several_workers_on_sqlite_with_a_clear_message(
     assert "needs PostgreSQL" in capsys.readouterr().err
 
 
-def test_run_refuses_fewer_than_one_worker(cli_database: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--workers", "0"]) == 2
-    assert "at least 1" in capsys.readouterr().err
+@pytest.mark.parametrize("workers", ["0", "65"])
+def test_run_refuses_a_number_of_workers_outside_what_govbot_workers_allows(
+    cli_database: str, capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    assert main(["run", "--workers", workers]) == 2
+    assert "--workers must be between 1 and 64" in capsys.readouterr().err
 
 
 @pytest.mark.postgres
