@@ -79,13 +79,17 @@ def listening_problem(host: str, port: int) -> str | None:
 def serve(config: Settings, reuse_port: bool) -> None:
     """One server until SIGINT or SIGTERM, which aiohttp turns into a graceful shutdown."""
     app = create_app(config)
-    log.info("govbot listening on http://%s:%d", config.http_host, config.http_port)
+
+    def listening(*_: object) -> None:
+        """Called by aiohttp once start-up has succeeded and the server listens (in place of its banner)."""
+        log.info("govbot listening on http://%s:%d", config.http_host, config.http_port)
+
     web.run_app(
         app,
         host=config.http_host,
         port=config.http_port,
         reuse_port=reuse_port or None,
-        print=None,
+        print=listening,
         shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
         handle_signals=True,
         access_log_class=AccessLog,

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -136,3 +137,25 @@ async def test_govbot_run_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -
     assert code == 1, printed
     assert f"govbot: cannot listen on 127.0.0.1:{port}" in printed
     assert "Traceback" not in printed
+
+
+@pytest.mark.postgres
+async def test_govbot_run_says_it_listens_only_once_start_up_has_succeeded(postgres_url: str) -> None:
+    # A PostgreSQL database nobody migrated: start-up refuses it, and the log must not claim a server.
+    name = f"govbot_test_unmigrated_{uuid.uuid4().hex[:8]}"
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        env = without_govbot_settings(dict(os.environ)) | {
+            "GOVBOT_HTTP_PORT": str(free_port()),
+            "GOVBOT_DATABASE_URL": make_url(postgres_url).set(database=name).render_as_string(False),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", cwd=REPO, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        printed, _ = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert process.returncode != 0
+    assert "db upgrade" in printed.decode()
+    assert "listening" not in printed.decode()
