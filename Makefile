@@ -29,8 +29,9 @@ pytest: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_matcher.py
 
+# Tools' caches and the virtual environment only: var/ holds the database that `make run` made.
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # The newest releases pyproject.toml allows, resolved in a scratch environment and pinned in constraints.txt.
 constraints:
