@@ -25,6 +25,7 @@ from storage.idempotency import IdempotencyRecord
 from storage.models import Question
 from storage.notices import CitizenNotice, NoticeStatus
 from storage.outbox import DeliveryStatus, OutboxEvent, OutboxRepository, new_webhook_id
+from storage.questions import chose_an_entry
 from storage.suggestions import SuggestionRepository, SuggestionRow, SuggestionStatus
 from storage.web_chat import WebEntry
 
@@ -194,8 +195,7 @@ async def _suggestions(session: AsyncSession, citizen_id: int) -> list[dict[str,
     """The phrasings the citizen's "did you mean" picks proposed to staff (kept without their name)."""
     return [{"entry_id": entry_id, "text": text} for entry_id, text in (await session.execute(
         select(Question.chosen_entry_id, Question.text)
-        .where(Question.user_id == citizen_id, Question.chosen_entry_id.is_not(None),
-               Question.chosen_entry_id != "")  # "" is "none of these": no phrasing went to staff
+        .where(Question.user_id == citizen_id, chose_an_entry())
         .order_by(Question.id)
         .limit(MAX_ROWS)
     )).all()]

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, Select, String, case, func, or_, select
+from sqlalchemy import ForeignKey, Integer, Select, String, case, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from knowledge.clustering import Asked
 from storage.citizens import for_storage
 from storage.models import Answer, Base, KbEntry, Question, utcnow
+from storage.questions import chose_an_entry
 
 MAX_FEEDBACK_CHARS = 2000
 """Comments are kept up to this length; the citizen is told when theirs was cut."""
@@ -146,7 +147,7 @@ class FeedbackRepository:
 
     async def unanswered(self, since: datetime) -> list[Asked]:
         """Questions since ``since`` with no answer: nothing good, or "did you mean" with no entry chosen."""
-        not_chosen = or_(Question.chosen_entry_id.is_(None), Question.chosen_entry_id == "")
+        not_chosen = not_(chose_an_entry())
         rows = await self.session.scalars(
             select(Question)
             .where(

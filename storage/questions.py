@@ -7,13 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.citizens import for_storage
 from storage.models import Answer, Question, utcnow
 
 _QUESTIONS = cast(Table, Question.__table__)
+NONE_OF_THESE = ""
+"""``chosen_entry_id`` of a question whose asker chose "none of these" in "did you mean" (NULL: no choice)."""
+
+
+def chose_an_entry() -> ColumnElement[bool]:
+    """The asker picked an entry from "did you mean": a choice, and not "none of these"."""
+    return and_(Question.chosen_entry_id.is_not(None), Question.chosen_entry_id != NONE_OF_THESE)
+
+
 _ANSWERS = cast(Table, Answer.__table__)
 # Core statements, compiled once: an ORM add and flush per question cost several times the CPU.
 _INSERT_QUESTION = insert(_QUESTIONS).returning(_QUESTIONS.c.id)
@@ -116,7 +125,7 @@ class QuestionRepository:
 
     async def choose(self, question_id: int, entry_id: str | None) -> None:
         """Remember which entry the citizen picked from "did you mean" (None: none of them)."""
-        chosen = entry_id if entry_id is not None else ""
+        chosen = entry_id if entry_id is not None else NONE_OF_THESE
         await self.session.execute(_CHOOSE, {"question_id": question_id, "chosen": chosen})
 
     async def record_answer(

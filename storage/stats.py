@@ -6,10 +6,11 @@ import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, distinct, func, or_, select
+from sqlalchemy import case, distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Answer, Question
+from storage.questions import chose_an_entry
 
 MIN_PEOPLE = 5
 """A figure computed from fewer distinct citizens is withheld: it could point at someone."""
@@ -59,9 +60,7 @@ def _shown(value: float | None, people: int) -> float | None:
 
 
 async def _questions(session: AsyncSession, start: datetime, end: datetime) -> tuple[Point, Point, int]:
-    # "None of these" in "did you mean" is stored as "" (storage/questions.py): a choice of nothing.
-    picked = and_(Question.chosen_entry_id.is_not(None), Question.chosen_entry_id != "")
-    answered = or_(Question.decision == "answer", picked)
+    answered = or_(Question.decision == "answer", chose_an_entry())
     row = (
         await session.execute(
             select(

@@ -19,6 +19,7 @@ from knowledge.entry import Entry
 from knowledge.normalise import guess_language, normalise
 from storage.knowledge import KnowledgeRepository
 from storage.models import Base, Question, utcnow
+from storage.questions import chose_an_entry
 
 MAX_PHRASING_CHARS = 200
 """Longer questions are not taken as phrasings: an alternative phrasing is a short question."""
@@ -121,7 +122,7 @@ class SuggestionRepository:
         Accepted phrasings are staff's knowledge-base text by then and stay.
         """
         picked = await self.session.scalars(
-            select(Question).where(Question.user_id == citizen_id, Question.chosen_entry_id.is_not(None))
+            select(Question).where(Question.user_id == citizen_id, chose_an_entry())
         )
         withdrawn = 0
         for question in picked:
