@@ -82,7 +82,7 @@ class LiveKnowledge:
                 elif not unreachable:
                     log.warning("knowledge base refresh: the database is out of reach (%s); keeping the "
                                 "current index and trying again every %g s", db.error_reason(exc), interval)
-                unreachable = unreachable or db.out_of_reach(exc)
+                    unreachable = True
                 continue
             if unreachable:
                 log.info("knowledge base refresh: the database is reachable again")
