@@ -110,8 +110,7 @@ def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
 
 async def _refuse_unknown_departments(session: AsyncSession, kb: KnowledgeBase, sources: SourceMap) -> None:
     """An entry whose department exists nowhere could never be escalated: refused, as lint refuses it."""
-    known = [department.code for department in await DepartmentRepository(session).all()]
-    unknown = unknown_departments(kb, known, sources)
+    unknown = unknown_departments(kb, await _department_codes(session), sources)
     if unknown:
         raise KnowledgeLoadError([
             KnowledgeFileError(finding.path or "<files>", finding.line, finding.field,
@@ -162,15 +161,16 @@ def export_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
 
 def delete_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Delete entries, all or none: an id that is not there refuses the whole command."""
+    entry_ids = list(dict.fromkeys(args.entry_ids))  # each once, in the order given
 
     async def go() -> list[str]:
         async with (db.connected(settings().database_url) as engine,
                     db.sessionmaker(engine)() as session, session.begin()):
             repo = KnowledgeRepository(session)
-            missing = [entry_id for entry_id in args.entry_ids if await repo.entry(entry_id) is None]
+            missing = [entry_id for entry_id in entry_ids if await repo.entry(entry_id) is None]
             if missing:
                 return missing
-            for entry_id in dict.fromkeys(args.entry_ids):
+            for entry_id in entry_ids:
                 await repo.delete_entry(entry_id, "delete:cli")
             return []
 
@@ -179,9 +179,9 @@ def delete_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
         print(f"govbot: no entry {', '.join(missing)} in the knowledge base; nothing was deleted",
               file=sys.stderr)
         return 1
-    for entry_id in dict.fromkeys(args.entry_ids):
+    for entry_id in entry_ids:
         print(f"- {entry_id}")
-    print(f"deleted {len(set(args.entry_ids))} entries; running bots stop answering them within "
+    print(f"deleted {len(entry_ids)} entries; running bots stop answering them within "
           "GOVBOT_KB_REFRESH_SECONDS")
     return 0
 
@@ -212,8 +212,12 @@ def lint_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
 async def _configured_codes(url: str) -> tuple[set[str], set[str]]:
     """The department and category codes the database already has (read only: no schema upgrade)."""
     async with db.reachable(url) as engine, db.sessionmaker(engine)() as session:
-        departments = {department.code for department in await DepartmentRepository(session).all()}
-        return departments, await KnowledgeRepository(session).category_codes()
+        return await _department_codes(session), await KnowledgeRepository(session).category_codes()
+
+
+async def _department_codes(session: AsyncSession) -> set[str]:
+    """The codes of the departments configured in the database."""
+    return {department.code for department in await DepartmentRepository(session).all()}
 
 
 def ask_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
