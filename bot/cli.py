@@ -20,6 +20,7 @@ from bot.commands import report as report_commands
 from bot.commands import retention as retention_commands
 from bot.commands import run as run_commands
 from bot.config import ConfigError, Settings, load_settings
+from bot.entry import INTERRUPTED
 from bot.log_masking import log_masked
 from knowledge.formats import KnowledgeLoadError
 from storage import masking
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`govbot … | head`): stop quietly, as a tool killed by SIGPIPE would, and
         # point stdout at nothing so the interpreter's last flush does not fail again at exit.
