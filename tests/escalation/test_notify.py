@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.notify import GIVE_UP_AFTER, Notifier, Unreachable
@@ -249,3 +252,42 @@ async def test_a_notice_is_recorded_sent_when_the_database_restarted_while_sendi
     assert await Notifier(sessions, {"test": sender}, clock=clock, name="n1").run_once() == 1
     assert [status for status, _, _ in await statuses(sessions)] == ["sent"]
     assert len(sender.sent) == 1
+
+
+class DatabaseDown:
+    """The notifier's sessions while the database is out of reach for the first ``rounds`` transactions."""
+
+    def __init__(self, sessions: Sessions, rounds: int) -> None:
+        self.sessions = sessions
+        self.rounds = rounds
+
+    def begin(self) -> Any:
+        if self.rounds:
+            self.rounds -= 1
+            raise OperationalError("BEGIN", None, ConnectionRefusedError(111, "Connect call failed"))
+        return self.sessions.begin()
+
+
+async def test_a_database_outage_is_one_warning_and_the_notices_go_out_once_it_is_back(
+    sessions: Sessions,
+    departments: dict[str, Dept],
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.notify")
+    case = await open_case(sessions)
+    await reply(sessions, case.id, "Hello")
+
+    class StoppingSender(RecordingSender):
+        async def send(self, chat_id: str, replies: list[Reply]) -> None:
+            await super().send(chat_id, replies)
+            n.stop()
+
+    sender = StoppingSender()
+    n = Notifier(cast(Sessions, DatabaseDown(sessions, 20)), {"test": sender}, clock=clock, poll=0, name="n1")
+    await asyncio.wait_for(n.run(), timeout=30)
+    assert len(sender.sent) == 1
+    problems = [r for r in caplog.records if r.name == "bot.notify" and r.levelno >= logging.WARNING]
+    assert [(r.levelno, r.exc_info) for r in problems] == [(logging.WARNING, None)]
+    assert "out of reach" in problems[0].getMessage()
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
