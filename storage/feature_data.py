@@ -23,7 +23,7 @@ from storage.disclosure import govern_event
 from storage.feedback import Feedback
 from storage.idempotency import IdempotencyRecord
 from storage.models import Question
-from storage.notices import CitizenNotice, NoticeStatus
+from storage.notices import CitizenNotice
 from storage.outbox import DeliveryStatus, OutboxEvent, OutboxRepository, new_webhook_id
 from storage.questions import chose_an_entry
 from storage.suggestions import SuggestionRepository, SuggestionRow, SuggestionStatus
@@ -175,9 +175,9 @@ async def _purge_cases(session: AsyncSession, cutoff: datetime, dry_run: bool) -
 
 
 async def _purge_notices(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    """Notices sent (or given up) before the cut-off: the citizen has them, or never will."""
-    old = (CitizenNotice.created_at < cutoff, CitizenNotice.status != NoticeStatus.PENDING.value)
-    return await purge_rows(session, CitizenNotice, *old, dry_run=dry_run)
+    """Notices written before the cut-off, sent or not: one still pending is for a channel no process sends
+    through (its token was removed), or has been retried longer than the conversation it answers is kept."""
+    return await purge_rows(session, CitizenNotice, CitizenNotice.created_at < cutoff, dry_run=dry_run)
 
 
 async def _purge_feedback(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:

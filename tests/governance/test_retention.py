@@ -156,3 +156,19 @@ async def test_a_failing_purge_is_logged_and_the_job_goes_on(sessions: Sessions)
     job = RetentionJob(sessions, 365, clock=broken_clock)
     assert await job.run_once() is None
     assert job.runs == 1
+
+
+async def test_a_notice_no_process_could_send_goes_with_the_rest_once_it_is_older_than_the_period(
+    sessions: Sessions, departments: dict[str, Dept]
+) -> None:
+    # Telegram's token was removed: its chats' notices are never tried, so never sent nor given up.
+    async with sessions.begin() as session:
+        me = await CitizenRepository(session).get_or_create("telegram", "42", now=OLD)
+        cases = CaseRepository(session)
+        case = await cases.open_case(NewCase(me.id, "telegram", "42", "en", "TRANSPORT", "noise"), OLD)
+        await cases.reply(case.id, "TRANSPORT", "We spoke to Wang Fang at 12 Elm Street", OLD)
+        await cases.reply(case.id, "TRANSPORT", "Is it quiet now?", NOW)
+    result = await run_retention(sessions, days=365, now=NOW)
+    assert result.counts["notices"] == 1
+    async with sessions() as session:
+        assert [n.data["text"] for n in await session.scalars(select(CitizenNotice))] == ["Is it quiet now?"]
