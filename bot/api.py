@@ -25,7 +25,7 @@ from bot.web.transparency import stats
 from storage.case_events import citizen_fields
 from storage.cases import Case, CaseError, CaseNotFound, CaseRepository, CaseStatus, normalise_ticket
 from storage.db import error_reason, out_of_reach, reconnecting
-from storage.departments import DepartmentProfile, DepartmentRepository
+from storage.departments import CODE, DepartmentProfile, DepartmentRepository
 from storage.governance import govern_for_department, governed_case_list
 from storage.idempotency import MAX_KEY_LENGTH, PENDING, IdempotencyRepository
 from storage.models import utcnow
@@ -42,6 +42,8 @@ PROBLEM = "application/problem+json"
 DEPARTMENT = web.RequestKey("department", DepartmentProfile)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("api_clock")
 _KEY_CHARS = re.compile(KEY_PATTERN)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What JSON may spell but no database stores: NUL (PostgreSQL refuses it) and half a surrogate pair."""
 _STATUS_CODES = {
     "unknown-case": 404,
     "case-closed": 409,
@@ -165,7 +167,7 @@ async def post_transfer(request: web.Request) -> web.Response:
     """Hand the case to another department, which gets ``case.transferred``."""
     body = await _json_object(request, required={"department"}, optional={"note"})
     target = body["department"]
-    if not isinstance(target, str) or not target.strip() or len(target) > 50:
+    if not isinstance(target, str) or not CODE.match(target.strip()):
         raise Problem(422, "invalid-transfer", "Invalid department", "department must be a department code")
     note = _text(body, "note", required=False)
 
@@ -287,6 +289,10 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise Problem(422, "invalid-text", "Invalid text", f"{name} must be a non-empty string")
+    if _UNSTORABLE.search(value):
+        raise Problem(
+            422, "invalid-text", "Invalid text", f"{name} holds a NUL character or half of a surrogate pair"
+        )
     if len(value) > MAX_TEXT:
         raise Problem(
             422,

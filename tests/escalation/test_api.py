@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -276,11 +277,20 @@ BAD_INPUT = [
     ("transfer", b'{"department": "TRANSPORT"}', 422, "already with TRANSPORT"),
     ("transfer", b'{"department": "MOON"}', 422, "no department 'MOON'"),
     ("transfer", b'{"department": ""}', 422, "department code"),
+    # What no database stores: PostgreSQL refuses NUL, and half a surrogate pair is not UTF-8 at all.
+    ("replies", b'{"text": "call me at Harbour Road \\ud800"}', 422, "text holds a NUL character"),
+    ("replies", b'{"text": "a\\u0000b"}', 422, "text holds a NUL character"),
+    ("status", b'{"status": "resolved", "note": "done\\u0000"}', 422, "note holds a NUL character"),
+    ("transfer", b'{"department": "TAX\\u0000"}', 422, "department code"),
+    ("transfer", b'{"department": "TAX\\udc00"}', 422, "department code"),
 ]
 
 
 async def test_bad_input_gets_a_clear_problem_and_changes_nothing(
-    api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession]
+    api: Client,
+    departments: dict[str, Dept],
+    sessions: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     case = await open_case(sessions)
     before = await snapshot(sessions)
@@ -292,6 +302,7 @@ async def test_bad_input_gets_a_clear_problem_and_changes_nothing(
         )
         assert detail in (await problem(response, status))["detail"], (path, body[:40])
         assert await snapshot(sessions) == before, (path, body[:40])
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_an_unknown_or_malformed_ticket_is_404(
