@@ -24,11 +24,16 @@ from storage.numbers import whole_number
 CHANNEL = "console"
 CHAT_ID = "console"
 _TAG = re.compile(r"<[^>]+>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def plain(text: str) -> str:
-    """Reply HTML as terminal text."""
-    return html.unescape(_TAG.sub("", text))
+    """Reply HTML as terminal text.
+
+    Control characters go: a department's reply with escape sequences must not clear, retitle or
+    rewrite the staff member's terminal.
+    """
+    return _CONTROL.sub("", html.unescape(_TAG.sub("", text)))
 
 
 def render(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
 
-from bot.channels.console import to_incoming
+from bot.channels.console import render, to_incoming
 from bot.cli import main
+from handlers.escalation import notice_replies
 from handlers.i18n import t
 from handlers.types import Button
 from tests.conftest import clear_govbot_settings
@@ -86,3 +88,14 @@ def test_a_typed_line_is_a_message_unless_it_is_the_number_of_a_button() -> None
     assert to_incoming("3", buttons, language="en").text == "3"
     assert to_incoming("12345 hotline", buttons, language=None).text == "12345 hotline"
     assert to_incoming("²", buttons, language="en").text == "²"  # a digit to isdigit(), not to int()
+
+
+def test_control_characters_in_a_departments_reply_never_reach_the_terminal() -> None:
+    out = io.StringIO()
+    text = "Refund sent.\x1b]0;owned\x07\x1b[2J\x9b31m\r Regards"  # retitle, clear, C1 CSI, overwrite
+    notice = {"ticket": "TR-2026-000001", "department": "TAX", "case_id": 1, "text": text}
+    render(notice_replies("reply", notice, "en"), out, language="en")
+    shown = out.getvalue()
+    assert re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", shown) is None
+    assert "Refund sent.]0;owned[2J31m Regards\n" in shown
+
