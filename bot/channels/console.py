@@ -50,8 +50,8 @@ def render(
         elif reply.notice:
             out.write(f"({plain(reply.notice)})\n")
         if reply.document is not None:
-            document = t(language, "console_document", filename=reply.document.filename,
-                         size=len(reply.document.content))
+            document = plain(t(language, "console_document", filename=reply.document.filename,
+                               size=len(reply.document.content)))
             out.write(f"{document}\n")
         for button in reply.buttons_flat:
             numbered.append(button)
@@ -127,7 +127,7 @@ async def chat(
             break
         link = pressed(line, buttons)
         if link is not None and link.url is not None:  # a terminal cannot open it: say where it leads
-            out.write(f"{t(lang, 'console_open_link', url=link.url)}\n")
+            out.write(f"{plain(t(lang, 'console_open_link', url=link.url))}\n")
         elif line.strip():
             replies = await conversation.handle(to_incoming(line, buttons, language=language))
             lang = language or reply_language(replies, lang)

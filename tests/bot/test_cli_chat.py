@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bot.channels import console
 from bot.channels.console import render, to_incoming
 from bot.cli import main
 from handlers.escalation import notice_replies
 from handlers.i18n import t
-from handlers.types import Button
+from handlers.types import Button, Incoming, Reply
 from tests.conftest import clear_govbot_settings
 
 
@@ -99,3 +101,19 @@ def test_control_characters_in_a_departments_reply_never_reach_the_terminal() ->
     assert re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", shown) is None
     assert "Refund sent.]0;owned[2J31m Regards\n" in shown
 
+
+async def test_a_links_address_is_printed_as_it_is_not_as_html() -> None:
+    url = "https://registry.example.gov/book?office=3&day=mon"
+
+    class Linking:
+        async def handle(self, incoming: Incoming) -> list[Reply]:
+            return [Reply("See the link.", buttons=((Button("Book", url=url),),))]
+
+    async def typed() -> AsyncIterator[str]:
+        yield "1\n"
+
+    out = io.StringIO()
+    await console.chat(Linking(), typed(), out, language="en")
+    _, pressed, _ = out.getvalue().split("> ")
+    assert f"→ {url}\n" in out.getvalue()
+    assert pressed == f"Open {url} in your browser.\n"
