@@ -15,6 +15,7 @@ from typing import TextIO
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.notify import Notifier
+from handlers.dialogue import sanitise
 from handlers.i18n import DEFAULT_LANGUAGE, t
 from handlers.types import Button, Conversation, Incoming, Reply
 from knowledge.normalise import guess_language
@@ -96,6 +97,12 @@ def pressed(line: str, buttons: Sequence[Button]) -> Button | None:
     return buttons[number - 1] if number is not None else None
 
 
+def quits(line: str) -> bool:
+    """Whether ``line`` is /quit or /exit, read as the dialogue reads commands (／quit, /QUIT, /quit@bot)."""
+    command = sanitise(Incoming(CHANNEL, CHAT_ID, CHAT_ID, text=line))[0].command
+    return command is not None and command[0] in {"quit", "exit"}
+
+
 def to_incoming(line: str, buttons: Sequence[Button], *, language: str | None) -> Incoming:
     """A typed line: a number presses that button, anything else is a message."""
     button = pressed(line, buttons)
@@ -123,7 +130,7 @@ async def chat(
     out.write("> ")
     out.flush()
     async for line in lines:
-        if line.strip() in {"/quit", "/exit"}:
+        if quits(line):
             break
         link = pressed(line, buttons)
         if link is not None and link.url is not None:  # a terminal cannot open it: say where it leads

@@ -76,6 +76,14 @@ def test_a_number_without_a_button_is_a_question_and_quit_stops(
     assert end == "\n"  # nothing after /quit was read
 
 
+@pytest.mark.parametrize("typed", ["／quit", "/QUIT", "/quit@govbot", "/exit please"])
+def test_quit_is_read_as_the_dialogue_reads_commands(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], typed: str) -> None:
+    # A Chinese input method types "／"; the dialogue takes it for "/", so "I don't know /quit" was the reply.
+    _, end = chat(monkeypatch, capsys, typed, "How do I renew my identity card?")
+    assert end == "\n"
+
+
 def test_lang_starts_the_chat_in_that_language(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     greeting, answer, _ = chat(monkeypatch, capsys, "身份证到期了怎么换", args=("--lang", "zh"))
