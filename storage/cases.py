@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, Row, String, select, update
+from sqlalchemy import ColumnElement, ForeignKey, Index, Integer, Row, String, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -264,11 +264,13 @@ class CaseRepository:
         return case
 
     async def get(self, case_id: int, *, lock: bool = False) -> Case | None:
-        row = await self.session.get(CaseRecord, case_id, with_for_update=lock)
+        row = await self._locked(case_id) if lock else await self.session.get(CaseRecord, case_id)
         return case_of(row) if row is not None else None
 
     async def by_ticket(self, ticket: str, *, lock: bool = False) -> Case | None:
         query = select(CaseRecord).where(CaseRecord.ticket == ticket)
+        if lock:
+            await self._sqlite_write_lock(CaseRecord.ticket == ticket)
         row = await self.session.scalar(query.with_for_update() if lock else query)
         return case_of(row) if row is not None else None
 
@@ -381,7 +383,7 @@ class CaseRepository:
 
     async def rate(self, case_id: int, citizen_id: int, score: int, now: datetime) -> Case | None:
         """The citizen's satisfaction (1–5) with a resolved or closed case; None if not theirs or not done."""
-        row = await self.session.get(CaseRecord, case_id, with_for_update=True)
+        row = await self._locked(case_id)
         done = {CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value}
         if row is None or row.user_id != citizen_id or row.status not in done or not 1 <= score <= 5:
             return None
@@ -390,7 +392,7 @@ class CaseRepository:
         return case_of(row)
 
     async def _citizens_open_case(self, case_id: int, citizen_id: int) -> CaseRecord:
-        row = await self.session.get(CaseRecord, case_id, with_for_update=True)
+        row = await self._locked(case_id)
         if row is None or row.user_id != citizen_id:
             raise CaseNotFound("no such case")
         if row.status == CaseStatus.CLOSED.value:
@@ -398,10 +400,29 @@ class CaseRepository:
         return row
 
     async def _departments_case(self, case_id: int, department: str) -> CaseRecord:
-        row = await self.session.get(CaseRecord, case_id, with_for_update=True)
+        row = await self._locked(case_id)
         if row is None or row.department != department:
             raise CaseNotFound("no such case")
         return row
+
+    async def _locked(self, case_id: int) -> CaseRecord | None:
+        """The case's row, locked until commit: a change is decided on the case as it is, not as it was."""
+        await self._sqlite_write_lock(CaseRecord.id == case_id)
+        return await self.session.get(CaseRecord, case_id, with_for_update=True)
+
+    async def _sqlite_write_lock(self, where: ColumnElement[bool]) -> None:
+        """Take SQLite's write lock before the case is read, with an UPDATE that changes nothing.
+
+        SQLite ignores FOR UPDATE, and its driver begins the transaction only at the first write: requests
+        read the case side by side and each acted on it (a case transferred 4 times, a closed one reopened).
+        """
+        if self.session.get_bind().dialect.name == "sqlite":
+            await self.session.execute(
+                update(CaseRecord)
+                .where(where)
+                .values(status=CaseRecord.status)
+                .execution_options(synchronize_session=False)
+            )
 
     async def _next_ticket(self, prefix: str, year: int) -> str:
         dialect = self.session.get_bind().dialect.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -208,6 +209,21 @@ async def test_a_failed_write_leaves_its_idempotency_key_free(
     url = f"/api/v1/cases/{case.ticket}/status"
     await problem(await api.post(url, json={"status": "open"}, headers=headers), 422)
     assert (await api.post(url, json={"status": "in_progress"}, headers=headers)).status == 200
+
+
+async def test_a_case_transferred_by_several_requests_at_once_moves_once(
+    api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    case = await open_case(sessions)
+    url, auth = f"/api/v1/cases/{case.ticket}/transfer", departments["TRANSPORT"].auth
+    sent = (api.post(url, json={"department": "TAX"}, headers=auth) for _ in range(4))
+    responses = await asyncio.gather(*sent)
+    assert sorted(response.status for response in responses) == [200, 404, 404, 404]
+    async with sessions() as session:
+        moved = await session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == "case.transferred")
+        )
+    assert moved == 1
 
 
 def documented_parameter(path: str, method: str, name: str) -> dict[str, Any]:
