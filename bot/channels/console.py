@@ -123,7 +123,9 @@ async def chat(
     """Talk until the input ends (Ctrl-D) or the citizen types /quit; ``notices`` shown before each prompt."""
     greeting = Incoming(CHANNEL, CHAT_ID, CHAT_ID, text="/start", language=language)
     replies = await conversation.handle(greeting)
-    lang = language or reply_language(replies)
+    # The greeting and a language's confirmation are the catalogue's words, so they tell the dialogue's
+    # language for sure, which a choice of the citizen's (/language) makes another than ``language``.
+    lang = reply_language(replies, language or DEFAULT_LANGUAGE)
     buttons = render(replies, out, language=lang)
     if notices is not None:
         buttons = await notices.show(buttons, language=lang)
@@ -137,7 +139,8 @@ async def chat(
             out.write(f"{plain(t(lang, 'console_open_link', url=link.url))}\n")
         elif line.strip():
             replies = await conversation.handle(to_incoming(line, buttons, language=language))
-            lang = language or reply_language(replies, lang)
+            if language is None or any(reply.kind == "language_set" for reply in replies):
+                lang = reply_language(replies, lang)
             buttons = render(replies, out, language=lang) or buttons
         if notices is not None:
             buttons = await notices.show(buttons, language=lang)

@@ -69,6 +69,20 @@ def test_the_console_speaks_the_conversations_language_about_links(
     assert link == str(t("zh", "console_open_link", url=url)) + "\n"
 
 
+def test_the_console_follows_a_language_chosen_in_the_chat_over_lang(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    greeting, chosen, answer, link, _ = chat(
+        monkeypatch, capsys, "2", "How do I renew my identity card?", "1", args=("--lang", "zh"))
+    assert "  [2] English\n" in greeting
+    assert chosen == str(t("en", "language_set")) + "\n"
+    url = answer.split(" → ")[1].split("\n")[0]
+    assert link == str(t("en", "console_open_link", url=url)) + "\n"
+    greeting, _, link, _ = chat(  # the next chat remembers the choice
+        monkeypatch, capsys, "How do I renew my identity card?", "1", args=("--lang", "zh"))
+    assert greeting.startswith("👋 Welcome")
+    assert link == str(t("en", "console_open_link", url=url)) + "\n"
+
+
 def test_a_number_without_a_button_is_a_question_and_quit_stops(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     _, not_a_button, end = chat(monkeypatch, capsys, "99", "/quit", "How do I renew my identity card?")
