@@ -50,11 +50,19 @@ IDEMPOTENCY_KEY = {
 STATUS = {"type": "string", "enum": ["open", "in_progress", "resolved", "closed"]}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 4096}
 TIME = {"type": "string", "format": "date-time"}
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+}
+UNAVAILABLE = _problem(
+    "govbot's database is out of reach; nothing was changed: send the request again later "
+    "(a write with the same `Idempotency-Key`)"
+) | {"headers": RETRY_AFTER}
 ERRORS = {
     "400": _problem("Malformed JSON or parameters"),
     "401": _problem("Missing or wrong bearer token"),
     "403": _problem("The department is disabled"),
     "404": _problem("No such case for this department"),
+    "503": UNAVAILABLE,
 }
 WRITE_ERRORS = ERRORS | {
     "409": _problem("The case's state does not allow this (e.g. it is closed)"),
@@ -402,7 +410,11 @@ OPENAPI: JSON = {
                 "description": "Aggregates only, no personal data; the figures of the public transparency "
                 "page. Cacheable for 5 minutes.",
                 "security": [],
-                "responses": {"200": _json("The figures", _ref("Stats"))},
+                "responses": {
+                    "200": _json("The figures", _ref("Stats")),
+                    "429": _problem("Too many requests from this address") | {"headers": RETRY_AFTER},
+                    "503": UNAVAILABLE,
+                },
             }
         },
         "/openapi.json": {

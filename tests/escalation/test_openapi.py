@@ -20,6 +20,7 @@ from bot.keys import SESSIONS, WAKE
 from bot.openapi import OPENAPI
 from storage.cases import CaseRepository, CaseStatus, NewCase
 from storage.citizens import CitizenRepository
+from storage.db import create_engine
 from storage.departments import DepartmentRepository
 from storage.governance import govern_for_department, set_clearance
 from storage.models import utcnow
@@ -114,6 +115,36 @@ def test_only_stats_and_the_document_itself_need_no_token() -> None:
         if operation.get("security") == []
     }
     assert public == {"/stats", "/openapi.json"}
+
+
+async def test_while_the_database_is_out_of_reach_every_answer_is_documented_with_its_retry_after() -> None:
+    engine = create_engine("postgresql+asyncpg://govbot@127.0.0.1:1/govbot")  # nothing listens on port 1
+    app = web.Application()
+    app[SESSIONS], app[WAKE] = async_sessionmaker(engine), []
+    app.add_subapp(PREFIX, create_api(clock=lambda: NOW))
+    bodies = {
+        "replies": {"text": "On it."},
+        "status": {"status": "resolved"},
+        "transfer": {"department": "TAX"},
+    }
+    try:
+        async with TestClient(TestServer(app)) as client:
+            for path, item in OPENAPI["paths"].items():
+                for method, operation in item.items():
+                    if path == "/openapi.json":
+                        continue
+                    response = await client.request(
+                        method,
+                        PREFIX + path.replace("{ticket}", "TR-2026-000001"),
+                        json=bodies.get(path.rsplit("/", 1)[1]),
+                        headers={"Authorization": "Bearer gbt_any"},
+                    )
+                    assert response.status == 503, (method, path)
+                    assert int(response.headers["Retry-After"]) > 0
+                    documented = operation["responses"].get("503", {})
+                    assert "Retry-After" in documented.get("headers", {}), (method, path)
+    finally:
+        await engine.dispose()
 
 
 def test_the_document_refers_only_to_schemas_it_defines() -> None:
