@@ -22,26 +22,26 @@ STOP_TIMEOUT = 30.0
 
 
 async def outbox_workers(app: web.Application) -> AsyncIterator[None]:
-    """Run the dispatcher and the notifier while the app runs (unless GOVBOT_DISPATCH_IN_RUN=false)."""
+    """Run the notifier, and the dispatcher unless GOVBOT_DISPATCH_IN_RUN=false, while the app runs.
+
+    The notifier runs whatever the setting: it sends through this process's channels, and `govbot dispatch`,
+    which takes the webhooks over, has none.
+    """
     settings = app[SETTINGS]
-    if not settings.dispatch_in_run:
-        yield
-        return
     config = DispatchConfig.from_settings(settings)
-    dispatcher = Dispatcher(app[SESSIONS], config, metrics=DispatchMetrics(app[METRICS].registry))
     senders = app[SENDERS]  # channels register themselves here as they start; read at every round
-    notifier = Notifier(app[SESSIONS], senders, poll=config.poll)
-    async with dispatcher:
-        tasks = [
-            asyncio.create_task(dispatcher.run(), name="dispatcher"),
-            asyncio.create_task(notifier.run(), name="notifier"),
-        ]
-        app[WAKE].extend([dispatcher.wake, notifier.wake])
+    workers: list[Dispatcher | Notifier] = [Notifier(app[SESSIONS], senders, poll=config.poll)]
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.dispatch_in_run:
+            dispatcher = Dispatcher(app[SESSIONS], config, metrics=DispatchMetrics(app[METRICS].registry))
+            workers.insert(0, await stack.enter_async_context(dispatcher))
+        tasks = [asyncio.create_task(worker.run(), name=type(worker).__name__.lower()) for worker in workers]
+        app[WAKE].extend(worker.wake for worker in workers)
         try:
             yield
         finally:
-            dispatcher.stop()
-            notifier.stop()
+            for worker in workers:
+                worker.stop()
             done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             for task in pending:
                 log.warning("%s did not stop in %.0f s; cancelling it", task.get_name(), STOP_TIMEOUT)

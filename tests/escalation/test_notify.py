@@ -9,17 +9,21 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.notify import GIVE_UP_AFTER, Notifier, Unreachable
+from bot.config import Settings
+from bot.keys import SENDERS, SESSIONS, SETTINGS, WAKE
+from bot.notify import GIVE_UP_AFTER, Notifier, Sender, Unreachable
+from bot.workers import outbox_workers
 from handlers.i18n import t
 from handlers.types import Reply
 from storage import citizen_data
 from storage.cases import CaseRepository, CaseStatus
 from storage.citizens import CitizenRepository
-from storage.models import Message
+from storage.models import Message, utcnow
 from storage.notices import CitizenNotice, NoticeRepository
 from tests.conftest import close_every_connection
 from tests.escalation.conftest import NOW, Dept, open_case
@@ -291,3 +295,31 @@ async def test_a_database_outage_is_one_warning_and_the_notices_go_out_once_it_i
     assert [(r.levelno, r.exc_info) for r in problems] == [(logging.WARNING, None)]
     assert "out of reach" in problems[0].getMessage()
     assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_bot_that_leaves_the_webhooks_to_govbot_dispatch_still_tells_its_citizens(
+    sessions: Sessions, departments: dict[str, Dept], database_url: str
+) -> None:
+    # `govbot dispatch` has no channel to send through: only the `govbot run` processes can tell citizens.
+    case = await open_case(sessions, now=utcnow())
+    async with sessions.begin() as session:
+        await CaseRepository(session).reply(case.id, "TRANSPORT", "Hello", utcnow())
+    told = asyncio.Event()
+
+    class TellingSender(RecordingSender):
+        async def send(self, chat_id: str, replies: list[Reply]) -> None:
+            await super().send(chat_id, replies)
+            told.set()
+
+    app = web.Application()
+    app[SETTINGS] = Settings(database_url=database_url, dispatch_in_run=False)
+    app[SESSIONS] = sessions
+    senders: dict[str, Sender] = {"test": TellingSender()}
+    app[SENDERS] = senders
+    app[WAKE] = []
+    running = outbox_workers(app)
+    await anext(running)
+    try:
+        await asyncio.wait_for(told.wait(), timeout=10)
+    finally:
+        await anext(running, None)
