@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
 import socket
 import sys
@@ -99,6 +100,9 @@ def serve(config: Settings, reuse_port: bool) -> None:
 def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """The dialogue in the terminal, on the configured database and knowledge base."""
     config = settings()
+    for stream in (sys.stdin, sys.stdout):
+        if isinstance(stream, io.TextIOWrapper):  # what the terminal's encoding lacks: "?" or "�", no crash
+            stream.reconfigure(errors="replace")
 
     async def go() -> None:
         async with db.connected(config.database_url, create=True) as engine:

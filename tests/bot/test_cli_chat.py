@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -96,6 +97,20 @@ def test_quit_is_read_as_the_dialogue_reads_commands(
     # A Chinese input method types "／"; the dialogue takes it for "/", so "I don't know /quit" was the reply.
     _, end = chat(monkeypatch, capsys, typed, "How do I renew my identity card?")
     assert end == "\n"
+
+
+def test_bytes_the_terminal_cannot_decode_or_encode_do_not_end_the_chat(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A UTF-8 locale other than C decodes strictly; a Latin-1 terminal cannot show "👋" or "中文".
+    typed = io.BytesIO(b"r\xc3\xa9sum\xc3\xa9 \xff\xfe\n" + "身份证".encode("gbk") + b"\n/help\n")
+    screen = io.BytesIO()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(typed, encoding="utf-8", errors="strict"))
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(screen, encoding="latin-1", errors="strict"))
+    assert main(["chat"]) == 0
+    sys.stdout.flush()
+    shown = screen.getvalue().decode("latin-1").split("> ")
+    assert shown[0].startswith("? Welcome")
+    assert shown[3].startswith("How to use this account")
 
 
 def test_lang_starts_the_chat_in_that_language(
