@@ -79,8 +79,12 @@ def parts_sent(notice: Notice) -> int:
 
 
 def notice_retry_at(notice: Notice, now: datetime, rng: random.Random) -> datetime | None:
-    """When to try a failed notice again; None once it has failed for GIVE_UP_AFTER."""
-    if now - notice.created_at >= GIVE_UP_AFTER:
+    """When to try a failed notice again; None once it has failed for GIVE_UP_AFTER.
+
+    Failed through the whole back-off schedule as well: a notice that waited a week for its channel (no
+    process could send through it) is not given up at the first blip once it can.
+    """
+    if now - notice.created_at >= GIVE_UP_AFTER and notice.attempts > len(RETRY_DELAYS):
         return None
     delay = RETRY_DELAYS[min(notice.attempts, len(RETRY_DELAYS)) - 1]
     return now + delay * rng.uniform(1 - JITTER, 1 + JITTER)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.keys import SENDERS, SESSIONS, SETTINGS, WAKE
-from bot.notify import GIVE_UP_AFTER, Notifier, Sender, Unreachable
+from bot.notify import GIVE_UP_AFTER, RETRY_DELAYS, Notifier, Sender, Unreachable
 from bot.workers import outbox_workers
 from handlers.i18n import t
 from handlers.types import Reply
@@ -197,10 +197,29 @@ async def test_a_week_of_failures_ends_a_notice(
 ) -> None:
     case = await open_case(sessions)
     await reply(sessions, case.id, "Hello")
-    clock.now += GIVE_UP_AFTER
-    sender.failures = [ConnectionError("still down")]
-    await notifier(sessions, sender, clock).run_once()
+    sender.failures = [ConnectionError("still down")] * (len(RETRY_DELAYS) + 1)
+    n = notifier(sessions, sender, clock)
+    for _ in RETRY_DELAYS:
+        await n.run_once()
+        clock.now += timedelta(hours=2)
+    assert (await statuses(sessions))[0][0] == "pending"
+    clock.now = NOW + GIVE_UP_AFTER
+    await n.run_once()
     assert (await statuses(sessions))[0][0] == "dead"
+
+
+async def test_a_notice_that_waited_a_week_for_its_channel_is_not_given_up_at_its_first_failure(
+    sessions: Sessions, departments: dict[str, Dept], sender: RecordingSender, clock: Clock
+) -> None:
+    case = await open_case(sessions)
+    await reply(sessions, case.id, "Hello")
+    clock.now += GIVE_UP_AFTER + timedelta(days=1)  # no process sent through its channel meanwhile
+    sender.failures = [ConnectionError("network blip")]
+    n = notifier(sessions, sender, clock)
+    await n.run_once()
+    clock.now += timedelta(minutes=1)
+    await n.run_once()
+    assert [status for status, _, _ in await statuses(sessions)] == ["sent"]
 
 
 async def test_notices_of_channels_without_a_sender_wait(
