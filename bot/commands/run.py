@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import io
 import logging
 import socket
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -119,5 +121,24 @@ def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
 
 
 async def _stdin_lines() -> AsyncIterator[str]:
-    while line := await asyncio.to_thread(sys.stdin.readline):
+    """Typed lines until the input ends, each read in a daemon thread.
+
+    asyncio's own threads are waited for at exit, so one blocked in ``readline`` kept Ctrl-C from
+    ending the chat until the next Enter.
+    """
+    while line := await asyncio.wrap_future(_read_line()):
         yield line
+
+
+def _read_line() -> concurrent.futures.Future[str]:
+    line: concurrent.futures.Future[str] = concurrent.futures.Future()
+    line.set_running_or_notify_cancel()  # the read cannot be taken back; Ctrl-C leaves it behind
+
+    def read() -> None:
+        try:
+            line.set_result(sys.stdin.readline())
+        except Exception as exc:  # raised where the chat awaits the line
+            line.set_exception(exc)
+
+    threading.Thread(target=read, daemon=True).start()
+    return line

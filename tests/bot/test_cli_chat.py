@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from bot.channels import console
 from bot.channels.console import render, to_incoming
 from bot.cli import main
+from bot.commands.run import _stdin_lines
 from handlers.escalation import notice_replies
 from handlers.i18n import t
 from handlers.types import Button, Incoming, Reply
@@ -111,6 +114,28 @@ def test_bytes_the_terminal_cannot_decode_or_encode_do_not_end_the_chat(
     shown = screen.getvalue().decode("latin-1").split("> ")
     assert shown[0].startswith("? Welcome")
     assert shown[3].startswith("How to use this account")
+
+
+def test_ctrl_c_ends_the_chat_without_waiting_for_the_line_being_typed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    reading, typed, finished = threading.Event(), threading.Event(), threading.Event()
+
+    class Terminal(io.StringIO):
+        def readline(self, size: int | None = -1) -> str:  # type: ignore[override]  # nobody types yet
+            reading.set()
+            typed.wait(timeout=10)
+            finished.set()
+            return ""
+
+    async def interrupted() -> None:
+        line = asyncio.ensure_future(anext(_stdin_lines()))
+        await asyncio.to_thread(reading.wait)
+        line.cancel()  # what asyncio.run does with the chat on Ctrl-C
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    asyncio.run(interrupted())
+    assert not finished.is_set()  # the chat ended while the line was still being read, not after Enter
+    typed.set()
 
 
 def test_lang_starts_the_chat_in_that_language(
