@@ -428,3 +428,17 @@ async def test_in_a_group_a_command_this_bot_does_not_know_is_left_to_the_bot_it
         assert (await session.scalars(select(Message.text))).all() == []  # nothing of it kept
     for told in (said("/weather@govbot London", is_group=True), said("/weather London")):
         assert [r.kind for r in await dialogue.handle(told)] == ["unknown_command"]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+async def test_a_step_that_waits_for_a_button_names_one_that_is_shown(
+    dialogue: Dialogue, language: str
+) -> None:
+    # The confirmation shows Yes and "✖ No, thanks": "press Cancel" named a button that was not there.
+    asked = await dialogue.handle(said("/human", language=language))
+    confirm = await press(dialogue, asked, "esc:cat:tax", language=language)
+    told, again = await dialogue.handle(said("yes please", language=language))
+    assert told.kind == "escalation_use_buttons"
+    [leave] = [b.label for b in again.buttons_flat if b.payload and b.payload.startswith("esc:no")]
+    assert leave == confirm[0].buttons_flat[-1].label
+    assert leave.split()[0] in told.text  # the ✖ that both the topic and the confirmation show
