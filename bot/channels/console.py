@@ -141,7 +141,10 @@ async def chat(
             replies = await conversation.handle(to_incoming(line, buttons, language=language))
             if language is None or any(reply.kind == "language_set" for reply in replies):
                 lang = reply_language(replies, lang)
-            buttons = render(replies, out, language=lang) or buttons
+            shown = render(replies, out, language=lang)
+            # A reply edited into the pressed message takes that message's buttons away, as on Telegram;
+            # otherwise the earlier buttons stay pressable (a menu under an answer without buttons).
+            buttons = shown or ([] if any(reply.replace for reply in replies) else buttons)
         if notices is not None:
             buttons = await notices.show(buttons, language=lang)
         out.write("> ")

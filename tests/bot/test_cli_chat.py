@@ -179,3 +179,13 @@ async def test_a_links_address_is_printed_as_it_is_not_as_html() -> None:
     _, pressed, _ = out.getvalue().split("> ")
     assert f"→ {url}\n" in out.getvalue()
     assert pressed == f"Open {url} in your browser.\n"
+
+
+def test_a_reply_that_replaces_the_pressed_message_takes_its_buttons_away(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # On Telegram "erased" is edited into the confirmation, whose buttons go with it; the console kept
+    # them, and "2" then pressed "No, keep it" and said nothing was erased just after everything was.
+    _, confirm, erased, after, _ = chat(monkeypatch, capsys, "/forget", "1", "2")
+    assert "  [2] ✖ No, keep it\n" in confirm
+    assert erased.startswith(str(t("en", "forget_done")))
+    assert str(t("en", "forget_cancelled")) not in after
