@@ -22,6 +22,7 @@ from bot.log_masking import AccessLog
 from bot.workers import HTTP_SHUTDOWN_TIMEOUT
 from handlers.dialogue import Dialogue
 from handlers.escalation import DEFAULT_DEPARTMENT
+from handlers.i18n import LANGUAGES
 from storage import db
 from storage.knowledge_sync import LiveKnowledge
 
@@ -36,7 +37,8 @@ def register(
                         help="server processes on one port (PostgreSQL only); default GOVBOT_WORKERS or 1")
     parser.set_defaults(handler=run_command)
     parser = commands.add_parser("chat", help="talk to the bot in this terminal", parents=[common])
-    parser.add_argument("--lang", default=None, help="your language (en or zh); default: from what you type")
+    parser.add_argument("--lang", default=None, choices=LANGUAGES,
+                        help="your language; default: from what you type")
     parser.set_defaults(handler=chat_command)
 
 

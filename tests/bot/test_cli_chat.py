@@ -189,3 +189,12 @@ def test_a_reply_that_replaces_the_pressed_message_takes_its_buttons_away(
     assert "  [2] ✖ No, keep it\n" in confirm
     assert erased.startswith(str(t("en", "forget_done")))
     assert str(t("en", "forget_cancelled")) not in after
+
+
+def test_a_language_govbot_does_not_speak_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # --lang fr ran in English without a word, and zh-CN spoke Chinese with the console's lines in English.
+    for language in ("fr", "zh-CN"):
+        with pytest.raises(SystemExit) as stopped:
+            main(["chat", "--lang", language])
+        assert stopped.value.code == 2
+        assert "--lang: invalid choice" in capsys.readouterr().err
