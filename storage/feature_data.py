@@ -161,7 +161,8 @@ async def _purge_web_chat(session: AsyncSession, cutoff: datetime, dry_run: bool
 
 async def _purge_cases(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
     """A case outlives the period (it is the record of what was done), but not its copies of the chat:
-    the excerpt goes, and the events sent about it (delivered or dead) with their payloads and attempts."""
+    the excerpt goes, the events sent about it (delivered or dead) with their payloads and attempts, and
+    the responses kept for Idempotency-Key replays, which hold the case with its excerpt as answered."""
     quoting = (CaseRecord.created_at < cutoff, func.json_array_length(CaseRecord.excerpt) > 0)
     if dry_run:
         excerpts = await count_rows(session, CaseRecord, *quoting)
@@ -171,7 +172,9 @@ async def _purge_cases(session: AsyncSession, cutoff: datetime, dry_run: bool) -
         )
         excerpts = int(getattr(result, "rowcount", 0) or 0)
     finished = (OutboxEvent.created_at < cutoff, OutboxEvent.status != DeliveryStatus.PENDING.value)
-    return excerpts + await purge_rows(session, OutboxEvent, *finished, dry_run=dry_run)
+    old_replays = IdempotencyRecord.created_at < cutoff
+    replays = await purge_rows(session, IdempotencyRecord, old_replays, dry_run=dry_run)
+    return excerpts + replays + await purge_rows(session, OutboxEvent, *finished, dry_run=dry_run)
 
 
 async def _purge_notices(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:

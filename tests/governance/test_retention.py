@@ -14,6 +14,7 @@ from storage.audit import AuditKind, AuditLog
 from storage.cases import CaseRecord, CaseRepository, NewCase
 from storage.citizens import CitizenRepository, DialogueState
 from storage.feedback import Feedback, FeedbackKind, FeedbackRepository
+from storage.idempotency import IdempotencyRecord, IdempotencyRepository
 from storage.inbox import MAX_ATTEMPTS, InboxRepository
 from storage.models import Conversation, InboxUpdate, Message, Question
 from storage.notices import CitizenNotice
@@ -172,3 +173,20 @@ async def test_a_notice_no_process_could_send_goes_with_the_rest_once_it_is_olde
     assert result.counts["notices"] == 1
     async with sessions() as session:
         assert [n.data["text"] for n in await session.scalars(select(CitizenNotice))] == ["Is it quiet now?"]
+
+
+async def test_responses_kept_for_idempotency_replays_go_once_older_than_the_period(
+    sessions: Sessions,
+) -> None:
+    # A department's write answered with the case and its chat excerpt; the excerpt was purged from the
+    # case after the period, but the copy kept for replaying the response stayed for ever.
+    excerpt = [{"direction": "in", "text": "my neighbour Wang Fang", "at": OLD.isoformat()}]
+    async with sessions.begin() as session:
+        keys = IdempotencyRepository(session)
+        for key, when in (("old", OLD), ("new", NOW)):
+            assert await keys.reserve("TRANSPORT", key, "f" * 64, when) is None
+            await keys.complete("TRANSPORT", key, 201, {"case": {"ticket": key}, "excerpt": excerpt})
+    assert (await run_retention(sessions, days=365, now=NOW, dry_run=True)).counts["cases"] == 1
+    await run_retention(sessions, days=365, now=NOW)
+    async with sessions() as session:
+        assert list(await session.scalars(select(IdempotencyRecord.key))) == ["new"]
