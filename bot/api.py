@@ -79,7 +79,7 @@ def create_api(
     Without ``sessions`` it uses the parent application's (``SESSIONS``, set once the database is up).
     After every committed write it calls the parent's ``WAKE`` callbacks (the dispatcher, the notifier).
     """
-    api = web.Application(middlewares=[_problems, _authenticate])
+    api = web.Application(middlewares=[_not_stored, _problems, _authenticate])
     if sessions is not None:
         api[SESSIONS] = sessions
     api[CLOCK] = clock
@@ -375,6 +375,18 @@ async def _authenticate(
         ).response()
     request[DEPARTMENT] = department
     return await handler(request)
+
+
+@web.middleware
+async def _not_stored(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Answers to a department are for it alone: no cache keeps them, a browser-based tool's own included
+    (cases hold citizens' words and contact details). The public paths may be cached."""
+    response = await handler(request)
+    if request.path not in PUBLIC_PATHS:
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 @web.middleware

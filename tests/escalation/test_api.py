@@ -126,6 +126,24 @@ async def test_a_case_comes_with_excerpt_citizen_fields_and_history(
     assert [change["kind"] for change in body["history"]] == ["created"]
 
 
+async def test_no_cache_keeps_what_a_department_reads_or_is_refused(
+    api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # Cases carry citizens' words and contact details: a browser-based department tool's own cache must
+    # not keep them on the desk's computer either.
+    case = await open_case(sessions)
+    auth = departments["TRANSPORT"].auth
+    answers = [
+        await api.get("/api/v1/cases", headers=auth),
+        await api.get(f"/api/v1/cases/{case.ticket}", headers=auth),
+        await api.post(f"/api/v1/cases/{case.ticket}/replies", json={"text": "on our way"}, headers=auth),
+        await api.get("/api/v1/cases/TR-2026-999999", headers=auth),
+        await api.get("/api/v1/cases"),
+    ]
+    assert [answer.headers.get("Cache-Control") for answer in answers] == ["no-store"] * len(answers)
+    assert "no-store" not in (await api.get("/api/v1/openapi.json")).headers.get("Cache-Control", "")
+
+
 async def test_a_reply_is_recorded_and_queued_for_the_citizen(
     api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
