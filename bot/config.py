@@ -217,7 +217,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
         settings_cls = FileSettings
     try:
-        return settings_cls(**overrides)
+        loaded = settings_cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     except SettingsError as exc:  # an environment variable of a list or mapping setting that is not JSON
@@ -230,6 +230,11 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         ) from None
     except (OSError, ValueError, yaml.YAMLError) as exc:  # an unreadable or malformed config file
         raise ConfigError(f"config file {config_file}: {exc}") from None
+    if settings_cls is Settings:
+        return loaded
+    # The values as plain Settings: `--workers` pickles them for each worker, and the file's class above,
+    # made in this function, cannot be pickled. They were validated; model_construct only copies them.
+    return Settings.model_construct(_fields_set=loaded.model_fields_set, **dict(loaded))
 
 
 def _check_settings_file(path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,17 @@ def test_config_file_is_read_and_the_environment_overrides_it(
     assert load_settings(config).log_level == "DEBUG"
     monkeypatch.setenv("GOVBOT_HTTP_PORT", "9001")
     assert load_settings(config).http_port == 9001
+
+
+def test_settings_from_a_config_file_can_be_handed_to_worker_processes(tmp_path: Path) -> None:
+    # `govbot run --config FILE --workers N` pickles the settings for each worker; those read from a file
+    # were an instance of a class made inside load_settings, which cannot be pickled: no worker started.
+    config = tmp_path / "govbot.yaml"
+    config.write_text("http_port: 9000\ntelegram_token: '1:secret'\n", encoding="utf-8")
+    loaded = load_settings(config)
+    copied = pickle.loads(pickle.dumps(loaded))  # noqa: S301 - our own object, as multiprocessing does
+    assert copied == loaded
+    assert (copied.http_port, copied.telegram_token.get_secret_value()) == (9000, "1:secret")
 
 
 @pytest.mark.parametrize(
