@@ -44,7 +44,8 @@ IDEMPOTENCY_KEY = {
     "in": "header",
     "required": False,
     "description": "Repeat a write safely: the same key with the same request returns the first response "
-    "(with `Idempotent-Replayed: true`); the same key with another request is refused (422).",
+    "(with `Idempotent-Replayed: true`); the same key with another request is refused (422). A key is "
+    "kept for govbot's retention period (`GOVBOT_RETENTION_DAYS`, a year by default).",
     "schema": {"type": "string", "pattern": KEY_PATTERN},
 }
 STATUS = {"type": "string", "enum": ["open", "in_progress", "resolved", "closed"]}
