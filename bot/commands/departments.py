@@ -153,7 +153,10 @@ def add_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> i
 
 
 def update_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
-    """Change what was given; a new webhook URL also re-enables an endpoint that answered 410 Gone."""
+    """Change what was given; a new webhook URL also re-enables an endpoint that answered 410 Gone.
+
+    A department left with an endpoint and no signing secret gets one, printed once.
+    """
     config = settings()
     changes: dict[str, Any] = {}
     try:
@@ -172,12 +175,25 @@ def update_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
         changes["enabled"] = bool(args.enable)
     if not changes:
         return _fail(DepartmentError("nothing to change; see `govbot departments update --help`"))
+    secret = new_secret()
+
+    async def update(session: AsyncSession) -> bool:
+        repo = DepartmentRepository(session)
+        department = await repo.update(args.code, **changes)
+        if department.webhook_url and not department.secrets:
+            # An endpoint with nothing to sign for it would fail every delivery.
+            await repo.add_secret(args.code, secret)
+            return True
+        return False
+
     try:
-        _run(settings, lambda session: DepartmentRepository(session).update(args.code, **changes))
+        secret_added = _run(settings, update)
     except DepartmentError as exc:
         return _fail(exc)
     _warn(warnings)
     print(f"department {args.code} updated: {', '.join(sorted(changes))}")
+    if secret_added:
+        _print_once("signing secret", secret)
     return 0
 
 
@@ -221,7 +237,10 @@ def rotate_token_command(args: argparse.Namespace, settings: Callable[[], Settin
 
 
 def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
-    """Validate the whole file, then add or update every department in one transaction."""
+    """Validate the whole file, then add or update every department in one transaction.
+
+    Every department the file names ends with an API token and a signing secret; new ones are printed once.
+    """
     config = settings()
     try:
         specs, warnings = _load_import(args.file, config)
@@ -272,6 +291,10 @@ async def _apply_spec(
         issued.append((code, "API token", token))
         return f"added {code}"
     changes = {k: v for k, v in spec.items() if k != "code"}
+    if not existing.secrets and "secrets" not in changes:
+        # One the knowledge base created has none; without one every delivery to it fails.
+        changes["secrets"] = [new_secret()]
+        issued.append((code, "signing secret", changes["secrets"][0]))
     if not existing.has_token:
         token = new_token()
         await repo.set_token(code, token)

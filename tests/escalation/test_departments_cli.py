@@ -235,3 +235,60 @@ def test_a_new_webhook_url_re_enables_an_endpoint_disabled_by_410(
     department = stored(database, "TAX")
     assert department is not None
     assert department.webhook_enabled
+
+
+KB_NAMING_TRANSPORT = """\
+departments:
+  - code: TRANSPORT
+    name: {en: Transport Bureau}
+entries:
+  - id: bus-pass
+    department: TRANSPORT
+    question: {en: How do I get a bus pass?}
+    answer: {en: At any station.}
+"""
+
+
+def named_by_the_knowledge_base(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TRANSPORT as a knowledge-base import creates it: no token, no secret, no endpoint."""
+    kb = tmp_path / "kb.yaml"
+    kb.write_text(KB_NAMING_TRANSPORT, encoding="utf-8")
+    assert main(["kb", "import", str(kb)]) == 0
+    capsys.readouterr()
+
+
+def test_import_gives_a_department_the_knowledge_base_created_a_secret_as_a_new_one_gets(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It got a token only, and every delivery failed with "has no signing secret".
+    named_by_the_knowledge_base(tmp_path, capsys)
+    path = tmp_path / "departments.yaml"
+    path.write_text(IMPORT.replace("    secrets: [%s]\n", ""), encoding="utf-8")
+    assert main(["departments", "import", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "updated TRANSPORT" in out
+    secret = shown_once(out, "TRANSPORT signing secret")
+    transport = stored(database, "TRANSPORT")
+    assert transport is not None
+    assert transport.secrets == (secret,)
+    assert by_token(database, shown_once(out, "TRANSPORT API token")) == "TRANSPORT"
+    assert main(["departments", "import", str(path)]) == 0
+    assert "shown once" not in capsys.readouterr().out
+    transport = stored(database, "TRANSPORT")
+    assert transport is not None
+    assert transport.secrets == (secret,)
+
+
+def test_an_endpoint_given_to_a_department_without_a_secret_comes_with_one(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    named_by_the_knowledge_base(tmp_path, capsys)
+    assert main(["departments", "update", "TRANSPORT", "--disable"]) == 0
+    assert "shown once" not in capsys.readouterr().out  # no endpoint: nothing to sign yet
+    assert main(["departments", "update", "TRANSPORT", "--webhook-url", "https://8.8.8.8/hook"]) == 0
+    secret = shown_once(capsys.readouterr().out, "signing secret")
+    transport = stored(database, "TRANSPORT")
+    assert transport is not None
+    assert transport.secrets == (secret,)
+    assert main(["departments", "update", "TRANSPORT", "--enable"]) == 0
+    assert "shown once" not in capsys.readouterr().out
