@@ -42,7 +42,7 @@ from bot.webhooks import (
     without_secrets,
 )
 from storage import cases as _cases  # noqa: F401 - the outbox's foreign keys point at its tables
-from storage.db import reconnecting
+from storage.db import error_reason, out_of_reach, reconnecting
 from storage.departments import DepartmentRepository
 from storage.governance import governed_deliveries
 from storage.models import utcnow
@@ -159,6 +159,9 @@ class Dispatcher:
         self._results: asyncio.Queue[AttemptResult] = asyncio.Queue()
         self._held: collections.Counter[str] = collections.Counter()
         """Deliveries in flight per department: each may hold at most ``share`` of the slots."""
+        self._unreachable = False
+        self._unrecorded = 0
+        """Results lost while the database was out of reach: their events go again after their leases."""
 
     @property
     def share(self) -> int:
@@ -194,7 +197,10 @@ class Dispatcher:
         return len(results)
 
     async def run(self) -> None:
-        """Deliver until :meth:`stop`: up to ``concurrency`` at once, results written in batches."""
+        """Deliver until :meth:`stop`: up to ``concurrency`` at once, results written in batches.
+
+        A database out of reach is one warning when it goes and one line when it is back, not a traceback
+        every poll."""
         writer = asyncio.create_task(self._write_results(), name="dispatch-writer")
         inflight: set[asyncio.Task[None]] = set()
         loop, last_claim = asyncio.get_running_loop(), float("-inf")
@@ -240,10 +246,15 @@ class Dispatcher:
 
     async def _claim_safely(self, limit: int, leave_out: Sequence[str]) -> list[Delivery]:
         try:
-            return await self._claim(limit, leave_out)
-        except Exception:
-            log.exception("dispatcher %s could not claim events; trying again shortly", self.name)
+            claimed = await self._claim(limit, leave_out)
+        except Exception as exc:
+            if out_of_reach(exc):
+                self._out_of_reach(exc)
+            else:
+                log.exception("dispatcher %s could not claim events; trying again shortly", self.name)
             return []
+        self._reachable()
+        return claimed
 
     async def _claim(self, limit: int, leave_out: Sequence[str]) -> list[Delivery]:
         async with self.sessions.begin() as session:
@@ -269,13 +280,37 @@ class Dispatcher:
                 batch.append(self._results.get_nowait())
             try:
                 await self._record(batch)
-            except Exception:
+            except Exception as exc:
                 # The leases run out and the events are tried again: at least once still holds.
-                log.exception("dispatcher %s could not record %d results", self.name, len(batch))
+                if out_of_reach(exc):
+                    self._out_of_reach(exc, unrecorded=len(batch))
+                else:
+                    log.exception("dispatcher %s could not record %d results", self.name, len(batch))
+            else:
+                self._reachable()
             finally:
                 for _ in batch:
                     self._results.task_done()
             self._poll.wake()  # recorded events may let the next event of their case go
+
+    def _out_of_reach(self, exc: Exception, unrecorded: int = 0) -> None:
+        """An outage is one warning when it starts, not a traceback every poll (five a second)."""
+        self._unrecorded += unrecorded
+        if not self._unreachable:
+            log.warning("dispatcher %s: the database is out of reach (%s); events wait until it is back",
+                        self.name, error_reason(exc))
+            self._unreachable = True
+
+    def _reachable(self) -> None:
+        """One line when the database is back after an outage, with the results it lost."""
+        if not self._unreachable:
+            return
+        lost = ""
+        if self._unrecorded:
+            results = "1 result" if self._unrecorded == 1 else f"{self._unrecorded} results"
+            lost = f"; {results} could not be recorded meanwhile: their events go again after their leases"
+        log.info("dispatcher %s: the database is reachable again%s", self.name, lost)
+        self._unreachable, self._unrecorded = False, 0
 
     async def _attempt(self, delivery: Delivery) -> AttemptResult:
         """One signed POST; never raises."""

@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dispatch import DispatchConfig, Dispatcher, DispatchMetrics
@@ -485,3 +487,48 @@ async def test_a_failed_deliverys_error_and_log_leave_out_the_endpoints_query_st
     [logged] = [r.getMessage() for r in caplog.records if r.name == "bot.dispatch"]
     assert f"url='{endpoint}'" in logged
     assert "s3cret" not in logged
+
+
+class DatabaseDown:
+    """The dispatcher's sessions, out of reach for the next ``rounds`` transactions the test asks for."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+        self.rounds = 0
+
+    def begin(self) -> Any:
+        if self.rounds:
+            self.rounds -= 1
+            raise OperationalError("BEGIN", None, ConnectionRefusedError(111, "Connect call failed"))
+        return self.sessions.begin()
+
+
+async def test_a_database_outage_is_one_warning_and_the_event_goes_out_again_once_it_is_back(
+    sessions: Sessions, receiver: Receiver, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every poll of the outage logged a traceback: five a second per process.
+    caplog.set_level(logging.INFO, logger="bot.dispatch")
+    await open_case(sessions, now=clock())
+    config = DispatchConfig(policy=LOCAL, poll=0.02, concurrency=8)
+    down = DatabaseDown(sessions)
+
+    async def outage() -> None:
+        """The database goes while the delivery waits: its result is lost and its lease runs out."""
+        receiver.before_answer = None
+        down.rounds = 20
+        clock.advance(config.lease + timedelta(seconds=1))
+
+    receiver.before_answer = outage
+    async with Dispatcher(cast(Sessions, down), config, clock=clock, name="test-dispatcher") as d:
+        task = asyncio.create_task(d.run())
+        await receiver.wait_for(2)
+        d.stop()
+        await asyncio.wait_for(task, timeout=10)
+    assert (await event_status(sessions))[:2] == (DeliveryStatus.DELIVERED, 2)
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    problems = [r for r in caplog.records if r.name == "bot.dispatch" and r.levelno >= logging.WARNING]
+    assert [(r.levelno, r.exc_info) for r in problems] == [(logging.WARNING, None)]
+    assert "out of reach" in problems[0].getMessage()
+    [back] = [r.getMessage() for r in caplog.records if "reachable again" in r.getMessage()]
+    assert "1 result could not be recorded" in back
