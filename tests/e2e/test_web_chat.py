@@ -228,6 +228,15 @@ async def test_after_erasing_the_page_is_empty_says_so_and_nothing_of_it_comes_b
     assert await page.get_by_text("property tax").count() == 0
 
 
+async def test_after_erasing_from_the_keyboard_the_focus_is_on_the_message_box(page: Page) -> None:
+    await ask(page, "/forget")
+    yes = page.get_by_role("button", name=str(t("en", "btn_forget_yes")))
+    await yes.focus()
+    await page.keyboard.press("Enter")  # the button goes with the log it erased
+    await page.get_by_text(str(t("en", "forget_done"))).wait_for()
+    assert await page.locator("#message").evaluate("e => e === document.activeElement"), "not lost to <body>"
+
+
 async def refuse_messages(page: Page, status: int, problem: str, *, times: int) -> list[str]:
     """The server answers the first ``times`` posted messages with ``status`` and Retry-After: 1, then
     takes them; the list fills with the refused requests' addresses."""

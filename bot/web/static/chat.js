@@ -216,14 +216,19 @@
     scrollToEnd();
   }
 
-  /* The citizen's data was erased: the log on the server starts again, and so does this one. */
+  /* The citizen's data was erased: the log on the server starts again, and so does this one. The button
+   * pressed to erase goes with it, so its focus moves to the message box rather than to the page. */
   function clearLog(keepPending) {
+    var focused = document.activeElement;
     Array.prototype.slice.call(log.querySelectorAll(".msg")).forEach(function (node) {
       if (!(keepPending && node.classList.contains("pending"))) {
         node.remove();
       }
     });
     lastSeq = 0;
+    if (focused && !focused.isConnected) {
+      input.focus();
+    }
   }
 
   function showPending(item) {
