@@ -265,6 +265,15 @@ async def test_a_refused_message_is_explained_in_the_pages_language_and_sent_aga
     assert len(refused) == 1
 
 
+async def test_a_message_the_server_rejects_is_given_back_to_be_sent_again(page: Page) -> None:
+    await refuse_messages(page, 400, '{"title": "Bad Request"}', times=1)
+    await ask(page, "pay property tax")
+    await page.get_by_text(str(t("en", "web_rejected"))).wait_for()
+    assert await page.locator("#message").input_value() == "pay property tax", "the citizen's words are kept"
+    await page.locator("#message").press("Enter")
+    await page.get_by_text("Pay property tax online").wait_for()
+
+
 async def test_a_message_written_offline_is_sent_when_the_connection_is_back(page: Page) -> None:
     await page.context.set_offline(True)
     await ask(page, "pay property tax")

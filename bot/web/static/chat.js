@@ -258,6 +258,13 @@
     }
   }
 
+  /* A typed message the server would not take goes back into an empty message box, to be sent again. */
+  function giveBack(item) {
+    if (item.body.text !== undefined && !input.value) {
+      input.value = item.body.text;
+    }
+  }
+
   function applyStrings() {
     document.querySelectorAll("[data-ui]").forEach(function (node) {
       var value = strings[node.getAttribute("data-ui")];
@@ -364,6 +371,7 @@
           receive(data);
         } else {
           dropPending(item);
+          giveBack(item);
           setStatus(say("web_rejected"));
         }
       }
