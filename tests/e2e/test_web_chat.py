@@ -237,6 +237,28 @@ async def test_after_erasing_from_the_keyboard_the_focus_is_on_the_message_box(p
     assert await page.locator("#message").evaluate("e => e === document.activeElement"), "not lost to <body>"
 
 
+async def listen_to_the_log(page: Page) -> None:
+    """Note what is added to the log, the live region a screen reader announces additions of."""
+    await page.locator("#log[aria-live=polite][aria-relevant=additions]").evaluate(
+        """log => {
+            window.announced = [];
+            new MutationObserver(changes => changes.forEach(change => change.addedNodes.forEach(
+                node => window.announced.push(node.textContent)
+            ))).observe(log, {childList: true, subtree: true});
+        }"""
+    )
+
+
+async def test_a_question_and_its_answer_are_each_announced_once(page: Page) -> None:
+    await listen_to_the_log(page)
+    await ask(page, "pay property tax")
+    await page.get_by_text("Pay property tax online").wait_for()
+    await page.locator(".pending").wait_for(state="detached")
+    announced = await page.evaluate("window.announced")
+    assert [text.count("pay property tax") for text in announced] == [1, 0], announced
+    assert "Pay property tax online" in announced[1]
+
+
 async def refuse_messages(page: Page, status: int, problem: str, *, times: int) -> list[str]:
     """The server answers the first ``times`` posted messages with ``status`` and Retry-After: 1, then
     takes them; the list fills with the refused requests' addresses."""

@@ -195,6 +195,27 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  /* What an entry's bubble says after its "who" label. */
+  function said(box) {
+    var bubble = box.querySelector(".bubble");
+    var label = bubble && bubble.querySelector(".sr-only");
+    return bubble && label ? bubble.textContent.slice(label.textContent.length) : null;
+  }
+
+  /* A pending bubble becomes its stored entry. When that says the same, the bubble stays and only loses its
+   * note, since the log's live region has announced it already; stored otherwise (masked), it is replaced. */
+  function settle(pending, node) {
+    if (said(pending) === null || said(pending) !== said(node)) {
+      pending.replaceWith(node);
+      return;
+    }
+    pending.removeAttribute("data-client-id");
+    pending.className = node.className;
+    pending.id = node.id;
+    pending.setAttribute("data-seq", node.getAttribute("data-seq"));
+    pending.querySelectorAll(".pending-note").forEach(function (note) { note.remove(); });
+  }
+
   /* Add entries we have not shown yet, in order; a pending bubble gives way to its stored entry. */
   function apply(entries) {
     (entries || []).forEach(function (entry) {
@@ -202,14 +223,15 @@
         return;
       }
       lastSeq = entry.seq;
-      if (entry.client_id) {
-        var pending = log.querySelector('[data-client-id="' + CSS.escape(entry.client_id) + '"]');
-        if (pending) {
-          pending.remove();
-        }
-      }
+      var pending = entry.client_id
+        ? log.querySelector('[data-client-id="' + CSS.escape(entry.client_id) + '"]')
+        : null;
       var node = renderEntry(entry);
-      if (node) {
+      if (pending && node) {
+        settle(pending, node);
+      } else if (pending) {
+        pending.remove();
+      } else if (node) {
         log.insertBefore(node, firstPending());
       }
     });
