@@ -259,6 +259,18 @@ async def test_a_question_and_its_answer_are_each_announced_once(page: Page) -> 
     assert "Pay property tax online" in announced[1]
 
 
+async def test_switching_language_announces_the_reply_not_the_whole_log_again(page: Page) -> None:
+    await ask(page, "pay property tax")
+    await page.get_by_text("Pay property tax online").wait_for()
+    await listen_to_the_log(page)
+    await page.get_by_role("button", name="中文").click()
+    await page.get_by_text("已切换为简体中文。").wait_for()
+    await page.locator(".pending").wait_for(state="detached")
+    announced = await page.evaluate("window.announced")
+    assert len(announced) == 2, announced
+    assert "已切换为简体中文。" in announced[1]
+
+
 async def refuse_messages(page: Page, status: int, problem: str, *, times: int) -> list[str]:
     """The server answers the first ``times`` posted messages with ``status`` and Retry-After: 1, then
     takes them; the list fills with the refused requests' addresses."""

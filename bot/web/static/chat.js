@@ -287,11 +287,13 @@
     }
   }
 
+  /* The page's own words in the new language. The entries shown keep theirs: the log is a live region, and
+   * relabelling every entry in it would have a screen reader announce each label again. */
   function applyStrings() {
     document.querySelectorAll("[data-ui]").forEach(function (node) {
       var value = strings[node.getAttribute("data-ui")];
-      if (value !== undefined) {
-        node.textContent = node.classList.contains("who") ? value + " " : value;
+      if (value !== undefined && !log.contains(node)) {
+        node.textContent = value;
       }
     });
     document.querySelectorAll("[data-ui-aria-label]").forEach(function (node) {
