@@ -293,7 +293,7 @@ def _section(series: Series, lang: str) -> str:
         f'<h2 id="h-{series.key}">{title}</h2>'
         f"{bar_chart(series, lang)}"
         f"<details><summary>{escape(t(lang, 'web_tr_table'))}</summary>"
-        f'<table><thead><tr><th scope="col">{escape(t(lang, "web_tr_month"))}</th>'
+        f'<table><caption>{title}</caption><thead><tr><th scope="col">{escape(t(lang, "web_tr_month"))}</th>'
         f'<th scope="col">{escape(t(lang, "web_tr_value"))}</th></tr></thead><tbody>{rows}</tbody></table>'
         "</details></section>"
     )
@@ -378,7 +378,8 @@ def _department_section(departments: tuple[DepartmentCases, ...], lang: str) -> 
         body = (
             f"{department_chart(departments, lang)}"
             f"<details><summary>{escape(t(lang, 'web_tr_table'))}</summary>"
-            f'<table><thead><tr><th scope="col">{escape(t(lang, "web_tr_department"))}</th>'
+            f'<table><caption>{title}</caption>'
+            f'<thead><tr><th scope="col">{escape(t(lang, "web_tr_department"))}</th>'
             f'<th scope="col">{escape(t(lang, "web_tr_cases"))}</th></tr></thead>'
             f"<tbody>{rows}</tbody></table>"
             "</details>"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bot.web.pages import accepted_language, entry_html, entry_json, render
 from bot.web.sanitise import Element, parse, safe_href, sanitise, to_json
-from bot.web.transparency import bar_chart, month_label, render_page
+from bot.web.transparency import CaseFigures, DepartmentCases, bar_chart, month_label, render_page
 from storage.stats import Figures, Point, Series
 from storage.web_chat import ChatEntry
 
@@ -192,3 +192,17 @@ def test_the_page_renders_any_figures_source() -> None:
     assert '<html lang="zh">' in page
     assert page.count("<svg") == 2
     assert "<script" not in page
+
+
+def test_each_table_is_named_by_a_caption_after_its_figure() -> None:
+    figures = Figures(
+        series=(series(5, 6), Series("answer_rate", "percent", (Point("2026-07", 50.0),), Point("", None))),
+        since=datetime(2026, 7, 1, tzinfo=UTC),
+        until=datetime(2026, 8, 1, tzinfo=UTC),
+    )
+    cases = CaseFigures(None, None, (DepartmentCases("PARKS", {"en": "Parks"}, 7.0),))
+    page = render_page(figures, "en", cases)
+    captions = re.findall(r"<table><caption>([^<]*)</caption><thead>", page)
+    headings = re.findall(r'<h2 id="h-[a-z_]+">([^<]*)</h2>', page)
+    assert captions == headings, "a screen reader's list of tables tells them apart"
+    assert len(captions) == page.count("<table") == 3
