@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
+
 from benchmarks.support import free_port, worker_pids
 from tests.conftest import REPO, without_govbot_settings
 
@@ -29,6 +31,15 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 60.0)
     while not await condition():
         assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
         await asyncio.sleep(0.2)
+
+
+async def listening(url: str) -> bool:
+    """Whether a server accepts connections at ``url``: one that has begun its graceful stop does not."""
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz"):
+            return True
+    except aiohttp.ClientConnectorError:
+        return False
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import io
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -82,8 +83,24 @@ def listening_problem(host: str, port: int) -> str | None:
 
 
 def serve(config: Settings, reuse_port: bool) -> None:
-    """One server until SIGINT or SIGTERM, which aiohttp turns into a graceful shutdown."""
+    """One server until SIGINT or SIGTERM, which begins a graceful shutdown; a repeated one is ignored."""
     app = create_app(config)
+    loop = asyncio.new_event_loop()
+    stopping = False
+
+    # Not aiohttp's handle_signals: it raises GracefulExit at every signal, and a second one, raised inside
+    # the shutdown, cut it short (deliveries in flight went out again after their leases). systemd's
+    # default KillMode signals every worker, and the supervisor then signals them again.
+    def stop(number: int) -> None:
+        nonlocal stopping
+        if stopping:
+            log.info("govbot: %s again; still stopping gracefully", signal.Signals(number).name)
+            return
+        stopping = True
+        raise web.GracefulExit()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop, number)
 
     def listening(*_: object) -> None:
         """Called by aiohttp once start-up has succeeded and the server listens (in place of its banner)."""
@@ -96,8 +113,9 @@ def serve(config: Settings, reuse_port: bool) -> None:
         reuse_port=reuse_port or None,
         print=listening,
         shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
-        handle_signals=True,
+        handle_signals=False,
         access_log_class=AccessLog,
+        loop=loop,
     )
 
 

@@ -10,14 +10,22 @@ from pathlib import Path
 import aiohttp
 import pytest
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from benchmarks.support import worker_pids
 from bot.cli import main
 from bot.config import Settings
 from bot.supervisor import refusal
-from tests.processes import alive, govbot_run, run_on_a_taken_port, until
+from bot.webhooks import new_secret
+from storage.departments import DepartmentRepository
+from storage.outbox import OutboxRepository
+from tests.escalation.conftest import open_case
+from tests.escalation.receiver import receiving
+from tests.processes import alive, govbot_run, listening, run_on_a_taken_port, until
 
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+SLOW_ANSWER = 4.0
+"""Seconds a department's endpoint takes to answer: long enough for every stop signal to arrive meanwhile."""
 
 
 def test_one_worker_is_always_allowed() -> None:
@@ -140,3 +148,49 @@ async def test_ctrl_c_while_the_workers_start_stops_them_without_a_traceback(
         assert process.returncode == 0, printed
         assert "Traceback" not in printed
         assert "KeyboardInterrupt" not in printed
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_second_sigterm_does_not_cut_short_the_stop_of_a_delivery_in_flight(
+        database_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path, workers: int) -> None:
+    # systemd's default KillMode signals every process and the supervisor signals its workers again: the
+    # second SIGTERM ended the graceful stop at once, and the delivery in flight, left in progress, went
+    # out again after its lease.
+    log = tmp_path / "govbot.log"
+    secret = new_secret()
+    async with (
+        receiving(secret) as receiver,
+        govbot_run(database_url, workers, log, webhook_allow_http="true",
+                   webhook_allowed_networks="127.0.0.0/8") as (process, url),
+    ):
+
+        async def all_listening() -> bool:
+            return log.read_text().count("govbot listening on") == workers
+
+        async def stopped_listening() -> bool:
+            return not await listening(url)
+
+        await until(all_listening)
+        async with sessions.begin() as session:
+            transport = DepartmentRepository(session)
+            await transport.update("TRANSPORT", webhook_url=receiver.url, secrets=[secret])
+        receiver.before_answer = lambda: asyncio.sleep(SLOW_ANSWER)
+        await open_case(sessions)
+        await receiver.wait_for(1, timeout=30)
+        for pid in worker_pids(process.pid) | {process.pid}:  # systemd's default, KillMode=control-group
+            os.kill(pid, signal.SIGTERM)
+        if workers == 1:  # the supervisor of --workers signals each worker again; a lone server gets it here
+            await until(stopped_listening)  # its graceful stop has begun
+            process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), timeout=30)
+    printed = log.read_text()
+    assert process.returncode == 0, printed
+    assert "Traceback" not in printed
+    assert len(receiver.received) == 1
+    async with sessions() as session:
+        outbox = OutboxRepository(session)
+        [event] = await outbox.events()
+        attempts = await outbox.attempts(event.id)
+    assert (event.status, [a.outcome for a in attempts]) == ("delivered", ["delivered"]), printed
