@@ -23,7 +23,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import InlineKeyboardMarkup, InputFile, User
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
@@ -32,7 +40,7 @@ from bot.channels.telegram_inbox import Arrivals, Outcomes
 from bot.channels.telegram_render import fits_caption, keyboard, keyboard_json, plain, split_html
 from bot.channels.telegram_updates import CHANNEL, read_update
 from bot.channels.turns import ChatTurns
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
 from bot.log_masking import keep_libraries_quiet
 from bot.metrics import Metrics
@@ -54,6 +62,8 @@ SHUTDOWN_TIMEOUT = 10.0
 POLL_TIMEOUT = 10
 """Seconds a getUpdates long poll waits for news."""
 POLL_BACKOFF_MAX = 60.0
+START_BACKOFF_MAX = 60.0
+"""Most seconds between tries to reach Telegram while it is out of reach at start-up."""
 INBOX_LEASE = timedelta(minutes=5)
 """An attempt at an update running longer than this is taken to have died with its process, and another
 process (or this one, on its next sweep) takes the update over; real turns take milliseconds."""
@@ -141,22 +151,56 @@ class TelegramChannel:
         return self.application.bot.bot  # type: ignore[no-any-return]
 
     async def start(self, public_url: str | None = None, *, secret: str | None = None) -> None:
-        """Connect, process what an earlier run left in the inbox, then poll or register the webhook."""
-        await self.application.initialize()
-        await self.application.start()
+        """Connect, register the webhook (or clear it to poll), then take up what an earlier run left in the
+        inbox and new updates.
+
+        Raises what Telegram answered; called again after a failure, it goes on from the step that failed.
+        """
+        if public_url is not None and self.webhook_secret is None:
+            self.webhook_secret = secret or secrets.token_urlsafe(32)  # the webhook says 503 until we are up
+        await self.application.initialize()  # getMe
+        url = None
+        if public_url is None:
+            await self.application.bot.delete_webhook()  # Telegram refuses getUpdates while one is set
+        else:
+            url = public_url.rstrip("/") + WEBHOOK_PATH
+            await self.application.bot.set_webhook(url=url, secret_token=self.webhook_secret,
+                                                   allowed_updates=ALLOWED_UPDATES)
+        if not self.application.running:
+            await self.application.start()
         self.accepting = True
         await self.recover()
         self._background.append(asyncio.create_task(self._sweep(), name="telegram-inbox-sweep"))
-        if public_url is None:
-            await self.application.bot.delete_webhook()  # Telegram refuses getUpdates while one is set
+        if url is None:
             self._background.append(asyncio.create_task(self._poll(), name="telegram-polling"))
             log.info("telegram: polling as @%s", self.bot_user.username)
+        else:
+            log.info("telegram: webhook at %s for @%s", url, self.bot_user.username)
+
+    def keep_starting(self, public_url: str | None, *, secret: str | None, failed: Exception,
+                      started: Callable[[], None]) -> None:
+        """Try start() again in the background, with back-off, after it ``failed``; ``started`` once it is up.
+
+        One line is logged when the tries start failing (and again if they fail differently: out of reach,
+        or refused), none for each further try; start() logs when the channel is up.
+        """
+        task = asyncio.create_task(self._keep_starting(public_url, secret, failed, started),
+                                   name="telegram-start")
+        self._background.append(task)
+
+    async def _keep_starting(self, public_url: str | None, secret: str | None, failed: Exception,
+                             started: Callable[[], None]) -> None:
+        failures, logged = 1, _log_start_failure(failed, None)
+        while True:
+            await self._sleep(_start_delay(failures, failed))
+            try:
+                await self.start(public_url, secret=secret)
+            except Exception as exc:  # whatever failed, try again: a channel given up is a silent bot
+                failures, failed = failures + 1, exc
+                logged = _log_start_failure(exc, logged)
+                continue
+            started()
             return
-        self.webhook_secret = secret or secrets.token_urlsafe(32)
-        url = public_url.rstrip("/") + WEBHOOK_PATH
-        await self.application.bot.set_webhook(url=url, secret_token=self.webhook_secret,
-                                               allowed_updates=ALLOWED_UPDATES)
-        log.info("telegram: webhook at %s for @%s", url, self.bot_user.username)
 
     async def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:  # noqa: ASYNC109
         """Stop receiving, let updates in flight finish (up to ``timeout``), then disconnect."""
@@ -471,6 +515,47 @@ def _gone(exc: Exception) -> bool:
     return isinstance(exc, BadRequest) and any(phrase in exc.message.lower() for phrase in _GONE)
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a failed Bot API call means Telegram is out of reach (network, timeout, 5xx, 429), not that
+    it refused what was asked (a wrong token, a bad request)."""
+    if isinstance(exc, RetryAfter):
+        return True
+    return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
+
+
+def _start_delay(failures: int, exc: Exception) -> float:
+    delay = min(2.0 ** (failures - 1), START_BACKOFF_MAX)
+    return max(delay, _seconds(exc)) if isinstance(exc, RetryAfter) else delay
+
+
+def _log_start_failure(exc: Exception, logged: bool | None) -> bool:
+    """Log why the channel cannot start unless a failure of the same kind was logged; the kind logged."""
+    out_of_reach = _unreachable(exc)
+    if logged is out_of_reach:
+        return out_of_reach
+    if out_of_reach:
+        log.warning("telegram: cannot reach the Bot API (%s: %s); the web chat, the department API and "
+                    "the dispatcher go on, and Telegram is tried again at most every %.0f s",
+                    type(exc).__name__, exc, START_BACKOFF_MAX)
+    elif isinstance(exc, InvalidToken):  # its text holds the token
+        log.error("telegram: the Bot API refuses GOVBOT_TELEGRAM_TOKEN; tried again at most every %.0f s",
+                  START_BACKOFF_MAX)
+    else:  # a database error's text carries the statement's parameters: a citizen's message
+        detail = "" if isinstance(exc, SQLAlchemyError) else f": {exc}"
+        log.error("telegram: cannot start (%s%s); tried again at most every %.0f s", type(exc).__name__,
+                  detail, START_BACKOFF_MAX, exc_info=not isinstance(exc, (TelegramError, SQLAlchemyError)))
+    return out_of_reach
+
+
+def _refusal(exc: BaseException, public_url: str | None) -> ConfigError | None:
+    """The configuration error that Telegram's refusal at start-up means, or None."""
+    if isinstance(exc, InvalidToken):  # its text holds the token: never shown
+        return ConfigError("Telegram refuses GOVBOT_TELEGRAM_TOKEN: check it against the one @BotFather gave")
+    if isinstance(exc, BadRequest) and public_url is not None:
+        return ConfigError(f"Telegram refuses the webhook at GOVBOT_PUBLIC_URL: {exc.message}")
+    return None
+
+
 def _seconds(exc: RetryAfter) -> float:
     with warnings.catch_warnings():  # python-telegram-bot warns that retry_after will become a timedelta
         warnings.simplefilter("ignore", PTBDeprecationWarning)
@@ -482,7 +567,12 @@ TELEGRAM = web.AppKey("telegram", TelegramChannel)
 
 
 async def telegram_context(app: web.Application) -> AsyncIterator[None]:
-    """The Telegram channel for the application's lifetime; nothing at all without a token."""
+    """The Telegram channel for the application's lifetime; nothing at all without a token.
+
+    Telegram out of reach at start-up delays only this channel, which keeps trying in the background:
+    the web chat and the department API serve meanwhile. Telegram refusing the token or the webhook is a
+    configuration error and stops the start-up.
+    """
     settings = app[SETTINGS]
     if settings.telegram_token is None:
         yield
@@ -492,18 +582,31 @@ async def telegram_context(app: web.Application) -> AsyncIterator[None]:
         build_application(settings), app[CONVERSATION], app[SESSIONS], app[METRICS],
         rate_limited=settings.telegram_rate_limit,
     )
+
+    def started() -> None:
+        if SENDERS in app:  # citizens' notices wait in their outbox until then
+            app[SENDERS][CHANNEL] = channel
+
+    app[TELEGRAM] = channel
+    secret = None
     try:
-        secret = None
         if settings.public_url:
             # One secret for every process behind the webhook: the first makes it, the rest read it.
             secret = await stored_secret(app[SESSIONS], "telegram-webhook", lambda: secrets.token_urlsafe(32))
         await channel.start(settings.public_url, secret=secret)
+    except Exception as exc:
+        if not _unreachable(exc):
+            await channel.stop()  # close what did start, so a failed start-up leaks no connections
+            refusal = _refusal(exc, settings.public_url)
+            if refusal is not None:
+                raise refusal from None
+            raise
+        channel.keep_starting(settings.public_url, secret=secret, failed=exc, started=started)
     except BaseException:
-        await channel.stop()  # close what did start, so a failed start-up leaks no connections
+        await channel.stop()
         raise
-    app[TELEGRAM] = channel
-    if SENDERS in app:
-        app[SENDERS][CHANNEL] = channel
+    else:
+        started()
     try:
         yield
     finally:
@@ -518,8 +621,8 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     given = request.headers.get(SECRET_HEADER, "").encode(errors="replace")
     if not hmac.compare_digest(given, channel.webhook_secret.encode()):
         return web.Response(status=403, text="wrong secret token")
-    if not channel.accepting:
-        return web.Response(status=503, text="shutting down")  # Telegram sends it again later
+    if not channel.accepting:  # starting (Telegram out of reach) or stopping: Telegram sends it again later
+        return web.Response(status=503, text="not taking updates now")
     try:
         payload = await request.json()
     except (ValueError, RecursionError):

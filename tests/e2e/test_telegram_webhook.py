@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram.error import BadRequest, InvalidToken
 
 from bot.channels.telegram import INBOX_LEASE, SECRET_HEADER, TELEGRAM, WEBHOOK_PATH
 from bot.channels.telegram_updates import CHANNEL
+from bot.config import ConfigError
 from handlers.i18n import t
 from storage.inbox import InboxRepository
 from storage.models import InboxUpdate, Message, utcnow
@@ -200,12 +200,12 @@ async def test_without_a_token_there_is_no_telegram_and_no_webhook(
 async def test_a_refused_webhook_stops_the_start_up_with_telegrams_error(
         start_bot: StartBot, telegram: FakeTelegramServer) -> None:
     telegram.fail_next("setWebhook", 400, description="Bad Request: bad webhook: IP address is not allowed")
-    with pytest.raises(BadRequest, match=r"(?i)bad webhook"):
+    with pytest.raises(ConfigError, match=r"(?i)GOVBOT_PUBLIC_URL: bad webhook: IP address"):
         await start_bot(webhook=True)
 
 
 async def test_a_wrong_token_stops_the_start_up(start_bot: StartBot) -> None:
-    with pytest.raises(InvalidToken):
+    with pytest.raises(ConfigError, match="GOVBOT_TELEGRAM_TOKEN"):
         await start_bot(telegram_token="999:WRONG")
 
 

@@ -64,11 +64,12 @@ class FakeTelegramServer(UpdateMethods, MessageMethods, BotMethods):
     """An in-process Bot API server that records what the bot does and feeds it updates."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, bot_username: str = "govbot_test_bot",
-                 bot_name: str = "GovBot", clock: Callable[[], float] = time.time) -> None:
+                 bot_name: str = "GovBot", clock: Callable[[], float] = time.time, port: int = 0) -> None:
         prefix = token.split(":", 1)[0]
         super().__init__(build.bot_user(int(prefix) if prefix.isdigit() else 1, first_name=bot_name,
                                         username=bot_username), clock)
         self.token = token
+        self.port = port  # 0: any free port; a given one lets a bot be pointed at it before it is up
         self.base_url = self.base_file_url = ""
         self._sent_mark = self._call_mark = 0
         self._runner: web.AppRunner | None = None
@@ -85,7 +86,7 @@ class FakeTelegramServer(UpdateMethods, MessageMethods, BotMethods):
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}/bot"
         self.base_file_url = f"http://127.0.0.1:{port}/file/bot"
