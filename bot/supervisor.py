@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -24,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from bot.app import seed_knowledge
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.log_masking import log_masked
 from bot.metrics import MULTIPROCESS_DIR
 from bot.workers import HTTP_SHUTDOWN_TIMEOUT, STOP_TIMEOUT
@@ -40,6 +41,9 @@ STOP_GRACE = HTTP_SHUTDOWN_TIMEOUT + STOP_TIMEOUT + 5.0
 deliveries in flight), and a margin. Killed sooner, a delivery in flight would be sent again after its
 lease."""
 ORPHAN_CHECK_SECONDS = 1.0
+CONFIGURATION_ERROR = 2
+"""A worker's exit code when a setting is wrong (Telegram refuses the token): every worker would fail alike
+and no restart can help, so the service stops with this code, as a single `govbot run` does."""
 WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 
 Serve = Callable[[Settings, bool], None]
@@ -100,6 +104,10 @@ class _Supervisor:
             for number, process in enumerate(self._workers):
                 if process.is_alive() or self._stopping:
                     continue
+                if process.exitcode == CONFIGURATION_ERROR:
+                    log.critical("govbot: worker %d stopped on a configuration error; stopping", number + 1)
+                    self._stopping, code = True, CONFIGURATION_ERROR
+                    break
                 log.error("govbot: worker %d exited with code %s; starting it again", number + 1,
                           process.exitcode)
                 if self._too_many_deaths():
@@ -161,7 +169,11 @@ def _worker(settings: Settings, serve: Serve, supervisor: int) -> None:
     log_masked(WORKER_LOG_FORMAT)
     logging.getLogger().setLevel(settings.log_level)
     masking.use_region(settings.phone_region)
-    serve(settings, True)
+    try:
+        serve(settings, True)
+    except ConfigError as exc:  # said once, as `govbot` says it, instead of a traceback
+        print(f"govbot: configuration error: {exc}", file=sys.stderr)
+        sys.exit(CONFIGURATION_ERROR)
 
 
 def _orphan_watch(supervisor: int) -> None:

@@ -120,13 +120,13 @@ async def test_a_wrong_token_is_a_configuration_error_that_does_not_show_it(star
     assert "WRONG" not in str(raised.value)
 
 
-async def run_govbot(tmp_path: Path, **env: str) -> tuple[asyncio.subprocess.Process, int]:
+async def run_govbot(tmp_path: Path, *options: str, **env: str) -> tuple[asyncio.subprocess.Process, int]:
     port = free_port()
     environment = without_govbot_settings(dict(os.environ)) | {
         "GOVBOT_HTTP_PORT": str(port), "GOVBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/govbot.db",
         **env}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run", cwd=REPO, env=environment,
+        sys.executable, "-m", "bot.cli", "run", *options, cwd=REPO, env=environment,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     return process, port
 
@@ -177,3 +177,19 @@ async def test_govbot_run_with_a_wrong_token_says_so_in_one_line_and_exits_2(
     assert "WRONG" not in printed
     [line] = [line for line in printed.splitlines() if line.startswith("govbot: ")]
     assert line.startswith("govbot: configuration error: ")
+
+
+@pytest.mark.postgres
+async def test_workers_with_a_wrong_token_stop_at_once_with_exit_2(
+        tmp_path: Path, telegram: FakeTelegramServer, postgres_url: str) -> None:
+    # Each worker stopped on the configuration error, and the supervisor started it again until too many
+    # had died in a minute: a traceback each time, then exit code 1, as if the workers were crashing.
+    process, _ = await run_govbot(tmp_path, "--workers", "2", GOVBOT_DATABASE_URL=postgres_url,
+                                  GOVBOT_TELEGRAM_TOKEN="999:WRONG", GOVBOT_PUBLIC_URL="https://bot.example.gov",
+                                  GOVBOT_TELEGRAM_API_BASE_URL=telegram.base_url)
+    code, printed = await finished(process, 60)
+    assert code == 2, printed
+    assert "Traceback" not in printed
+    assert "starting it again" not in printed
+    assert "WRONG" not in printed
+    assert "govbot: configuration error: Telegram refuses GOVBOT_TELEGRAM_TOKEN" in printed
