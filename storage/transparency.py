@@ -46,18 +46,37 @@ def case_figures(rows: Iterable[CaseRow]) -> dict[str, Any]:
     by_department: dict[str, list[CaseRow]] = defaultdict(list)
     for row in rows:
         by_department[row.department].append(row)
+    departments = {
+        code: {
+            "cases": figure(len(cases), _people(cases)),
+            "median_hours_to_first_reply": _first_reply(cases),
+            "satisfaction": _satisfaction(cases),
+        }
+        for code, cases in sorted(by_department.items())
+    }
+    replied = {code: _people(c for c in cases if c.first_reply_at) for code, cases in by_department.items()}
+    rated = {code: _people(c for c in cases if c.satisfaction) for code, cases in by_department.items()}
+    _complement(departments, "median_hours_to_first_reply", replied)
+    _complement(departments, "satisfaction", rated)
     return {
         "satisfaction": _satisfaction(rows),
         "median_hours_to_first_reply": _first_reply(rows),
-        "cases_per_department": {
-            code: {
-                "cases": figure(len(cases), _people(cases)),
-                "median_hours_to_first_reply": _first_reply(cases),
-                "satisfaction": _satisfaction(cases),
-            }
-            for code, cases in sorted(by_department.items())
-        },
+        "cases_per_department": departments,
     }
+
+
+def _complement(departments: dict[str, dict[str, Any]], key: str, people: dict[str, int]) -> None:
+    """Withhold one more department's ``key`` when the overall figure would give a withheld one away.
+
+    The overall figure is published beside the departments', so together they tell what the withheld
+    departments hold. When some of them rest on 1 to 4 people, the shown department with the fewest
+    people is withheld too, as storage/stats.py does with months. (No total of cases is published.)
+    """
+    if not any(0 < people[code] < MIN_PEOPLE for code in departments):
+        return
+    shown = [code for code, values in departments.items() if not values[key]["suppressed"]]
+    if shown:
+        departments[min(shown, key=lambda code: people[code])][key] = figure(None, 0)
 
 
 async def public_stats(session: AsyncSession, *, now: datetime, months: int = MONTHS) -> dict[str, Any]:

@@ -36,7 +36,9 @@ def test_case_figures_per_department_with_medians_and_means() -> None:
     figures = case_figures(rows)
     assert figures["median_hours_to_first_reply"] == {"value": 3.5, "suppressed": False}
     assert figures["cases_per_department"]["TAX"]["cases"] == {"value": 7, "suppressed": False}
-    assert figures["cases_per_department"]["TAX"]["median_hours_to_first_reply"]["value"] == 4.0
+    assert figures["cases_per_department"]["TAX"]["median_hours_to_first_reply"]["suppressed"] is True, (
+        "beside the overall median, TAX's would tell about LAND's one case"
+    )
     assert figures["cases_per_department"]["LAND"]["cases"] == {"value": None, "suppressed": True}
     assert figures["satisfaction"]["suppressed"] is False
 
@@ -59,6 +61,10 @@ def test_no_shown_figure_comes_from_fewer_than_five_people(cases: list[tuple[int
         assert values["cases"]["suppressed"] is (len(people) < 5)
     raters = {r.citizen_id for r in rows if r.satisfaction is not None}
     assert figures["satisfaction"]["suppressed"] is (len(raters) < 5)
+    withheld = [code for code, values in figures["cases_per_department"].items()
+                if values["satisfaction"]["suppressed"]]  # fmt: skip
+    behind = {r.citizen_id for r in rows if r.department in withheld and r.satisfaction is not None}
+    assert figures["satisfaction"]["suppressed"] or not 0 < len(behind) < 5, "overall less shown departments"
 
 
 async def test_public_stats_from_the_database(sessions: Sessions, departments: dict[str, Dept]) -> None:
@@ -86,3 +92,26 @@ async def test_public_stats_from_the_database(sessions: Sessions, departments: d
     assert by_code["TAX"]["cases"] == {"value": 5, "suppressed": False}
     assert by_code["TAX"]["name"]["en"] == "Tax Bureau"
     assert by_code["TRANSPORT"]["cases"] == {"value": None, "suppressed": True}
+
+
+def test_the_overall_figure_less_the_shown_departments_never_rests_on_fewer_than_five_people() -> None:
+    """TAX's five ratings of 4 beside an overall 3.5 from six raters would give LAND's one rating away."""
+    rows = [row(n, reply_hours=float(n), rating=4) for n in range(1, 6)]
+    rows.append(row(6, "LAND", reply_hours=100.0, rating=1))
+    rows += [row(n, "PARKS", reply_hours=1.0, rating=5) for n in range(7, 14)]
+    figures = case_figures(rows)
+    assert figures["satisfaction"]["suppressed"] is False
+    assert figures["median_hours_to_first_reply"]["suppressed"] is False
+    departments = figures["cases_per_department"]
+    assert departments["LAND"]["satisfaction"]["suppressed"] is True
+    assert departments["TAX"]["satisfaction"] == {"value": None, "suppressed": True}, "fewest shown raters"
+    assert departments["TAX"]["median_hours_to_first_reply"] == {"value": None, "suppressed": True}
+    assert departments["PARKS"]["satisfaction"] == {"value": 5.0, "suppressed": False}
+    assert departments["PARKS"]["median_hours_to_first_reply"] == {"value": 1.0, "suppressed": False}
+    assert departments["TAX"]["cases"] == {"value": 5, "suppressed": False}, "no total of cases is published"
+
+
+def test_departments_are_left_alone_when_none_rests_on_one_to_four_people() -> None:
+    rows = [row(n, rating=4) for n in range(1, 6)] + [row(n, "LAND", rating=None) for n in range(6, 8)]
+    departments = case_figures(rows)["cases_per_department"]
+    assert departments["TAX"]["satisfaction"] == {"value": 4.0, "suppressed": False}, "LAND has no raters"
