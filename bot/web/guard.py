@@ -40,6 +40,8 @@ CLIENT_LIMIT = web.AppKey("web_client_limit", FloodLimit)
 Network = IPv4Network | IPv6Network
 TRUSTED_PROXIES = web.AppKey("web_trusted_proxies", tuple[Network, ...])
 """Reverse proxies whose X-Forwarded-For names the client (GOVBOT_WEB_TRUSTED_PROXIES)."""
+IPV6_PREFIX = 64
+"""An IPv6 client is counted by its /64: a household or a server has all of those addresses to pick from."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,8 +75,21 @@ def client_address(request: web.Request) -> str:
     peer = request.remote or "unknown"
     trusted = request.config_dict.get(TRUSTED_PROXIES, ())
     if not trusted:
-        return peer
-    return forwarded_client(peer, request.headers.getall("X-Forwarded-For", []), trusted)
+        return counted_as(peer)
+    return counted_as(forwarded_client(peer, request.headers.getall("X-Forwarded-For", []), trusted))
+
+
+def counted_as(client: str) -> str:
+    """What the limit counts for a client: an IPv4 address as itself, an IPv6 one by its network.
+
+    Counted one by one, the addresses of a single /64 would let one client send without limit.
+    """
+    address = _address(client)
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)  # a dual-stack socket's IPv4 client
+    if isinstance(address, IPv6Address):
+        return str(IPv6Network((address, IPV6_PREFIX), strict=False))
+    return client
 
 
 def forwarded_https(request: web.Request) -> bool:

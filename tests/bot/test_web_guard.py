@@ -1,4 +1,4 @@
-"""Which address the web chat's rate limit counts, behind reverse proxies or not."""
+"""Which address the web chat's rate limit counts, behind reverse proxies or not, over IPv4 or IPv6."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from bot.web.guard import forwarded_client
+from bot.web.guard import counted_as, forwarded_client
 
 PROXIES = (ip_network("10.0.0.0/8"), ip_network("fd00::/8"))
 
@@ -31,3 +31,31 @@ def test_the_client_is_the_first_untrusted_hop_from_the_right(
     peer: str, forwarded_for: list[str], client: str
 ) -> None:
     assert forwarded_client(peer, forwarded_for, PROXIES) == client
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"),  # any address of a household's /64
+        ("2001:db8:1:2::1", "2001:db8:1:2:5e3a:9f00:12:7"),  # a privacy address picked for each request
+        ("::ffff:198.51.100.1", "198.51.100.1"),  # a dual-stack socket's IPv4 client is that client
+    ],
+)
+def test_the_addresses_of_one_ipv6_network_share_one_limit(one: str, other: str) -> None:
+    assert counted_as(one) == counted_as(other)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:3::1"),  # the neighbour's /64
+        ("198.51.100.1", "198.51.100.2"),  # IPv4 addresses stay apart
+        ("::ffff:198.51.100.1", "::ffff:198.51.100.2"),
+    ],
+)
+def test_other_networks_and_ipv4_clients_are_counted_apart(one: str, other: str) -> None:
+    assert counted_as(one) != counted_as(other)
+
+
+def test_what_is_not_an_address_is_counted_as_it_is() -> None:
+    assert counted_as("unknown") == "unknown"
