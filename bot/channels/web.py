@@ -276,6 +276,7 @@ def _chat_html(lang: str, csrf: str, entries: list[ChatEntry], status: str = "")
     shown = entries or [_welcome(lang)]
     return pages.render(
         "chat.html",
+        tag=pages.language_tag(lang),
         lang=lang,
         csrf=csrf,
         css=pages.static_url("chat.css"),

@@ -21,6 +21,9 @@ TEMPLATES = WEB / "templates"
 STATIC = WEB / "static"
 MESSAGES_URL = "/api/chat/messages"
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
+LANGUAGE_TAGS = {"en": "en", "zh": "zh-Hans"}
+"""Our languages as the markup's ``lang`` says them: the Chinese we write is Simplified, which screen readers
+and fonts need to know; messages and payloads keep saying ``zh``."""
 _QUALITY = re.compile(r"q=([^;,\s]*)")
 
 
@@ -49,6 +52,11 @@ def static_url(filename: str) -> str:
     """The file's URL with a hash of its content, so a new version is never taken from a cache."""
     digest = hashlib.sha256((STATIC / filename).read_bytes()).hexdigest()[:12]
     return f"/static/{filename}?v={digest}"
+
+
+def language_tag(lang: str) -> str:
+    """The ``lang`` attribute for one of our languages."""
+    return LANGUAGE_TAGS.get(lang, lang)
 
 
 def ui_strings(lang: str) -> dict[str, str]:
@@ -125,7 +133,7 @@ def entry_html(entry: ChatEntry, *, lang: str, csrf: str) -> str:
 def language_buttons(lang: str, csrf: str) -> Markup:
     """The language switch: buttons that press the dialogue's own ``lang:`` payloads."""
     buttons = "".join(
-        f'<button type="submit" name="payload" value="lang:{code}" lang="{code}" class="lang" '
+        f'<button type="submit" name="payload" value="lang:{code}" lang="{language_tag(code)}" class="lang" '
         f'aria-pressed="{"true" if code == lang else "false"}">{escape(LANGUAGE_NAMES[code])}</button>'
         for code in LANGUAGES
     )

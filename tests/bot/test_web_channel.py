@@ -153,7 +153,8 @@ async def test_the_page_sets_a_signed_httponly_samesite_cookie_and_strict_header
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     page = await response.text()
-    assert '<html lang="zh">' in page
+    assert '<html lang="zh-Hans">' in page, "Simplified Chinese, for screen readers' voices and fonts"
+    assert '<input type="hidden" name="lang" value="zh">' in page, "the language sent with messages"
     assert not re.search(r"<script(?![^>]*\bsrc=)", page), "no inline script"
     assert 'role="log"' in page
     assert 'aria-live="polite"' in page
@@ -436,8 +437,9 @@ async def test_the_language_switch_answers_in_the_new_language_and_the_page_foll
     assert body["ui"]["web_send"] == "发送"
     assert texts(body) == ["中文", "已切换为简体中文。"]
     page = await browser.open(**{"Accept-Language": "en"})
-    assert '<html lang="zh">' in page
-    assert 'value="lang:zh" lang="zh" class="lang" aria-pressed="true"' in page
+    assert '<html lang="zh-Hans">' in page
+    assert 'value="lang:zh" lang="zh-Hans" class="lang" aria-pressed="true"' in page
+    assert 'value="lang:en" lang="en" class="lang" aria-pressed="false"' in page
 
 
 async def test_a_form_post_without_javascript_works_and_redirects(browser: Browser) -> None:

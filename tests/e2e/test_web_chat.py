@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -176,13 +177,15 @@ async def test_switching_language_changes_the_page_and_the_answers(page: Page) -
     assert await page.get_attribute("html", "lang") == "en"
     await page.get_by_role("button", name="中文").click()
     await page.get_by_text("已切换为简体中文。").wait_for()
-    assert await page.get_attribute("html", "lang") == "zh"
+    assert await page.get_attribute("html", "lang") == "zh-Hans"
     assert await page.locator("label[for=message]").inner_text() == "您的问题"
     assert await page.get_by_role("button", name="中文").get_attribute("aria-pressed") == "true"
-    await ask(page, "身份证到期了怎么换领")
+    async with page.expect_request("**/api/chat/messages") as sent:
+        await ask(page, "身份证到期了怎么换领")
+    assert json.loads((await sent.value).post_data or "")["lang"] == "zh", "messages keep saying our code"
     await page.get_by_text("工本费20元").wait_for()
     await page.reload()
-    assert await page.get_attribute("html", "lang") == "zh"
+    assert await page.get_attribute("html", "lang") == "zh-Hans"
 
 
 async def test_escalating_and_a_case_update_arriving_later(page: Page, govbot: Govbot) -> None:
@@ -398,6 +401,6 @@ async def test_without_javascript_a_refused_message_is_explained_on_the_chat_in_
     await send_form(page, "你好")
     assert page.url.endswith("/?refused=403#status")
     assert await page.locator("#status").text_content() == t("zh", "web_refused_expired")
-    assert await page.locator("html").get_attribute("lang") == "zh"
+    assert await page.locator("html").get_attribute("lang") == "zh-Hans"
     await send_form(page, "你好")  # the page it came back to has a new identity and token: this one is sent
     assert await page.locator(".msg-citizen .bubble").last.text_content() == "您： 你好"

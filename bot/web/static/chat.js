@@ -304,15 +304,24 @@
     });
   }
 
+  /* The dialogue's language code (zh), as messages send it. */
+  function language() {
+    return composer.elements.namedItem("lang").value;
+  }
+
+  /* The markup says the language as its switch button does (zh-Hans); messages keep the code. */
   function setLanguage(lang) {
-    if (typeof lang !== "string" || document.documentElement.lang === lang) {
+    if (typeof lang !== "string" || language() === lang) {
       return;
     }
-    document.documentElement.lang = lang;
     composer.elements.namedItem("lang").value = lang;
+    var tag = lang;
     document.querySelectorAll("button.lang").forEach(function (button) {
-      button.setAttribute("aria-pressed", button.value === "lang:" + lang ? "true" : "false");
+      var chosen = button.value === "lang:" + lang;
+      button.setAttribute("aria-pressed", chosen ? "true" : "false");
+      tag = chosen && button.lang ? button.lang : tag;
     });
+    document.documentElement.lang = tag;
   }
 
   function receive(data) {
@@ -406,7 +415,7 @@
 
   function queue(body, label) {
     body.client_id = newId();
-    body.lang = document.documentElement.lang;
+    body.lang = language();
     var item = { body: body, label: label || "" };
     outbox.push(item);
     saveOutbox();
