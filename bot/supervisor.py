@@ -13,6 +13,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
 from bot.app import seed_knowledge
@@ -30,6 +32,7 @@ from bot.log_masking import log_masked
 from bot.metrics import MULTIPROCESS_DIR
 from bot.workers import HTTP_SHUTDOWN_TIMEOUT, STOP_TIMEOUT
 from storage import db, masking
+from storage.numbers import whole_number
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ ORPHAN_CHECK_SECONDS = 1.0
 CONFIGURATION_ERROR = 2
 """A worker's exit code when a setting is wrong (Telegram refuses the token): every worker would fail alike
 and no restart can help, so the service stops with this code, as a single `govbot run` does."""
+METRICS_PREFIX = "govbot-metrics-"
 WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 
 Serve = Callable[[Settings, bool], None]
@@ -68,13 +72,39 @@ def supervise(settings: Settings, workers: int, serve: Serve) -> int:
     supervisor = _Supervisor(settings, workers, serve)
     previous = {number: signal.signal(number, supervisor.stop) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with tempfile.TemporaryDirectory(prefix="govbot-metrics-") as metrics:
+        with metrics_folder(tempfile.gettempdir()) as metrics:
             os.environ[MULTIPROCESS_DIR] = metrics  # the workers inherit it: one /metrics for all of them
             return supervisor.run()
     finally:
         os.environ.pop(MULTIPROCESS_DIR, None)
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+@contextmanager
+def metrics_folder(parent: str) -> Iterator[str]:
+    """A folder in ``parent`` for the workers' metrics files, named after this process and removed at exit.
+
+    A supervisor killed with SIGKILL leaves its folder behind; the next one removes those whose
+    supervisor is gone: no process has its id, or the id is this process's own (a container restarted
+    under the same id), as this one has made none yet.
+    """
+    for left in Path(parent).glob(f"{METRICS_PREFIX}*-*"):
+        pid = whole_number(left.name.removeprefix(METRICS_PREFIX).partition("-")[0], 1, 2**22)
+        if pid is not None and (pid == os.getpid() or not _alive(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"{METRICS_PREFIX}{os.getpid()}-", dir=parent) as folder:
+        yield folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        pass
+    return True
 
 
 async def _prepare(settings: Settings) -> None:

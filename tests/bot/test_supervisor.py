@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from benchmarks.support import worker_pids
 from bot.cli import main
 from bot.config import Settings
-from bot.supervisor import refusal
+from bot.supervisor import METRICS_PREFIX, metrics_folder, refusal
 from bot.webhooks import new_secret
 from storage.departments import DepartmentRepository
 from storage.outbox import OutboxRepository
@@ -59,6 +61,19 @@ def test_run_refuses_a_number_of_workers_outside_what_govbot_workers_allows(
 ) -> None:
     assert main(["run", "--workers", workers]) == 2
     assert "--workers must be between 1 and 64" in capsys.readouterr().err
+
+
+def test_a_supervisor_removes_the_metrics_folders_of_supervisors_that_are_gone(tmp_path: Path) -> None:
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead, living = int(ended.stdout), os.getppid()
+    for name in (f"{dead}-k1ll3d", f"{os.getpid()}-s4m3id", f"{living}-l1v1ng", "n0p1d", "x-y"):
+        (tmp_path / f"{METRICS_PREFIX}{name}").mkdir()
+        (tmp_path / f"{METRICS_PREFIX}{name}" / "counter_1.db").write_bytes(b"")
+    with metrics_folder(str(tmp_path)) as mine:
+        assert Path(mine).name.startswith(f"{METRICS_PREFIX}{os.getpid()}-")
+        left = {path.name.removeprefix(METRICS_PREFIX) for path in tmp_path.iterdir()}
+        assert left == {f"{living}-l1v1ng", "n0p1d", "x-y", Path(mine).name.removeprefix(METRICS_PREFIX)}
+    assert not Path(mine).exists()
 
 
 @pytest.mark.postgres
