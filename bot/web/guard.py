@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.flood import FloodLimit
+from bot.keys import SETTINGS
 from bot.web import refusal
 from storage.db import error_reason, out_of_reach, reconnecting
 
@@ -36,6 +37,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+HSTS = "max-age=31536000"
+"""A year of HTTPS only, for this host alone: other hosts of the domain may not all have TLS."""
 CLIENT_LIMIT = web.AppKey("web_client_limit", FloodLimit)
 Network = IPv4Network | IPv6Network
 TRUSTED_PROXIES = web.AppKey("web_trusted_proxies", tuple[Network, ...])
@@ -100,6 +103,12 @@ def forwarded_https(request: web.Request) -> bool:
     values = request.headers.getall("X-Forwarded-Proto", [])
     schemes = [item.strip().lower() for value in values for item in value.split(",")]
     return bool(schemes) and schemes[0] == "https"  # the first proxy's: the one the citizen talked to
+
+
+def over_https(request: web.Request) -> bool:
+    """Whether the citizen's browser talks HTTPS: to us, to our trusted TLS proxy, or to the public URL."""
+    public = request.config_dict[SETTINGS].public_url or ""
+    return request.secure or forwarded_https(request) or public.startswith("https://")
 
 
 def forwarded_client(peer: str, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
@@ -180,6 +189,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception as exc:
         response = _answer(request, _failure(name or request.path, exc))
     response.headers.update(SECURITY_HEADERS)
+    if over_https(request):  # else a stripped first visit or link keeps citizens on plain HTTP for good
+        response.headers["Strict-Transport-Security"] = HSTS
     if name != "web.static":
         response.headers.setdefault("Cache-Control", "no-store")
     return response

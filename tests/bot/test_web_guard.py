@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from ipaddress import ip_network
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
-from bot.web.guard import counted_as, forwarded_client
+from bot.channels.flood import FloodLimit
+from bot.config import load_settings
+from bot.keys import SETTINGS
+from bot.web.guard import CLIENT_LIMIT, TRUSTED_PROXIES, counted_as, forwarded_client, guard
 
 PROXIES = (ip_network("10.0.0.0/8"), ip_network("fd00::/8"))
+Client = TestClient[web.Request, web.Application]
+Serve = Callable[..., Awaitable[Client]]
 
 
 @pytest.mark.parametrize(
@@ -59,3 +67,42 @@ def test_other_networks_and_ipv4_clients_are_counted_apart(one: str, other: str)
 
 def test_what_is_not_an_address_is_counted_as_it_is() -> None:
     assert counted_as("unknown") == "unknown"
+
+
+async def page(request: web.Request) -> web.Response:
+    return web.Response(text="a citizen's page")
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """A guarded page behind a trusted proxy on 127.0.0.1, with the given settings."""
+    clients: list[Client] = []
+
+    async def make(**settings: str) -> Client:
+        app = web.Application(middlewares=[guard])
+        app[SETTINGS] = load_settings(database_url="sqlite+aiosqlite://", **settings)
+        app[CLIENT_LIMIT] = FloodLimit(100)
+        app[TRUSTED_PROXIES] = (ip_network("127.0.0.0/8"),)
+        app.router.add_get("/", page, name="web.page")
+        client = Client(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def test_a_page_reached_over_https_tells_the_browser_to_use_nothing_else(serve: Serve) -> None:
+    client = await serve()
+    response = await client.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    public = await serve(public_url="https://chat.example.gov")
+    assert "Strict-Transport-Security" in (await public.get("/")).headers
+
+
+async def test_a_page_over_plain_http_sets_no_hsts(serve: Serve) -> None:
+    client = await serve()
+    response = await client.get("/", headers={"X-Forwarded-Proto": "http"})
+    assert "Strict-Transport-Security" not in response.headers
