@@ -8,8 +8,10 @@ from collections.abc import Iterable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.types import Reply
+from storage.departments import DepartmentRepository
 
 OUTCOMES = {"answer", "clarify", "fallback"}
 
@@ -51,6 +53,14 @@ class Metrics:
         --workers N`, every worker's summed (whichever worker a scrape reaches)."""
         body = generate_latest(_all_workers() if os.environ.get(MULTIPROCESS_DIR) else self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def from_zero(per_department: Counter, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Start every known department's series at 0: without it a series first appears at 1, and an alert on
+    a rise (``increase(…) > 0``) misses a department's first dead letter."""
+    async with sessions() as session:
+        for department in await DepartmentRepository(session).all():
+            per_department.labels(department.code)
 
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.dispatch import DispatchConfig, Dispatcher, DispatchMetrics
 from bot.keys import METRICS, SENDERS, SESSIONS, SETTINGS, WAKE
+from bot.metrics import from_zero
 from bot.notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ async def outbox_workers(app: web.Application) -> AsyncIterator[None]:
     workers: list[Dispatcher | Notifier] = [Notifier(app[SESSIONS], senders, poll=config.poll)]
     async with contextlib.AsyncExitStack() as stack:
         if settings.dispatch_in_run:
-            dispatcher = Dispatcher(app[SESSIONS], config, metrics=DispatchMetrics(app[METRICS].registry))
+            metrics = DispatchMetrics(app[METRICS].registry)
+            await from_zero(metrics.dead, app[SESSIONS])
+            dispatcher = Dispatcher(app[SESSIONS], config, metrics=metrics)
             workers.insert(0, await stack.enter_async_context(dispatcher))
         tasks = [asyncio.create_task(worker.run(), name=type(worker).__name__.lower()) for worker in workers]
         app[WAKE].extend(worker.wake for worker in workers)

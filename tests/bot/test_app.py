@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 
 from bot.app import create_app
 from bot.config import load_settings
-from bot.keys import ENGINE, KNOWLEDGE
+from bot.keys import ENGINE, KNOWLEDGE, SESSIONS
+from storage.departments import DepartmentRepository
 from tests.conftest import REPO, admin, without_govbot_settings
 from tests.processes import run_on_a_taken_port
 
@@ -50,6 +51,16 @@ async def test_metrics_are_served_in_prometheus_format(client: Client) -> None:
     response = await client.get("/metrics")
     assert response.status == 200
     assert "govbot_updates_handled" in await response.text()
+
+
+async def test_every_known_departments_dead_letters_are_counted_from_zero(client: Client) -> None:
+    """An alert on a rise sees a department's first dead letter only if its series was there at 0."""
+    async with client.app[SESSIONS]() as session:
+        codes = [department.code for department in await DepartmentRepository(session).all()]
+    text = await (await client.get("/metrics")).text()
+    assert codes
+    for code in codes:
+        assert f'govbot_webhook_dead_letters_total{{department="{code}"}} 0.0' in text
 
 
 @pytest.mark.postgres

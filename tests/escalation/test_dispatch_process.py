@@ -9,19 +9,22 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from benchmarks.support import free_port
 from storage.departments import DepartmentRepository
 from storage.outbox import OutboxRepository
 from tests.conftest import REPO, without_govbot_settings
 from tests.escalation.conftest import Dept, open_case
 from tests.escalation.receiver import HANG, receiving
+from tests.processes import until
 
 CASES = 5
 
 
 @asynccontextmanager
-async def dispatch_process(database_url: str) -> AsyncIterator[asyncio.subprocess.Process]:
+async def dispatch_process(database_url: str, *options: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """`govbot dispatch` on the test database, allowed to reach 127.0.0.1 over http, with a 1 s timeout."""
     env = without_govbot_settings(dict(os.environ))
     env |= {
@@ -37,6 +40,7 @@ async def dispatch_process(database_url: str) -> AsyncIterator[asyncio.subproces
         "-m",
         "bot.cli",
         "dispatch",
+        *options,
         cwd=REPO,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -80,6 +84,23 @@ async def test_a_dispatcher_killed_mid_delivery_loses_nothing_after_a_restart(
     assert counts["delivered"] == CASES
     assert "interrupted" in {a.outcome for a in attempts}  # the killed process's attempt is on record
     assert "in_progress" not in {a.outcome for a in attempts}
+
+
+async def test_the_dispatchers_metrics_count_every_departments_dead_letters_from_zero(
+    database_url: str, departments: dict[str, Dept]
+) -> None:
+    port = free_port()
+    zeros = {f'govbot_webhook_dead_letters_total{{department="{code}"}} 0.0' for code in departments}
+
+    async def counted_from_zero() -> bool:  # /metrics is served from before the database is reached
+        try:
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as got:
+                return zeros <= set((await got.text()).splitlines())
+        except aiohttp.ClientError:
+            return False
+
+    async with dispatch_process(database_url, "--metrics-port", str(port)):
+        await until(counted_from_zero, timeout=20)
 
 
 async def webhook_ids(sessions: async_sessionmaker[AsyncSession]) -> set[str]:
