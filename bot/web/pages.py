@@ -114,7 +114,9 @@ def entry_html(entry: ChatEntry, *, lang: str, csrf: str) -> str:
         return ""
     prefix = {"bot": "web_bot", "press": "web_pressed"}.get(entry.role, "web_you")
     role = "bot" if entry.role == "bot" else "citizen"
-    parts = [f'<div class="msg msg-{role}" id="e{entry.seq}" data-seq="{entry.seq}">']
+    # An entry's language is not stored: the page's, which its label is in, is the best guess there is.
+    tag = language_tag(lang)
+    parts = [f'<div class="msg msg-{role}" id="e{entry.seq}" data-seq="{entry.seq}" lang="{tag}">']
     if body:
         parts.append(
             f'<div class="bubble" dir="auto"><span class="sr-only" data-ui="{prefix}">'

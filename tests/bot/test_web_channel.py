@@ -452,8 +452,8 @@ async def test_a_form_post_without_javascript_works_and_redirects(browser: Brows
     assert response.headers["Location"] == "/#e2", "to the answer: the script is not there to scroll to it"
     page = await browser.open()
     assert "property tax online" in page
-    assert '<div class="msg msg-citizen" id="e1" data-seq="1">' in page
-    assert '<div class="msg msg-bot" id="e2" data-seq="2">' in page
+    assert '<div class="msg msg-citizen" id="e1" data-seq="1" lang="en">' in page
+    assert '<div class="msg msg-bot" id="e2" data-seq="2" lang="en">' in page
     hint = re.search(r'<p id="message-hint"[^>]*>', page)
     assert hint is not None
     assert " hidden" in hint.group(0), "Enter sends only with the script, which shows the hint"

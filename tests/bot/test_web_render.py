@@ -123,6 +123,13 @@ def test_buttons_become_submit_buttons_and_links_and_bad_urls_do_not() -> None:
     ]
 
 
+def test_an_entry_says_the_language_it_is_shown_in() -> None:
+    assert entry_html(entry("bot", "你好"), lang="zh", csrf="t").startswith(
+        '<div class="msg msg-bot" id="e7" data-seq="7" lang="zh-Hans">'
+    )
+    assert 'lang="en"' in entry_html(entry("citizen", "hello"), lang="en", csrf="t")
+
+
 def test_an_empty_entry_is_not_shown() -> None:
     assert entry_html(entry("press", ""), lang="en", csrf="t") == ""
 

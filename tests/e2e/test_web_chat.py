@@ -188,6 +188,19 @@ async def test_switching_language_changes_the_page_and_the_answers(page: Page) -
     assert await page.get_attribute("html", "lang") == "zh-Hans"
 
 
+async def test_each_entry_is_read_in_the_language_it_was_shown_in(page: Page) -> None:
+    await ask(page, "pay property tax")
+    await page.get_by_text("Pay property tax online").wait_for()
+    await page.get_by_role("button", name="中文").click()
+    await page.get_by_text("已切换为简体中文。").wait_for()
+    await page.locator(".pending").wait_for(state="detached")
+    shown_in = "entries => entries.map(entry => entry.lang)"
+    # the greeting, the question, its answer, the press of 中文 (labelled in English when sent), the reply
+    assert await page.locator("#log .msg").evaluate_all(shown_in) == ["en", "en", "en", "en", "zh-Hans"]
+    await page.reload()  # the language of an entry is not stored: shown again, it is in the page's
+    assert set(await page.locator("#log .msg").evaluate_all(shown_in)) == {"zh-Hans"}
+
+
 async def test_escalating_and_a_case_update_arriving_later(page: Page, govbot: Govbot) -> None:
     await ask(page, "What time does the moon festival fireworks show start?")
     department = page.get_by_role("button", name=str(t("en", "btn_talk_department")))

@@ -158,13 +158,21 @@
     return form;
   }
 
+  /* An entry in the page's language now, as its label is: after a switch, a screen reader still reads the
+   * earlier entries in their own language's voice. */
+  function entryBox(className) {
+    var box = el("div", className);
+    box.lang = document.documentElement.lang;
+    return box;
+  }
+
   function renderEntry(entry) {
     var buttons = Array.isArray(entry.buttons) ? entry.buttons : [];
     var hasBody = Array.isArray(entry.nodes) && entry.nodes.length > 0;
     if (!hasBody && !buttons.length && !entry.document) {
       return null;
     }
-    var box = el("div", "msg msg-" + (entry.role === "bot" ? "bot" : "citizen"));
+    var box = entryBox("msg msg-" + (entry.role === "bot" ? "bot" : "citizen"));
     box.id = "e" + entry.seq;
     box.setAttribute("data-seq", String(entry.seq));
     if (hasBody) {
@@ -258,7 +266,7 @@
     if (!text) {
       return;
     }
-    var box = el("div", "msg msg-citizen pending");
+    var box = entryBox("msg msg-citizen pending");
     box.setAttribute("data-client-id", item.body.client_id);
     var bubble = el("div", "bubble");
     bubble.dir = "auto";
