@@ -24,6 +24,9 @@ LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 LANGUAGE_TAGS = {"en": "en", "zh": "zh-Hans"}
 """Our languages as the markup's ``lang`` says them: the Chinese we write is Simplified, which screen readers
 and fonts need to know; messages and payloads keep saying ``zh``."""
+ARROW = '<span class="arrow" aria-hidden="true">↗</span>'
+"""A link button's mark for the eye that it leads to another site; screen readers would read it as part of
+the link's name ("north east arrow"). Links open where they are, so there is no new window to announce."""
 _QUALITY = re.compile(r"q=([^;,\s]*)")
 
 
@@ -165,7 +168,7 @@ def _button_html(button: dict[str, Any]) -> str:
     label = escape(button.get("label", ""))
     url = safe_href(button.get("url"))
     if url is not None:
-        return f'<a class="link-button" href="{escape(url)}" rel="noopener noreferrer">{label}</a>'
+        return f'<a class="link-button" href="{escape(url)}" rel="noopener noreferrer">{label}{ARROW}</a>'
     if button.get("payload"):
         return f'<button type="submit" name="payload" value="{escape(button["payload"])}">{label}</button>'
     return f'<span class="link-button dead">{label}</span>'

@@ -146,12 +146,22 @@ async def test_a_question_gets_its_answer_with_a_link_and_rating_buttons(page: P
     await ask(page, "how do I renew my identity card")
     answer = page.locator(".msg-bot").last
     await answer.locator(".bubble", has_text="registry office").wait_for()
-    link = answer.get_by_role("link", name="Book online")
+    link = answer.get_by_role("link", name="Book online", exact=True)  # not "Book online north east arrow"
     assert await link.get_attribute("href") == "https://registry.example.gov/id"
+    assert await link.get_attribute("target") is None, "opens here, so nothing to say about where"
+    assert "↗" in await link.inner_text(), "still marked for the eye as going to another site"
     assert await answer.get_by_role("button", name="👍 Helpful").is_visible()
     mine = page.locator(".msg-citizen .bubble").last
     assert await mine.text_content() == "You: how do I renew my identity card"
     assert await page.locator("#message").evaluate("e => e === document.activeElement")
+
+
+async def test_a_link_button_is_named_by_its_label_alone_after_a_reload(page: Page) -> None:
+    await ask(page, "how do I renew my identity card")
+    await page.get_by_text("registry office").wait_for()
+    await page.reload()
+    link = page.locator(".msg-bot").last.get_by_role("link", name="Book online", exact=True)
+    assert "↗" in await link.inner_text()
 
 
 async def test_did_you_mean_and_rating_work_from_the_keyboard(page: Page) -> None:

@@ -128,6 +128,14 @@
     form.appendChild(field);
   }
 
+  /* A link button's mark for the eye; a screen reader would read it in the link's name. */
+  function arrow() {
+    var span = el("span", "arrow");
+    span.setAttribute("aria-hidden", "true");
+    span.textContent = "\u2197";
+    return span;
+  }
+
   function buttonsForm(entry) {
     var form = el("form", "buttons press");
     form.method = "post";
@@ -151,6 +159,9 @@
           control = el("span", "link-button dead");
         }
         control.textContent = button.label || "";
+        if (control.tagName === "A") {
+          control.appendChild(arrow());
+        }
         line.appendChild(control);
       });
       form.appendChild(line);
