@@ -8,6 +8,7 @@ see telegram_inbox.Outcomes); updates left unprocessed by a crash are picked up 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hmac
 import logging
@@ -50,7 +51,6 @@ from handlers.types import FLOOD_QUIET, Conversation, Incoming, Reply
 from storage.db import DATABASE_ERRORS
 from storage.inbox import InboxRepository
 from storage.models import utcnow
-from storage.secrets import stored_secret
 
 log = logging.getLogger(__name__)
 
@@ -515,6 +515,14 @@ def _gone(exc: Exception) -> bool:
     return isinstance(exc, BadRequest) and any(phrase in exc.message.lower() for phrase in _GONE)
 
 
+def webhook_secret(token: str) -> str:
+    """The webhook's secret token, derived from the bot's: the same in every process behind the webhook,
+    and kept nowhere. Stored in the database, a copy of it (a leaked backup) let anyone post updates as any
+    citizen; the bot token stays in the deployment's secrets. A new token makes a new secret."""
+    digest = hmac.digest(token.encode(), b"govbot telegram webhook secret", "sha256")
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")  # Telegram takes A-Z, a-z, 0-9, _ and -
+
+
 def _unreachable(exc: BaseException) -> bool:
     """Whether a failed Bot API call means Telegram is out of reach (network, timeout, 5xx, 429), not that
     it refused what was asked (a wrong token, a bad request)."""
@@ -591,8 +599,7 @@ async def telegram_context(app: web.Application) -> AsyncIterator[None]:
     secret = None
     try:
         if settings.public_url:
-            # One secret for every process behind the webhook: the first makes it, the rest read it.
-            secret = await stored_secret(app[SESSIONS], "telegram-webhook", lambda: secrets.token_urlsafe(32))
+            secret = webhook_secret(settings.telegram_token.get_secret_value())
         await channel.start(settings.public_url, secret=secret)
     except Exception as exc:
         if not _unreachable(exc):

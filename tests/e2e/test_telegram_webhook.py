@@ -19,6 +19,7 @@ from bot.config import ConfigError
 from handlers.i18n import t
 from storage.inbox import InboxRepository
 from storage.models import InboxUpdate, Message, utcnow
+from storage.secrets import StoredSecret
 from tests.e2e.conftest import StartBot, inbox
 from tests.fakes.telegram_server import FakeTelegramServer
 
@@ -39,6 +40,18 @@ async def test_the_webhook_is_registered_at_the_public_url_with_a_random_secret(
     assert len(telegram.webhook.secret_token) >= 32
     assert telegram.webhook.allowed_updates == ["message", "callback_query"]
     assert not [call for call in telegram.calls if call.method == "getUpdates"]
+
+
+async def test_the_webhook_secret_is_not_kept_in_the_database(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    # It was made once and stored, so a copy of the database (a leaked backup) was enough to post forged
+    # updates as any citizen. It is derived from the token now, which stays in the deployment's secrets.
+    await start_bot(webhook=True)
+    registered = telegram.webhook.secret_token
+    assert registered is not None
+    async with sessions() as session:
+        stored = list(await session.scalars(select(StoredSecret.value)))
+    assert all(registered not in value for value in stored)
 
 
 async def test_an_update_with_the_secret_is_accepted_and_answered(
