@@ -93,7 +93,8 @@ class CaseRecord(Base):
     excerpt: Mapped[list[dict[str, Any]]]
     satisfaction: Mapped[int | None] = mapped_column(Integer)
     rated_at: Mapped[datetime | None]
-    created_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    """Indexed for the public figures' months and for retention, which both read cases by when they came."""
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
 
