@@ -373,6 +373,54 @@ async def test_screenshots_of_the_chat_on_a_desktop_and_a_phone(page: Page) -> N
     assert (ARTIFACTS / "web-chat.png").stat().st_size > 10_000
 
 
+async def test_at_400_percent_zoom_the_newest_answer_is_readable_and_the_message_box_reachable(
+    page: Page,
+) -> None:
+    await page.set_viewport_size({"width": 320, "height": 256})  # a 1280×1024 screen zoomed to 400%
+    await ask(page, "pay property tax")
+    await ask(page, "how do I renew my identity card")
+    answer = page.locator(".msg-bot .bubble", has_text="registry office")
+    await answer.wait_for()
+    await page.locator(".pending").wait_for(state="detached")
+    assert await page.evaluate("document.documentElement.scrollWidth <= 320"), "no sideways scrolling"
+    shown = await answer.evaluate(
+        """bubble => {
+            const box = bubble.getBoundingClientRect(), log = bubble.closest("#log").getBoundingClientRect();
+            const top = Math.max(box.top, log.top, 0), bottom = Math.min(box.bottom, log.bottom, innerHeight);
+            return {top: box.top, height: box.height, visible: bottom - top};
+        }"""
+    )
+    assert -1 <= shown["top"] < 256, f"the newest answer's start is in view: {shown}"
+    assert shown["visible"] >= min(shown["height"], 256 / 2) - 1, f"more of it than two lines: {shown}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "web-chat-zoom-400.png")
+    await page.keyboard.press("Tab")  # from the message box, which keeps the focus, to the send button
+    await page.keyboard.press("Shift+Tab")
+    box = await page.locator("#message").bounding_box()
+    assert box is not None
+    assert box["y"] >= 0, "the focused message box is in view"
+    assert box["y"] + box["height"] <= 256, "the focused message box is in view"
+    await ask(page, "pay property tax")
+    await page.locator(".msg-bot .bubble").nth(-1).filter(has_text="Pay property tax online").wait_for()
+
+
+async def test_at_400_percent_zoom_a_catch_up_with_nothing_new_leaves_the_page_where_it_is(
+    page: Page,
+) -> None:
+    await page.set_viewport_size({"width": 320, "height": 256})
+    nothing_new = {"entries": [], "last_seq": 10**6}
+    await page.route("**/api/chat/updates*", lambda route: route.fulfill(json=nothing_new))
+    await ask(page, "how do I renew my identity card")
+    await page.get_by_text("registry office").wait_for()
+    await page.locator("#message").fill("and my pass")  # writing the next question
+    await page.locator("#message").scroll_into_view_if_needed()
+    before = await page.evaluate("scrollY")
+    for _ in range(2):  # each empty catch-up after the one in flight when the page was routed
+        async with page.expect_response("**/api/chat/updates*"):
+            pass
+    assert await page.evaluate("scrollY") == before, "the message box written in stays in view"
+
+
 async def test_the_transparency_page_shows_charts_without_scripts(page: Page, govbot: Govbot) -> None:
     await page.goto(govbot.url + "/transparency")
     assert await page.locator("svg.chart[role=img]").count() >= 3  # a fourth when there were cases

@@ -210,8 +210,15 @@
     return log.querySelector(".pending");
   }
 
+  /* The newest entry into view. On short screens the log does not scroll on its own but with the page,
+   * which then brings the entry's start to the top. */
   function scrollToEnd() {
-    log.scrollTop = log.scrollHeight;
+    var newest = log.lastElementChild;
+    if (newest && getComputedStyle(log).overflowY === "visible") {
+      newest.scrollIntoView({ block: "start" });
+    } else {
+      log.scrollTop = log.scrollHeight;
+    }
   }
 
   /* What an entry's bubble says after its "who" label. */
@@ -235,13 +242,16 @@
     pending.querySelectorAll(".pending-note").forEach(function (note) { note.remove(); });
   }
 
-  /* Add entries we have not shown yet, in order; a pending bubble gives way to its stored entry. */
+  /* Add entries we have not shown yet, in order; a pending bubble gives way to its stored entry. Only news
+   * scrolls: on a short screen the page scrolls too, and would leave the message box being written in. */
   function apply(entries) {
+    var news = false;
     (entries || []).forEach(function (entry) {
       if (!entry || typeof entry.seq !== "number" || entry.seq <= lastSeq) {
         return;
       }
       lastSeq = entry.seq;
+      news = true;
       var pending = entry.client_id
         ? log.querySelector('[data-client-id="' + CSS.escape(entry.client_id) + '"]')
         : null;
@@ -254,7 +264,9 @@
         log.insertBefore(node, firstPending());
       }
     });
-    scrollToEnd();
+    if (news) {
+      scrollToEnd();
+    }
   }
 
   /* The citizen's data was erased: the log on the server starts again, and so does this one. The button
