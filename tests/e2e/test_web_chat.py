@@ -297,18 +297,21 @@ async def test_switching_language_announces_the_reply_not_the_whole_log_again(pa
     assert "已切换为简体中文。" in announced[1]
 
 
-async def refuse_messages(page: Page, status: int, problem: str, *, times: int) -> list[str]:
-    """The server answers the first ``times`` posted messages with ``status`` and Retry-After: 1, then
-    takes them; the list fills with the refused requests' addresses."""
+async def refuse_messages(
+    page: Page, status: int, problem: str, *, times: int, retry_after: str | None = "1"
+) -> list[str]:
+    """The server answers the first ``times`` posted messages with ``status`` and Retry-After (unless None),
+    then takes them; the list fills with the refused requests' addresses."""
     refused: list[str] = []
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
 
     async def refuse(route: Route) -> None:
         if len(refused) >= times:
             await route.continue_()
             return
         refused.append(route.request.url)
-        await route.fulfill(status=status, headers={"Retry-After": "1"},
-                            content_type="application/problem+json", body=problem)
+        await route.fulfill(status=status, headers=headers, content_type="application/problem+json",
+                            body=problem)
 
     await page.route("**/api/chat/messages", refuse)
     return refused
@@ -443,6 +446,19 @@ async def test_a_message_the_server_cannot_take_now_is_kept_until_it_can(page: P
     assert await page.locator(".pending").count() == 0
     assert await page.locator(".msg-citizen", has_text="pay property tax").count() == 1
     assert await page.evaluate("sessionStorage.getItem('govbot-outbox')") == "[]"
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_a_message_is_kept_while_the_proxy_says_govbot_is_down(page: Page, status: int) -> None:
+    # The reverse proxy's answer, without Retry-After, as many times as another server error gives up after.
+    down = await refuse_messages(page, status, f'{{"status": {status}}}', times=3, retry_after=None)
+    await ask(page, "pay property tax")
+    await page.locator("#status[role=status]", has_text=str(t("en", "web_offline"))).wait_for()
+    await page.get_by_text("Pay property tax online").wait_for(timeout=3 * TIMEOUT_MS)  # back-off: 1+2+4 s
+    assert len(down) == 3
+    assert str(t("en", "web_rejected")) not in await page.locator("#status").inner_text()
+    assert await page.locator("#message").input_value() == "", "sent, not given back"
+    assert await page.locator(".msg-citizen", has_text="pay property tax").count() == 1
 
 
 async def test_without_javascript_each_answer_is_shown_where_the_page_lands(plain_page: Page) -> None:

@@ -369,9 +369,11 @@
     setStatus(notices.join(" "));
   }
 
-  /* The server is there but cannot work now (its database is down): like being offline, the message waits. */
+  /* The server is there but cannot work now (its database is down), or a reverse proxy cannot reach it (502,
+   * 504, often without Retry-After): like being offline, the message waits. */
   function unavailable(response) {
-    return response.status === 503 || (response.status >= 500 && response.headers.has("Retry-After"));
+    return [502, 503, 504].indexOf(response.status) >= 0 ||
+      (response.status >= 500 && response.headers.has("Retry-After"));
   }
 
   function retryAfter(response, fallback) {
