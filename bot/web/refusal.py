@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from bot.web.pages import asked_language, render, static_url
+from bot.web.pages import asked_language, language_tag, render, static_url
 from handlers.i18n import t
 from storage.numbers import whole_number
 
@@ -36,8 +36,9 @@ def for_browser(request: web.Request, status: int, headers: Mapping[str, str]) -
     lang = asked_language(request.query, request.headers.get("Accept-Language"))
     heading, text = PAGES.get(status, ("web_failed_title", "web_failed"))
     page = render(
-        "refused.html", lang=lang, css=static_url("transparency.css"), site_name=t(lang, "web_site_name"),
-        title=t(lang, heading), text=t(lang, text), back=t(lang, "web_tr_back"),
+        "refused.html", tag=language_tag(lang), css=static_url("transparency.css"),
+        site_name=t(lang, "web_site_name"), title=t(lang, heading), text=t(lang, text),
+        back=t(lang, "web_tr_back"),
     )
     response = web.Response(text=page, status=status, content_type="text/html", charset="utf-8")
     response.headers.update({name.replace("_", "-"): value for name, value in headers.items()})

@@ -21,7 +21,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.keys import SESSIONS
-from bot.web.pages import LANGUAGE_NAMES, Markup, asked_language, escape, render, static_url
+from bot.web.pages import LANGUAGE_NAMES, Markup, asked_language, escape, language_tag, render, static_url
 from handlers.i18n import DEFAULT_LANGUAGE, t
 from storage.models import utcnow
 from storage.numbers import whole_number
@@ -171,13 +171,14 @@ def render_page(figures: Figures, lang: str, cases: CaseFigures | None = None) -
         summary += _case_totals(cases, lang)
     current = ' aria-current="page"'
     links = "".join(
-        f'<a href="?lang={code}" lang="{code}" hreflang="{code}"{current if code == lang else ""}>'
+        f'<a href="?lang={code}" lang="{language_tag(code)}" hreflang="{language_tag(code)}"'
+        f'{current if code == lang else ""}>'
         f"{escape(name)}</a>"
         for code, name in LANGUAGE_NAMES.items()
     )
     return render(
         "transparency.html",
-        lang=lang,
+        tag=language_tag(lang),
         css=static_url("transparency.css"),
         title=t(lang, "web_tr_title"),
         site_name=t(lang, "web_site_name"),

@@ -55,7 +55,7 @@ async def test_while_the_database_is_down_every_web_route_says_503_once_in_the_l
     assert (page.status, page.content_type) == (503, "text/html")
     assert int(page.headers["Retry-After"]) > 0
     html = await page.text()
-    assert '<html lang="zh">' in html
+    assert '<html lang="zh-Hans">' in html  # Simplified Chinese, as the chat page says
     assert str(t("zh", "web_unavailable")) in html
     form = await browser.client.post(
         "/api/chat/messages", data={"csrf": browser.token, "text": "hello"}, allow_redirects=False

@@ -138,7 +138,7 @@ def test_an_empty_entry_is_not_shown() -> None:
 
 
 def test_templates_escape_every_value() -> None:
-    page = render("transparency.html", lang='en"><script>', css="/x.css", title="<t>", site_name="s",
+    page = render("transparency.html", tag='en"><script>', css="/x.css", title="<t>", site_name="s",
                   language_label="l", languages="", intro="&", total="", summary="", sections="", back="b")
     assert "<script>" not in page
     assert "&lt;t&gt;" in page
@@ -199,7 +199,7 @@ def test_the_page_renders_any_figures_source() -> None:
         until=datetime(2026, 9, 1, tzinfo=UTC),
     )
     page = render_page(figures, "zh")
-    assert '<html lang="zh">' in page
+    assert '<html lang="zh-Hans">' in page
     assert page.count("<svg") == 2
     assert "<script" not in page
 
