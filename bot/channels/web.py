@@ -29,9 +29,9 @@ from bot.config import Settings
 from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
 from bot.notify import Unreachable
 from bot.web import pages, refusal, transparency
-from bot.web.guard import CLIENT_LIMIT, TRUSTED_PROXIES, Problem, forwarded_https, guard, read_body, too_many
+from bot.web.guard import CLIENT_LIMIT, TRUSTED_PROXIES, Problem, guard, over_https, read_body, too_many
 from bot.web.hub import Hub
-from bot.web.identity import COOKIE, COOKIE_MAX_AGE, Signer, make_secret
+from bot.web.identity import COOKIE, COOKIE_MAX_AGE, HOST_COOKIE, Signer, make_secret
 from bot.web.incoming import ChatMessage, parse_message
 from handlers.dialogue import sanitise as clean_incoming
 from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, t
@@ -236,7 +236,12 @@ async def _wake_waiters(app: web.Application) -> None:
 
 
 def _identity(request: web.Request) -> str | None:
-    return request.app[WEB].signer.identity(request.cookies.get(COOKIE))
+    return request.app[WEB].signer.identity(request.cookies.get(_cookie_name(request)))
+
+
+def _cookie_name(request: web.Request) -> str:
+    """Over HTTPS only the __Host- cookie counts: one under the plain name may have been planted."""
+    return HOST_COOKIE if over_https(request) else COOKIE
 
 
 def _known_identity(request: web.Request) -> str:
@@ -310,11 +315,11 @@ def _welcome(lang: str) -> ChatEntry:
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
-    """The identity cookie; Secure whenever the citizen's browser talks HTTPS, to us or to our TLS proxy."""
-    public = request.app[SETTINGS].public_url or ""
+    """The identity cookie; Secure (and __Host-) whenever the citizen's browser talks HTTPS, to us or to our
+    TLS proxy."""
     response.set_cookie(
-        COOKIE, value, max_age=COOKIE_MAX_AGE, path="/", httponly=True, samesite="Lax",
-        secure=request.secure or forwarded_https(request) or public.startswith("https://"),
+        _cookie_name(request), value, max_age=COOKIE_MAX_AGE, path="/", httponly=True, samesite="Lax",
+        secure=over_https(request),
     )
 
 

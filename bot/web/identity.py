@@ -10,6 +10,9 @@ import secrets
 from collections.abc import Callable
 
 COOKIE = "govbot_id"
+HOST_COOKIE = f"__Host-{COOKIE}"
+"""The name over HTTPS: a browser takes a __Host- cookie only from this origin itself (Secure, path /, no
+domain), so neither a sibling subdomain nor anyone on a plain-HTTP network path can plant an identity."""
 COOKIE_MAX_AGE = 180 * 24 * 3600
 """Half a year; every visit renews it."""
 _IDENTITY = re.compile(r"[A-Za-z0-9_-]{22}")

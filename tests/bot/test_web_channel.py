@@ -22,7 +22,7 @@ from bot.keys import SENDERS
 from bot.notify import Unreachable
 from bot.web.guard import CSP, MAX_BODY
 from bot.web.hub import Hub
-from bot.web.identity import COOKIE, Signer
+from bot.web.identity import COOKIE, HOST_COOKIE, Signer
 from handlers.dialogue import MAX_TEXT
 from handlers.i18n import t
 from handlers.types import Document, Reply
@@ -520,7 +520,7 @@ async def test_the_longest_chinese_message_the_page_allows_is_not_too_large(brow
 async def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(start: Start) -> None:
     proxied = await start(web_trusted_proxies="127.0.0.0/8")
     response = await proxied.client.get("/", headers={"X-Forwarded-Proto": "https"})
-    assert response.cookies[COOKIE]["secure"]
+    assert response.cookies[HOST_COOKIE]["secure"]
     assert not (await proxied.client.get("/")).cookies[COOKIE]["secure"], "plain HTTP through the proxy"
     direct = await start()
     response = await direct.client.get("/", headers={"X-Forwarded-Proto": "https"})
@@ -622,3 +622,19 @@ async def test_a_double_press_on_the_last_step_opens_one_case(
         tickets = list(await session.scalars(select(CaseRecord.ticket)))
     assert len(tickets) == 1
     assert [tickets[0] in " ".join(texts(body)) for body in (first, second)].count(True) == 1
+
+
+async def test_over_https_an_identity_planted_under_the_plain_name_is_not_taken(start: Start) -> None:
+    # A sibling subdomain, or anyone on the citizen's network over plain HTTP, can set a cookie for this
+    # host: a valid identity of the attacker's, which the citizen would then chat under and the attacker
+    # read. Over HTTPS the identity lives in a __Host- cookie, which only this origin can set.
+    proxied = await start(web_trusted_proxies="127.0.0.0/8")
+    https = {"X-Forwarded-Proto": "https"}
+    first = await proxied.client.get("/", headers=https)
+    cookie = first.cookies[HOST_COOKIE]
+    assert (cookie["path"], cookie["domain"]) == ("/", "")
+    planted = cookie.value
+    proxied.client.session.cookie_jar.clear()
+    proxied.client.session.cookie_jar.update_cookies({COOKIE: planted}, proxied.client.make_url("/"))
+    second = await proxied.client.get("/", headers=https)
+    assert second.cookies[HOST_COOKIE].value != planted  # a fresh identity, not the planted one
