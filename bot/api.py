@@ -24,7 +24,7 @@ from bot.web.guard import RETRY_AFTER_SECONDS
 from bot.web.transparency import stats
 from storage.case_events import citizen_fields
 from storage.cases import Case, CaseError, CaseNotFound, CaseRepository, CaseStatus, normalise_ticket
-from storage.db import error_reason, out_of_reach, reconnecting
+from storage.db import UNSTORABLE, error_reason, out_of_reach, reconnecting
 from storage.departments import CODE, DepartmentProfile, DepartmentRepository
 from storage.governance import govern_for_department, governed_case_list
 from storage.idempotency import MAX_KEY_LENGTH, PENDING, IdempotencyRepository
@@ -42,8 +42,6 @@ PROBLEM = "application/problem+json"
 DEPARTMENT = web.RequestKey("department", DepartmentProfile)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("api_clock")
 _KEY_CHARS = re.compile(KEY_PATTERN)
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-"""What JSON may spell but no database stores: NUL (PostgreSQL refuses it) and half a surrogate pair."""
 _STATUS_CODES = {
     "unknown-case": 404,
     "case-closed": 409,
@@ -289,7 +287,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise Problem(422, "invalid-text", "Invalid text", f"{name} must be a non-empty string")
-    if _UNSTORABLE.search(value):
+    if UNSTORABLE.search(value):
         raise Problem(
             422, "invalid-text", "Invalid text", f"{name} holds a NUL character or half of a surrogate pair"
         )

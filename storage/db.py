@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +34,9 @@ T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x676F76626F74  # "govbot": the PostgreSQL advisory lock that migrations hold
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What JSON or a form may spell but no database here stores: NUL (PostgreSQL refuses it) and half a
+surrogate pair. Text from outside that reaches a column unchanged is refused with it, never a 500."""
 POOL_RECYCLE_SECONDS = 1800
 """PostgreSQL connections are replaced after this long, before a server or proxy idle timeout closes them."""
 

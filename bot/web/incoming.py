@@ -11,11 +11,10 @@ from urllib.parse import parse_qs
 from bot.web.guard import Problem
 from handlers.answers import LABEL_CHARS
 from handlers.types import MAX_PAYLOAD_BYTES
+from storage.db import UNSTORABLE
 from storage.numbers import whole_number
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-"""What JSON or a form may spell but no database stores: NUL (PostgreSQL refuses it), half a surrogate."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class ChatMessage:
             raise Problem(400, "Bad Request", "send either text or payload")
         lang, label = fields.get("lang"), fields.get("label")
         # The text is cleaned by the dialogue; a payload and a label reach the database as they are.
-        if any(isinstance(value, str) and _UNSTORABLE.search(value) for value in (payload, label)):
+        if any(isinstance(value, str) and UNSTORABLE.search(value) for value in (payload, label)):
             raise Problem(400, "Bad Request", "payload and label must not hold NUL or half a surrogate pair")
         if payload is not None and len(payload.encode()) > MAX_PAYLOAD_BYTES:
             raise Problem(400, "Bad Request", f"payload over {MAX_PAYLOAD_BYTES} bytes")
