@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.case_events import iso
 from storage.cases import CaseChangeRecord, CaseRecord
@@ -28,9 +29,29 @@ from storage.stats import MIN_PEOPLE, MONTHS, Figures, Point, transparency_figur
 class CaseRow:
     citizen_id: int | None
     department: str
+    """The department holding the case now, which it counts for."""
     created_at: datetime
     first_reply_at: datetime | None
+    """The first reply by any department: what the citizen waited for."""
     satisfaction: int | None
+    taken_at: datetime | None = None
+    """When the department took the case over by a transfer; None: it has held it since it was opened."""
+    reply_since_taken: datetime | None = None
+    """Its first reply since the transfer (only the department holding a case replies to it)."""
+
+    def citizen_wait(self) -> float | None:
+        """Hours from the case to the first reply of any department."""
+        return _hours(self.created_at, self.first_reply_at)
+
+    def department_wait(self) -> float | None:
+        """Hours from the case reaching its department (opened, or transferred there) to that one's reply."""
+        if self.taken_at is None:
+            return self.citizen_wait()
+        return _hours(self.taken_at, self.reply_since_taken)
+
+
+def _hours(start: datetime, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() / 3600 if end is not None else None
 
 
 def figure(value: float | None, people: int, *, digits: int = 1) -> dict[str, Any]:
@@ -49,18 +70,21 @@ def case_figures(rows: Iterable[CaseRow]) -> dict[str, Any]:
     departments = {
         code: {
             "cases": figure(len(cases), _people(cases)),
-            "median_hours_to_first_reply": _first_reply(cases),
+            "median_hours_to_first_reply": _first_reply(cases, CaseRow.department_wait),
             "satisfaction": _satisfaction(cases),
         }
         for code, cases in sorted(by_department.items())
     }
-    replied = {code: _people(c for c in cases if c.first_reply_at) for code, cases in by_department.items()}
+    replied = {
+        code: _people(c for c in cases if c.department_wait() is not None)
+        for code, cases in by_department.items()
+    }
     rated = {code: _people(c for c in cases if c.satisfaction) for code, cases in by_department.items()}
     _complement(departments, "median_hours_to_first_reply", replied)
     _complement(departments, "satisfaction", rated)
     return {
         "satisfaction": _satisfaction(rows),
-        "median_hours_to_first_reply": _first_reply(rows),
+        "median_hours_to_first_reply": _first_reply(rows, CaseRow.citizen_wait),
         "cases_per_department": departments,
     }
 
@@ -129,18 +153,28 @@ def _satisfaction(rows: list[CaseRow]) -> dict[str, Any]:
     return figure(mean, _people(rated), digits=2)
 
 
-def _first_reply(rows: list[CaseRow]) -> dict[str, Any]:
-    replied = [row for row in rows if row.first_reply_at is not None]
-    hours = [
-        (row.first_reply_at - row.created_at).total_seconds() / 3600 for row in replied if row.first_reply_at
-    ]
-    return figure(statistics.median(hours) if hours else None, _people(replied))
+def _first_reply(rows: list[CaseRow], wait: Callable[[CaseRow], float | None]) -> dict[str, Any]:
+    waited = [(row, hours) for row in rows if (hours := wait(row)) is not None]
+    median = statistics.median(hours for _, hours in waited) if waited else None
+    return figure(median, _people(row for row, _ in waited))
 
 
 async def _case_rows(session: AsyncSession, since: datetime, until: datetime) -> list[CaseRow]:
+    transfer, reply, later_reply = (aliased(CaseChangeRecord) for _ in range(3))
+    taken = (  # the last transfer: the one to the department holding the case now
+        select(func.max(transfer.created_at))
+        .where(transfer.case_id == CaseRecord.id, transfer.kind == "transferred")
+        .scalar_subquery()
+    )
     first_reply = (
-        select(func.min(CaseChangeRecord.created_at))
-        .where(CaseChangeRecord.case_id == CaseRecord.id, CaseChangeRecord.kind == "reply")
+        select(func.min(reply.created_at))
+        .where(reply.case_id == CaseRecord.id, reply.kind == "reply")
+        .scalar_subquery()
+    )
+    reply_since_taken = (
+        select(func.min(later_reply.created_at))
+        .where(later_reply.case_id == CaseRecord.id, later_reply.kind == "reply",
+               later_reply.created_at >= taken)
         .scalar_subquery()
     )
     rows = await session.execute(
@@ -150,11 +184,13 @@ async def _case_rows(session: AsyncSession, since: datetime, until: datetime) ->
             CaseRecord.created_at,
             first_reply,
             CaseRecord.satisfaction,
+            taken,
+            reply_since_taken,
         ).where(CaseRecord.created_at >= since, CaseRecord.created_at < until)
     )
     return [
-        CaseRow(user_id, department, created, _aware(replied), satisfaction)
-        for user_id, department, created, replied, satisfaction in rows.all()
+        CaseRow(user_id, department, created, _aware(replied), satisfaction, _aware(took), _aware(answered))
+        for user_id, department, created, replied, satisfaction, took, answered in rows.all()
     ]
 
 

@@ -115,3 +115,43 @@ def test_departments_are_left_alone_when_none_rests_on_one_to_four_people() -> N
     rows = [row(n, rating=4) for n in range(1, 6)] + [row(n, "LAND", rating=None) for n in range(6, 8)]
     departments = case_figures(rows)["cases_per_department"]
     assert departments["TAX"]["satisfaction"] == {"value": 4.0, "suppressed": False}, "LAND has no raters"
+
+
+def test_a_transferred_case_counts_for_its_department_from_the_transfer_to_its_own_reply() -> None:
+    # TAX replied within the hour and passed the cases on; LAND took ten hours from the transfer. LAND was
+    # shown TAX's hour, as the first reply by anyone counted under the department holding the case now.
+    taken, answered = NOW + timedelta(hours=2), NOW + timedelta(hours=12)
+    rows = [CaseRow(n, "LAND", NOW, NOW + timedelta(hours=1), None, taken, answered) for n in range(1, 6)]
+    rows += [row(n, "TAX", reply_hours=2.0) for n in range(6, 11)]
+    figures = case_figures(rows)
+    departments = figures["cases_per_department"]
+    assert departments["LAND"]["median_hours_to_first_reply"] == {"value": 10.0, "suppressed": False}
+    assert departments["TAX"]["median_hours_to_first_reply"] == {"value": 2.0, "suppressed": False}
+    # What citizens waited for a first word from any department is still the overall figure.
+    assert figures["median_hours_to_first_reply"] == {"value": 1.5, "suppressed": False}
+
+
+def test_a_transferred_case_not_yet_answered_by_its_new_department_has_no_reply_time_there() -> None:
+    rows = [CaseRow(n, "LAND", NOW, NOW + timedelta(hours=1), None, NOW + timedelta(hours=2), None)
+            for n in range(1, 6)]  # fmt: skip
+    figures = case_figures(rows)
+    assert figures["cases_per_department"]["LAND"]["median_hours_to_first_reply"]["suppressed"] is True
+    assert figures["median_hours_to_first_reply"] == {"value": 1.0, "suppressed": False}
+
+
+async def test_transfers_are_read_from_the_cases_history(
+    sessions: Sessions, departments: dict[str, Dept]
+) -> None:
+    async with sessions.begin() as session:
+        cases = CaseRepository(session)
+        for n in range(5):
+            me = await CitizenRepository(session).get_or_create("test", str(n), now=NOW)
+            case = await cases.open_case(NewCase(me.id, "test", str(n), "en", "TAX", "help"), NOW)
+            await cases.reply(case.id, "TAX", "not ours", NOW + timedelta(hours=1))
+            await cases.transfer(case.id, "TAX", "TRANSPORT", None, NOW + timedelta(hours=2))
+            await cases.reply(case.id, "TRANSPORT", "on it", NOW + timedelta(hours=2 + n))
+    async with sessions() as session:
+        stats = await public_stats(session, now=NOW + timedelta(days=1))
+    by_code = {d["department"]: d for d in stats["cases_per_department"]}
+    assert by_code["TRANSPORT"]["median_hours_to_first_reply"] == {"value": 2.0, "suppressed": False}
+    assert stats["median_hours_to_first_reply"] == {"value": 1.0, "suppressed": False}
