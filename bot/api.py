@@ -102,6 +102,8 @@ async def list_cases(request: web.Request) -> web.Response:
     status = _status_filter(request.query.get("status"))
     limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
+    if request.method == "HEAD":
+        return _headers_only()
     async with request.config_dict[SESSIONS].begin() as session:
         cases = await CaseRepository(session).of_department(
             department.code, status=status, limit=limit, offset=offset
@@ -116,6 +118,8 @@ async def get_case(request: web.Request) -> web.Response:
     async with request.config_dict[SESSIONS].begin() as session:
         repo = CaseRepository(session)
         case = await _own_case(repo, request, department)
+        if request.method == "HEAD":
+            return _headers_only()
         history = await repo.history(case.id)
         body = _case_body(case) | {"history": [change.to_json() for change in history]}
         # Only what the department may see now (clearance, consent, erasure); the disclosure is audited.
@@ -123,6 +127,12 @@ async def get_case(request: web.Request) -> web.Response:
             session, case.id, department.code, body, now=request.config_dict[CLOCK](), channel="api"
         )
     return web.json_response(body)
+
+
+def _headers_only() -> web.Response:
+    """The answer to HEAD (which aiohttp routes to the GET handler): the status and the type, no contents,
+    and so no disclosure to audit."""
+    return web.Response(content_type="application/json")
 
 
 async def post_reply(request: web.Request) -> web.Response:

@@ -33,6 +33,20 @@ async def test_reading_a_case_is_a_disclosure_and_is_audited(
     assert (record.department, record.ticket, record.details["channel"]) == ("TRANSPORT", case.ticket, "api")
 
 
+async def test_a_head_request_discloses_nothing_and_records_no_disclosure(
+    api: Client, departments: dict[str, Dept], sessions: Sessions
+) -> None:
+    # aiohttp answers HEAD with the GET handler, body dropped: the audit log recorded a disclosure of a case
+    # whose contents were never sent.
+    case = await open_case(sessions, "TRANSPORT")
+    auth = departments["TRANSPORT"].auth
+    assert (await api.head(f"/api/v1/cases/{case.ticket}", headers=auth)).status == 200
+    assert (await api.head("/api/v1/cases", headers=auth)).status == 200
+    assert (await api.head("/api/v1/cases/TR-2026-999999", headers=auth)).status == 404
+    assert (await api.head(f"/api/v1/cases/{case.ticket}", headers=departments["TAX"].auth)).status == 404
+    assert await disclosures(sessions) == []
+
+
 async def test_after_the_clearance_is_lowered_the_api_holds_the_text_back(
     api: Client, departments: dict[str, Dept], sessions: Sessions
 ) -> None:
