@@ -30,7 +30,7 @@ from bot.app import seed_knowledge
 from bot.config import ConfigError, Settings
 from bot.log_masking import log_masked
 from bot.metrics import MULTIPROCESS_DIR
-from bot.workers import HTTP_SHUTDOWN_TIMEOUT, STOP_TIMEOUT
+from bot.workers import FORCE_AFTER, HTTP_SHUTDOWN_TIMEOUT, STOP_TIMEOUT
 from storage import db, masking
 from storage.numbers import whole_number
 
@@ -120,9 +120,22 @@ class _Supervisor:
         self._workers: list[BaseProcess] = []
         self._deaths: list[float] = []
         self._stopping = False
+        self._signals = 0
+        self._forced: int | None = None
+        """The signal that stopped the workers at once, if one did: the exit code says so."""
 
     def stop(self, signum: int, frame: FrameType | None) -> None:
+        """The first signal stops the workers gracefully; the third (an operator's Ctrl-C, three times)
+        kills them, as a lone `govbot run` stops at once then."""
+        self._signals += 1
         self._stopping = True
+        if self._signals >= FORCE_AFTER:
+            self._forced = signum
+            log.warning("govbot: %s a third time; killing the workers: work in flight goes again after its "
+                        "lease", signal.Signals(signum).name)
+            for process in self._workers:
+                if process.is_alive():
+                    process.kill()
 
     def run(self) -> int:
         self._workers = [self._start(number) for number in range(self._count)]
@@ -148,7 +161,7 @@ class _Supervisor:
                 self._workers[number] = self._start(number)
         self._stop_all()
         log.info("govbot stopped")
-        return code
+        return code if self._forced is None else 128 + self._forced
 
     def _start(self, number: int) -> BaseProcess:
         process = self._context.Process(target=_worker, args=(self._settings, self._serve, os.getpid()),

@@ -20,6 +20,9 @@ HTTP_SHUTDOWN_TIMEOUT = 10.0
 """Seconds the HTTP server waits at shutdown for requests in flight (webhooks, the web chat, the API)."""
 STOP_TIMEOUT = 30.0
 """Seconds shutdown waits for deliveries in flight (each is bounded by the webhook timeout)."""
+FORCE_AFTER = 3
+"""Stop signals after which govbot stops at once: the first stops gracefully, the second (systemd's default
+KillMode and the supervisor each send one) is ignored, a third is an operator who will not wait."""
 
 
 async def outbox_workers(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import io
 import logging
+import os
 import signal
 import socket
 import sys
@@ -20,7 +21,7 @@ from bot.app import create_app, seed_knowledge
 from bot.channels.console import ConsoleNotices, chat
 from bot.config import MAX_WORKERS, Settings
 from bot.log_masking import AccessLog
-from bot.workers import HTTP_SHUTDOWN_TIMEOUT
+from bot.workers import FORCE_AFTER, HTTP_SHUTDOWN_TIMEOUT
 from handlers.dialogue import Dialogue
 from handlers.escalation import DEFAULT_DEPARTMENT
 from handlers.i18n import LANGUAGES
@@ -86,18 +87,24 @@ def serve(config: Settings, reuse_port: bool) -> None:
     """One server until SIGINT or SIGTERM, which begins a graceful shutdown; a repeated one is ignored."""
     app = create_app(config)
     loop = asyncio.new_event_loop()
-    stopping = False
+    signals = 0
 
     # Not aiohttp's handle_signals: it raises GracefulExit at every signal, and a second one, raised inside
     # the shutdown, cut it short (deliveries in flight went out again after their leases). systemd's
-    # default KillMode signals every worker, and the supervisor then signals them again.
+    # default KillMode signals every worker, and the supervisor then signals them again. A third can only
+    # be someone's wish to stop now.
     def stop(number: int) -> None:
-        nonlocal stopping
-        if stopping:
-            log.info("govbot: %s again; still stopping gracefully", signal.Signals(number).name)
+        nonlocal signals
+        signals += 1
+        name = signal.Signals(number).name
+        if signals == 1:
+            raise web.GracefulExit()
+        if signals < FORCE_AFTER:
+            log.info("govbot: %s again; still stopping gracefully (once more stops at once)", name)
             return
-        stopping = True
-        raise web.GracefulExit()
+        log.warning("govbot: %s a third time; stopping at once: work in flight goes again after its lease",
+                    name)
+        os._exit(128 + number)
 
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop, number)

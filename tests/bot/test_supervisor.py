@@ -209,3 +209,40 @@ async def test_a_second_sigterm_does_not_cut_short_the_stop_of_a_delivery_in_fli
         [event] = await outbox.events()
         attempts = await outbox.attempts(event.id)
     assert (event.status, [a.outcome for a in attempts]) == ("delivered", ["delivered"]), printed
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_third_stop_signal_stops_at_once(
+        database_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path, workers: int) -> None:
+    # The second signal is ignored (above); an operator pressing Ctrl-C a third time had no way out but
+    # SIGKILL while a department's endpoint kept a delivery waiting.
+    log = tmp_path / "govbot.log"
+    secret = new_secret()
+    async with (
+        receiving(secret) as receiver,
+        govbot_run(database_url, workers, log, webhook_allow_http="true",
+                   webhook_allowed_networks="127.0.0.0/8") as (process, _),
+    ):
+
+        async def all_listening() -> bool:
+            return log.read_text().count("govbot listening on") == workers
+
+        await until(all_listening)
+        async with sessions.begin() as session:
+            transport = DepartmentRepository(session)
+            await transport.update("TRANSPORT", webhook_url=receiver.url, secrets=[secret])
+        receiver.before_answer = lambda: asyncio.sleep(60)
+        await open_case(sessions)
+        await receiver.wait_for(1, timeout=30)
+        pids = worker_pids(process.pid)
+        for _ in range(3):  # a terminal's Ctrl-C reaches the supervisor (workers have a group of their own)
+            process.send_signal(signal.SIGINT)
+            await asyncio.sleep(0.3)
+        await asyncio.wait_for(process.wait(), timeout=10)
+    printed = log.read_text()
+    assert process.returncode != 0, printed
+    assert "a third time" in printed
+    assert "Traceback" not in printed
+    assert not [pid for pid in pids if alive(pid)]
