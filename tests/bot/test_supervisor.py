@@ -7,6 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +25,7 @@ from bot.webhooks import new_secret
 from storage.departments import DepartmentRepository
 from storage.outbox import OutboxRepository
 from tests.escalation.conftest import open_case
-from tests.escalation.receiver import receiving
+from tests.escalation.receiver import Receiver, receiving
 from tests.processes import alive, govbot_run, listening, run_on_a_taken_port, until
 
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -165,15 +168,14 @@ async def test_ctrl_c_while_the_workers_start_stops_them_without_a_traceback(
         assert "KeyboardInterrupt" not in printed
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-@pytest.mark.parametrize("workers", [1, 2])
-async def test_a_second_sigterm_does_not_cut_short_the_stop_of_a_delivery_in_flight(
-        database_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path, workers: int) -> None:
-    # systemd's default KillMode signals every process and the supervisor signals its workers again: the
-    # second SIGTERM ended the graceful stop at once, and the delivery in flight, left in progress, went
-    # out again after its lease.
-    log = tmp_path / "govbot.log"
+@asynccontextmanager
+async def delivering_slowly(
+    database_url: str, sessions: async_sessionmaker[AsyncSession], folder: Path, workers: int,
+    answer_after: float,
+) -> AsyncIterator[tuple[Process, str, Receiver, Path]]:
+    """`govbot run --workers N` (its log in ``folder``) with a delivery to a department's endpoint in flight,
+    which answers only after ``answer_after`` seconds."""
+    log = folder / "govbot.log"
     secret = new_secret()
     async with (
         receiving(secret) as receiver,
@@ -184,16 +186,30 @@ async def test_a_second_sigterm_does_not_cut_short_the_stop_of_a_delivery_in_fli
         async def all_listening() -> bool:
             return log.read_text().count("govbot listening on") == workers
 
-        async def stopped_listening() -> bool:
-            return not await listening(url)
-
         await until(all_listening)
         async with sessions.begin() as session:
             transport = DepartmentRepository(session)
             await transport.update("TRANSPORT", webhook_url=receiver.url, secrets=[secret])
-        receiver.before_answer = lambda: asyncio.sleep(SLOW_ANSWER)
+        receiver.before_answer = lambda: asyncio.sleep(answer_after)
         await open_case(sessions)
         await receiver.wait_for(1, timeout=30)
+        yield process, url, receiver, log
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_second_sigterm_does_not_cut_short_the_stop_of_a_delivery_in_flight(
+        database_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path, workers: int) -> None:
+    # systemd's default KillMode signals every process and the supervisor signals its workers again: the
+    # second SIGTERM ended the graceful stop at once, and the delivery in flight, left in progress, went
+    # out again after its lease.
+    slow = delivering_slowly(database_url, sessions, tmp_path, workers, SLOW_ANSWER)
+    async with slow as (process, url, receiver, log):
+
+        async def stopped_listening() -> bool:
+            return not await listening(url)
+
         for pid in worker_pids(process.pid) | {process.pid}:  # systemd's default, KillMode=control-group
             os.kill(pid, signal.SIGTERM)
         if workers == 1:  # the supervisor of --workers signals each worker again; a lone server gets it here
@@ -218,24 +234,7 @@ async def test_a_third_stop_signal_stops_at_once(
         database_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path, workers: int) -> None:
     # The second signal is ignored (above); an operator pressing Ctrl-C a third time had no way out but
     # SIGKILL while a department's endpoint kept a delivery waiting.
-    log = tmp_path / "govbot.log"
-    secret = new_secret()
-    async with (
-        receiving(secret) as receiver,
-        govbot_run(database_url, workers, log, webhook_allow_http="true",
-                   webhook_allowed_networks="127.0.0.0/8") as (process, _),
-    ):
-
-        async def all_listening() -> bool:
-            return log.read_text().count("govbot listening on") == workers
-
-        await until(all_listening)
-        async with sessions.begin() as session:
-            transport = DepartmentRepository(session)
-            await transport.update("TRANSPORT", webhook_url=receiver.url, secrets=[secret])
-        receiver.before_answer = lambda: asyncio.sleep(60)
-        await open_case(sessions)
-        await receiver.wait_for(1, timeout=30)
+    async with delivering_slowly(database_url, sessions, tmp_path, workers, 60.0) as (process, _, _, log):
         pids = worker_pids(process.pid)
         for _ in range(3):  # a terminal's Ctrl-C reaches the supervisor (workers have a group of their own)
             process.send_signal(signal.SIGINT)
