@@ -42,7 +42,7 @@ from bot.webhooks import (
     without_secrets,
 )
 from storage import cases as _cases  # noqa: F401 - the outbox's foreign keys point at its tables
-from storage.db import error_reason, out_of_reach, reconnecting
+from storage.db import Outage, reconnecting
 from storage.departments import DepartmentRepository
 from storage.governance import governed_deliveries
 from storage.models import utcnow
@@ -159,7 +159,7 @@ class Dispatcher:
         self._results: asyncio.Queue[AttemptResult] = asyncio.Queue()
         self._held: collections.Counter[str] = collections.Counter()
         """Deliveries in flight per department: each may hold at most ``share`` of the slots."""
-        self._unreachable = False
+        self._outage = Outage(log, f"dispatcher {self.name}", "events wait until it is back")
         self._unrecorded = 0
         """Results lost while the database was out of reach: their events go again after their leases."""
 
@@ -248,9 +248,7 @@ class Dispatcher:
         try:
             claimed = await self._claim(limit, leave_out)
         except Exception as exc:
-            if out_of_reach(exc):
-                self._out_of_reach(exc)
-            else:
+            if not self._outage.began(exc):
                 log.exception("dispatcher %s could not claim events; trying again shortly", self.name)
             return []
         self._reachable()
@@ -282,8 +280,8 @@ class Dispatcher:
                 await self._record(batch)
             except Exception as exc:
                 # The leases run out and the events are tried again: at least once still holds.
-                if out_of_reach(exc):
-                    self._out_of_reach(exc, unrecorded=len(batch))
+                if self._outage.began(exc):
+                    self._unrecorded += len(batch)
                 else:
                     log.exception("dispatcher %s could not record %d results", self.name, len(batch))
             else:
@@ -293,24 +291,16 @@ class Dispatcher:
                     self._results.task_done()
             self._poll.wake()  # recorded events may let the next event of their case go
 
-    def _out_of_reach(self, exc: Exception, unrecorded: int = 0) -> None:
-        """An outage is one warning when it starts, not a traceback every poll (five a second)."""
-        self._unrecorded += unrecorded
-        if not self._unreachable:
-            log.warning("dispatcher %s: the database is out of reach (%s); events wait until it is back",
-                        self.name, error_reason(exc))
-            self._unreachable = True
-
     def _reachable(self) -> None:
         """One line when the database is back after an outage, with the results it lost."""
-        if not self._unreachable:
+        if not self._outage.ongoing:
             return
         lost = ""
         if self._unrecorded:
             results = "1 result" if self._unrecorded == 1 else f"{self._unrecorded} results"
             lost = f"; {results} could not be recorded meanwhile: their events go again after their leases"
-        log.info("dispatcher %s: the database is reachable again%s", self.name, lost)
-        self._unreachable, self._unrecorded = False, 0
+        self._outage.ended(lost)
+        self._unrecorded = 0
 
     async def _attempt(self, delivery: Delivery) -> AttemptResult:
         """One signed POST; never raises."""

@@ -27,7 +27,7 @@ from handlers.escalation import notice_replies
 from handlers.types import Reply
 from storage import cases as _cases  # noqa: F401 - the notices' foreign keys point at its tables
 from storage.citizens import CitizenRepository
-from storage.db import error_reason, out_of_reach, reconnecting
+from storage.db import Outage, reconnecting
 from storage.models import utcnow
 from storage.notices import Notice, NoticeRepository
 
@@ -143,22 +143,16 @@ class Notifier:
 
         A database out of reach is one warning when it goes and one line when it is back, not a traceback
         every poll."""
-        unreachable = False
+        outage = Outage(log, f"notifier {self.name}", "notices wait until it is back")
         while not self._poll.stopping:
             try:
                 sent = await self.run_once()
             except Exception as exc:
                 sent = 0
-                if not out_of_reach(exc):
+                if not outage.began(exc):
                     log.exception("notifier %s: a round failed; trying again shortly", self.name)
-                elif not unreachable:
-                    log.warning("notifier %s: the database is out of reach (%s); notices wait until it is "
-                                "back", self.name, error_reason(exc))
-                    unreachable = True
             else:
-                if unreachable:
-                    log.info("notifier %s: the database is reachable again", self.name)
-                    unreachable = False
+                outage.ended()
             if sent < self.batch:
                 await self._poll.pause()
 

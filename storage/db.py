@@ -62,6 +62,33 @@ def out_of_reach(exc: BaseException) -> bool:
     return isinstance(exc, OUT_OF_REACH) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
+class Outage:
+    """A background loop's log of a database outage: one WARNING when it begins and one INFO when it ends,
+    not a traceback at every poll (five a second per process)."""
+
+    def __init__(self, logger: logging.Logger, who: str, meanwhile: str) -> None:
+        """``who`` starts each line (``notifier web``); ``meanwhile`` says what happens until it is back."""
+        self._log, self._who, self._meanwhile = logger, who, meanwhile
+        self.ongoing = False
+
+    def began(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the database out of reach (logged if it starts an outage); False for a bug,
+        which the caller logs with its traceback."""
+        if not out_of_reach(exc):
+            return False
+        if not self.ongoing:
+            self._log.warning("%s: the database is out of reach (%s); %s", self._who, error_reason(exc),
+                              self._meanwhile)
+            self.ongoing = True
+        return True
+
+    def ended(self, detail: str = "") -> None:
+        """The database answered: one line if that ends an outage."""
+        if self.ongoing:
+            self._log.info("%s: the database is reachable again%s", self._who, detail)
+            self.ongoing = False
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
     parsed = _parsed(url)

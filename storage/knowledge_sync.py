@@ -71,22 +71,17 @@ class LiveKnowledge:
 
         A database out of reach is one warning when it goes and one line when it is back, not a traceback
         every ``interval``."""
-        unreachable = False
+        outage = db.Outage(log, "knowledge base refresh",
+                           f"keeping the current index and trying again every {interval:g} s")
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.refresh()
             except Exception as exc:
-                if not db.out_of_reach(exc):
+                if not outage.began(exc):
                     log.exception("knowledge base refresh failed; keeping the current index")
-                elif not unreachable:
-                    log.warning("knowledge base refresh: the database is out of reach (%s); keeping the "
-                                "current index and trying again every %g s", db.error_reason(exc), interval)
-                    unreachable = True
                 continue
-            if unreachable:
-                log.info("knowledge base refresh: the database is reachable again")
-                unreachable = False
+            outage.ended()
 
     def entry(self, entry_id: str) -> Entry | None:
         return self.matcher.entry(entry_id)
