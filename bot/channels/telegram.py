@@ -61,9 +61,8 @@ SHUTDOWN_TIMEOUT = 10.0
 """Seconds a stopping bot waits for updates in flight; unfinished ones are released for the next start."""
 POLL_TIMEOUT = 10
 """Seconds a getUpdates long poll waits for news."""
-POLL_BACKOFF_MAX = 60.0
-START_BACKOFF_MAX = 60.0
-"""Most seconds between tries to reach Telegram while it is out of reach at start-up."""
+BACKOFF_MAX = 60.0
+"""Most seconds between tries to reach Telegram: polling after failures, starting while it is out of reach."""
 INBOX_LEASE = timedelta(minutes=5)
 """An attempt at an update running longer than this is taken to have died with its process, and another
 process (or this one, on its next sweep) takes the update over; real turns take milliseconds."""
@@ -298,13 +297,10 @@ class TelegramChannel:
             except Exception as exc:  # whatever failed, polling goes on: a stopped poller is a silent bot
                 # Not confirmed, so Telegram sends the same updates again; the inbox drops what it has.
                 failures += 1
-                delay = min(2.0 ** (failures - 1), POLL_BACKOFF_MAX)
+                delay = _backoff(failures)
                 if isinstance(exc, (TelegramError, *DATABASE_ERRORS)):
                     level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
-                    # A database error's text carries the statement's parameters: the citizen's message.
-                    detail = "" if isinstance(exc, SQLAlchemyError) else f": {exc}"
-                    log.log(level, "telegram: polling failed (%s%s); again in %.0f s",
-                            type(exc).__name__, detail, delay)
+                    log.log(level, "telegram: polling failed (%s); again in %.0f s", _reason(exc), delay)
                 else:  # neither Telegram nor the database: a bug, logged with its traceback
                     log.exception("telegram: polling failed unexpectedly; again in %.0f s", delay)
                 await self._sleep(delay)
@@ -531,8 +527,13 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
 
 
+def _backoff(failures: int) -> float:
+    """Seconds before the next try after ``failures`` in a row: 1, 2, 4 … up to BACKOFF_MAX."""
+    return min(2.0 ** (failures - 1), BACKOFF_MAX)
+
+
 def _start_delay(failures: int, exc: Exception) -> float:
-    delay = min(2.0 ** (failures - 1), START_BACKOFF_MAX)
+    delay = _backoff(failures)
     return max(delay, _seconds(exc)) if isinstance(exc, RetryAfter) else delay
 
 
@@ -544,15 +545,20 @@ def _log_start_failure(exc: Exception, logged: bool | None) -> bool:
     if out_of_reach:
         log.warning("telegram: cannot reach the Bot API (%s: %s); the web chat, the department API and "
                     "the dispatcher go on, and Telegram is tried again at most every %.0f s",
-                    type(exc).__name__, exc, START_BACKOFF_MAX)
+                    type(exc).__name__, exc, BACKOFF_MAX)
     elif isinstance(exc, InvalidToken):  # its text holds the token
         log.error("telegram: the Bot API refuses GOVBOT_TELEGRAM_TOKEN; tried again at most every %.0f s",
-                  START_BACKOFF_MAX)
-    else:  # a database error's text carries the statement's parameters: a citizen's message
-        detail = "" if isinstance(exc, SQLAlchemyError) else f": {exc}"
-        log.error("telegram: cannot start (%s%s); tried again at most every %.0f s", type(exc).__name__,
-                  detail, START_BACKOFF_MAX, exc_info=not isinstance(exc, (TelegramError, SQLAlchemyError)))
+                  BACKOFF_MAX)
+    else:
+        log.error("telegram: cannot start (%s); tried again at most every %.0f s", _reason(exc), BACKOFF_MAX,
+                  exc_info=not isinstance(exc, (TelegramError, SQLAlchemyError)))
     return out_of_reach
+
+
+def _reason(exc: Exception) -> str:
+    """The error's type and text for the log; a database error's type alone, as its text carries the
+    statement's parameters: a citizen's message."""
+    return type(exc).__name__ if isinstance(exc, SQLAlchemyError) else f"{type(exc).__name__}: {exc}"
 
 
 def _refusal(exc: BaseException, public_url: str | None) -> ConfigError | None:
