@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.metrics import from_zero
 from bot.polling import PollTimer
 from bot.webhooks import (
     EndpointRefused,
@@ -170,6 +171,7 @@ class Dispatcher:
         return max(1, self.config.concurrency // 2)
 
     async def __aenter__(self) -> Dispatcher:
+        await from_zero(self.metrics.dead, self.sessions)  # so that an alert on a rise sees the first one
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(self.config.policy), limit=self.config.concurrency, ttl_dns_cache=10
         )

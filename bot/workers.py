@@ -11,7 +11,6 @@ from aiohttp import web
 
 from bot.dispatch import DispatchConfig, Dispatcher, DispatchMetrics
 from bot.keys import METRICS, SENDERS, SESSIONS, SETTINGS, WAKE
-from bot.metrics import from_zero
 from bot.notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -37,9 +36,7 @@ async def outbox_workers(app: web.Application) -> AsyncIterator[None]:
     workers: list[Dispatcher | Notifier] = [Notifier(app[SESSIONS], senders, poll=config.poll)]
     async with contextlib.AsyncExitStack() as stack:
         if settings.dispatch_in_run:
-            metrics = DispatchMetrics(app[METRICS].registry)
-            await from_zero(metrics.dead, app[SESSIONS])
-            dispatcher = Dispatcher(app[SESSIONS], config, metrics=metrics)
+            dispatcher = Dispatcher(app[SESSIONS], config, metrics=DispatchMetrics(app[METRICS].registry))
             workers.insert(0, await stack.enter_async_context(dispatcher))
         tasks = [asyncio.create_task(worker.run(), name=type(worker).__name__.lower()) for worker in workers]
         app[WAKE].extend(worker.wake for worker in workers)

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from bot.commands.tables import utc_moment
 from bot.config import Settings
 from bot.dispatch import DispatchConfig, Dispatcher, DispatchMetrics
-from bot.metrics import from_zero
 from storage import db
 from storage.departments import DepartmentError, DepartmentRepository
 from storage.models import utcnow
@@ -89,7 +88,6 @@ def dispatch_command(args: argparse.Namespace, settings: Callable[[], Settings])
 
     async def go() -> int:
         async with db.connected(config.database_url) as engine:
-            await from_zero(metrics.dead, db.sessionmaker(engine))
             dispatcher = Dispatcher(
                 db.sessionmaker(engine), DispatchConfig.from_settings(config), metrics=metrics
             )

@@ -496,6 +496,9 @@ class DatabaseDown:
         self.sessions = sessions
         self.rounds = 0
 
+    def __call__(self) -> Any:
+        return self.sessions()
+
     def begin(self) -> Any:
         if self.rounds:
             self.rounds -= 1
