@@ -239,30 +239,23 @@ async def _governed_replay(
 ) -> dict[str, Any]:
     """The first response once more, cut to what the department may see now (consent withdrawn, clearance
     lowered since) and audited as the disclosure it is; the case may have been transferred away since."""
-    raw = request.match_info["ticket"]
-    ticket = normalise_ticket(raw)
-    case = await CaseRepository(session).by_ticket(ticket) if ticket else None
-    if case is None:
-        raise Problem(404, "unknown-case", "No such case", f"no case {_shown(raw[:40])}")
+    case = await _own_case(CaseRepository(session), request, None)  # it may have been transferred since
     return await govern_for_department(
         session, case.id, department.code, body, now=now, channel="api", details={"request": "replay"}
     )
 
 
 async def _own_case(
-    repo: CaseRepository, request: web.Request, department: DepartmentProfile, *, lock: bool = False
+    repo: CaseRepository, request: web.Request, department: DepartmentProfile | None, *, lock: bool = False
 ) -> Case:
-    """The case of the URL if it is this department's; another department's case is 404 like no case."""
+    """The case of the URL if it is ``department``'s (any department's with None); another department's case
+    is 404 like no case."""
     raw = request.match_info["ticket"]
     ticket = normalise_ticket(raw)
     case = await repo.by_ticket(ticket, lock=lock) if ticket else None
-    if case is None or case.department != department.code:
-        raise Problem(
-            404,
-            "unknown-case",
-            "No such case",
-            f"department {department.code} has no case {_shown(raw[:40])}",
-        )
+    if case is None or (department is not None and case.department != department.code):
+        whose = "" if department is None else f"department {department.code} has "
+        raise Problem(404, "unknown-case", "No such case", f"{whose}no case {_shown(raw[:40])}")
     return case
 
 
