@@ -209,8 +209,9 @@ async def _erase_suggestions(session: AsyncSession, citizen_id: int, now: dateti
 
 
 async def _purge_suggestions(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    """Phrasings nobody chose since the cut-off and staff never decided on: copies of old questions."""
-    stale = (SuggestionRow.last_seen_at < cutoff, SuggestionRow.status == SuggestionStatus.PENDING.value)
+    """Phrasings nobody chose since the cut-off, pending or rejected: copies of old questions. An accepted
+    one is the knowledge base's text by then and stays."""
+    stale = (SuggestionRow.last_seen_at < cutoff, SuggestionRow.status != SuggestionStatus.ACCEPTED.value)
     return await purge_rows(session, SuggestionRow, *stale, dry_run=dry_run)
 
 

@@ -117,7 +117,8 @@ class SuggestionRepository:
         return int((await self.session.execute(_COUNT_PICK, values)).scalar_one())
 
     async def withdraw_picks(self, citizen_id: int) -> int:
-        """Take a citizen's picks back from pending suggestions (erasure): a phrasing only they chose goes.
+        """Take a citizen's picks back from suggestions (erasure): a phrasing only they chose goes, pending or
+        rejected (a rejected one still holds their words).
 
         Accepted phrasings are staff's knowledge-base text by then and stay.
         """
@@ -128,7 +129,7 @@ class SuggestionRepository:
         for question in picked:
             keyed = _keyed(question.text)
             row = await self._find(str(question.chosen_entry_id), *keyed[:2]) if keyed else None
-            if row is None or row.status != SuggestionStatus.PENDING:
+            if row is None or row.status == SuggestionStatus.ACCEPTED:
                 continue
             row.times_chosen -= 1
             if row.times_chosen <= 0:

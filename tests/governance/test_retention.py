@@ -16,12 +16,15 @@ from storage.citizens import CitizenRepository, DialogueState
 from storage.feedback import Feedback, FeedbackKind, FeedbackRepository
 from storage.idempotency import IdempotencyRecord, IdempotencyRepository
 from storage.inbox import MAX_ATTEMPTS, InboxRepository
+from storage.knowledge import KnowledgeRepository
 from storage.models import Conversation, InboxUpdate, Message, Question
 from storage.notices import CitizenNotice
 from storage.outbox import OutboxEvent
 from storage.questions import QuestionRepository
 from storage.retention import RetentionJob, run_retention
+from storage.suggestions import SuggestionRepository
 from tests.escalation.conftest import Dept
+from tests.handlers.conftest import small_kb
 
 Sessions = async_sessionmaker[AsyncSession]
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -190,3 +193,28 @@ async def test_responses_kept_for_idempotency_replays_go_once_older_than_the_per
     await run_retention(sessions, days=365, now=NOW)
     async with sessions() as session:
         assert list(await session.scalars(select(IdempotencyRecord.key))) == ["new"]
+
+
+async def test_phrasings_last_chosen_before_the_period_go_unless_accepted(sessions: Sessions) -> None:
+    """A suggestion is a copy of citizens' questions: pending or rejected, it goes with them; an accepted
+    one is the knowledge base's text by then."""
+    async with sessions.begin() as session:
+        await KnowledgeRepository(session).apply_import(small_kb(), "test")
+        repo = SuggestionRepository(session)
+        old = {text: await repo.record_pick(text, "id-card-lost", now=OLD) for text in PHRASINGS}
+        recent = await repo.record_pick("lost my card on the bus", "id-card-lost", now=NOW)
+    async with sessions.begin() as session:
+        repo = SuggestionRepository(session)
+        rejected, accepted = old["card gone at the market"], old["wallet with my card stolen"]
+        assert rejected is not None
+        assert accepted is not None
+        await repo.reject(rejected, now=OLD)
+        await repo.accept(accepted, now=OLD)
+    assert (await run_retention(sessions, days=365, now=NOW, dry_run=True)).counts["suggestions"] == 2
+    await run_retention(sessions, days=365, now=NOW)
+    async with sessions() as session:
+        kept = await SuggestionRepository(session).listing(None)
+    assert sorted((s.id, s.status) for s in kept) == [(accepted, "accepted"), (recent, "pending")]
+
+
+PHRASINGS = ("card gone at the market", "wallet with my card stolen", "my card was lost in town")

@@ -16,6 +16,7 @@ from storage.citizen_data import TOMBSTONE
 from storage.consent import ConsentRepository
 from storage.models import Message, Question, User
 from storage.outbox import OutboxEvent
+from storage.suggestions import SuggestionRepository
 from tests.handlers.conftest import NOW, payloads, said
 from tests.handlers.test_escalation import UNKNOWN, open_case_by_dialogue
 
@@ -100,6 +101,29 @@ async def test_forget_erases_everything_personal_and_keeps_the_counts(
     assert erasure.citizen_ref == f"C{user.id}"
     written = {key: value for key, value in erasure.to_json().items() if key != "hash"}  # hex may hold "42"
     assert "42" not in json.dumps(written)
+
+
+async def forget(dialogue: Dialogue, user: str = "42") -> None:
+    confirm = await dialogue.handle(said("/forget", user=user))
+    [yes] = [p for p in payloads(confirm) if p.startswith("forget:yes")]
+    await dialogue.handle(said(payload=yes, user=user))
+
+
+async def test_forget_takes_back_a_phrasing_staff_rejected_unless_others_chose_it_too(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    """A rejected phrasing is still the citizen's words: only theirs, it goes; also others', it stays."""
+    for user, asked in (("42", "identity card"), ("42", "id card please"), ("43", "id card please")):
+        offered = payloads(await dialogue.handle(said(asked, user=user)))
+        await dialogue.handle(said(payload=offered[0], user=user))
+    async with sessions.begin() as session:
+        repo = SuggestionRepository(session)
+        for suggestion in await repo.listing():
+            await repo.reject(suggestion.id)
+    await forget(dialogue)
+    async with sessions() as session:
+        kept = await SuggestionRepository(session).listing(None)
+    assert [(s.text, s.times_chosen, s.status) for s in kept] == [("id card please", 1, "rejected")]
 
 
 async def test_after_forget_the_same_chat_starts_afresh(dialogue: Dialogue, sessions: Sessions) -> None:
