@@ -299,17 +299,23 @@ def _bounded(form: str) -> str:
 
 
 class SynonymMap:
-    """Rewrites every term of a synonym group to the group's canonical (first) term, longest first."""
+    """Rewrites every term of a synonym group to the group's canonical (first) term, longest first.
+
+    Groups that share a term are one group, whose canonical term is that of the first: staff who write
+    ``社保 = 社会保险`` and ``社会保险 = social insurance`` mean all three, and rewriting term by term
+    would leave "social insurance" at "社会保险" while "社会保险" becomes "社保".
+    """
 
     def __init__(self, groups: Sequence[Sequence[str]] = ()) -> None:
         self._canonical: dict[str, str] = {}
-        for group in groups:
-            forms = [normalise(term) for term in group if isinstance(term, str)]
-            forms = [form for form in forms if form]
+        merged = _merge([normalise(term) for term in group if isinstance(term, str)] for group in groups)
+        for forms in merged:
             for form in forms[1:]:
-                if form != forms[0]:
-                    self._canonical.setdefault(form, forms[0])
-        self._pattern = self._compile(sorted(self._canonical, key=len, reverse=True))
+                self._canonical[form] = forms[0]
+        # Canonical terms stand for themselves, so that a shorter term inside one is not rewritten:
+        # with "driving licence = licence", "driving licence" stays as it is, not "driving driving licence".
+        self._targets = {forms[0]: forms[0] for forms in merged if len(forms) > 1} | self._canonical
+        self._pattern = self._compile(sorted(self._targets, key=len, reverse=True))
 
     @staticmethod
     def _compile(forms: list[str]) -> re.Pattern[str] | None:
@@ -326,4 +332,23 @@ class SynonymMap:
         """``normalised`` with every synonym replaced by its canonical term."""
         if self._pattern is None:
             return normalised
-        return self._pattern.sub(lambda m: self._canonical[m.group()], normalised)
+        return self._pattern.sub(lambda m: self._targets[m.group()], normalised)
+
+
+def _merge(groups: Iterable[list[str]]) -> list[list[str]]:
+    """Distinct non-empty terms of each group, in order; a group sharing a term joins the earliest such."""
+    merged: list[list[str]] = []
+    home: dict[str, int] = {}
+    for group in groups:
+        terms = [term for term in dict.fromkeys(group) if term]
+        joined = sorted({home[term] for term in terms if term in home})
+        if not joined:
+            joined = [len(merged)]
+            merged.append([])
+        first = merged[joined[0]]
+        for other in joined[1:]:  # this group bridges two earlier ones
+            first += [term for term in merged[other] if term not in first]
+            merged[other] = []
+        first += [term for term in terms if term not in first]
+        home.update(dict.fromkeys(first, joined[0]))
+    return [terms for terms in merged if terms]

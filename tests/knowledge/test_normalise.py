@@ -147,6 +147,29 @@ def test_synonyms_prefer_the_longest_match() -> None:
     assert synonyms.apply("社保卡和社保") == "社会保障卡和社会保险"
 
 
+def test_groups_that_share_a_term_are_one_group() -> None:
+    chain = SynonymMap([["社保", "社会保险"], ["社会保险", "social insurance"]])
+    assert {chain.apply(t) for t in ("社保", "社会保险", "social insurance")} == {"社保"}
+    loop = SynonymMap([["x ray", "xray"], ["xray", "x ray"]])
+    assert {loop.apply(t) for t in ("x ray", "xray")} == {"x ray"}
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        [["driving licence", "licence"]],
+        [["医疗保险卡", "医保卡"], ["医保", "医疗保险"]],
+        [["social insurance", "social security"], ["social security number", "ssn"]],
+    ],
+)
+def test_a_canonical_term_is_not_rewritten_from_inside(groups: list[list[str]]) -> None:
+    synonyms = SynonymMap(groups)
+    for group in groups:
+        canonical = normalise(group[0])
+        assert {synonyms.apply(normalise(term)) for term in group} == {canonical}
+        assert synonyms.apply(canonical) == canonical
+
+
 def test_latin_synonyms_match_next_to_chinese() -> None:
     assert SynonymMap([["etc", "etc tag"]]).apply("etc tag办理") == "etc办理"
     assert SynonymMap([["etc card", "etc"]]).apply("etc办理") == "etc card办理"
