@@ -298,7 +298,8 @@ def redecide(outcome: Outcome, limits: Thresholds, max_clarify: int = 3) -> str:
         **{f"threshold_{f.name}": float(getattr(limits, f.name)) for f in fields(limits)},
     }
     decision, _ = verdict(signals, limits)
-    if decision is Decision.ANSWER and match.reason == "auto_answer_off":
+    # Whatever limit the match missed first, an entry out of automatic answering is only ever offered.
+    if decision is Decision.ANSWER and not match.signals.get("auto_answer", 1.0):
         decision = Decision.CLARIFY
     ids = {c.entry_id: c.entry_id for c in match.candidates}
     options = (

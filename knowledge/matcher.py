@@ -193,8 +193,9 @@ class Matcher:
         best_entry = self._index.entries[candidates[0].entry_id].entry
         limits = self._config.thresholds_for(best_entry.category)
         signals = self._decision_signals(candidates, units, limits)
+        signals["auto_answer"] = float(self._auto_answer(best_entry))
         decision, reason = verdict(signals, limits)
-        if decision is Decision.ANSWER and not self._auto_answer(best_entry):
+        if decision is Decision.ANSWER and not signals["auto_answer"]:
             decision, reason = Decision.CLARIFY, "auto_answer_off"
         clarify = self._clarify_ids(candidates, limits) if decision is Decision.CLARIFY else ()
         return Match(decision, candidates, reason, MappingProxyType(signals), normalised, clarify)

@@ -260,6 +260,17 @@ def test_redecide_agrees_with_the_matcher(kb: KnowledgeBase, matcher: Matcher) -
             )
 
 
+def test_redecide_keeps_an_entry_out_of_automatic_answering_under_any_thresholds(kb: KnowledgeBase) -> None:
+    kb.entries = [e.replace(auto_answer=False) if e.id == "vote" else e for e in kb.entries]
+    case = Case("register vote passport bicycle", "en", ("vote",))
+    (outcome,) = outcomes_for(Matcher(kb), [case])
+    assert outcome.match.decision is Decision.CLARIFY
+    assert outcome.match.reason != "auto_answer_off"  # a limit other than the switch was missed first
+    loose = Thresholds(answer_score=0.1, answer_margin=0.0, answer_coverage=0.1, min_units=1)
+    assert Matcher(kb, MatcherConfig(thresholds=loose)).match(case.query).reason == "auto_answer_off"
+    assert redecide(outcome, loose) == "clarify_relevant"
+
+
 def test_calibration_stops_confident_wrong_answers(matcher: Matcher) -> None:
     # Every question is one the matcher answers confidently, and half the answers are wrong.
     cases = [

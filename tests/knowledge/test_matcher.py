@@ -204,6 +204,7 @@ def test_an_entry_out_of_automatic_answering_is_only_offered(kb: KnowledgeBase) 
     match = matcher.match("How do I apply for a passport?")
     assert match.decision is Decision.CLARIFY
     assert match.reason == "auto_answer_off"
+    assert match.signals["auto_answer"] == 0.0
     assert next(c.entry_id for c in match.clarify_candidates()) == "passport"
     assert matcher.match("what is the weather on mars").decision is Decision.NONE
 
