@@ -191,9 +191,9 @@ def _score_group(
     explained["answer"] = _share(weighted.units, units & item.answer_units, total)
     explained["keywords"] = _share(weighted.units, units & item.keyword_units, total)
     explained["category"] = _share(weighted.units, units & item.category_units, total)
-    score = sum(getattr(weights, name) * explained[name] for name in SIGNALS)
-    if _undetermined(item.entry):
-        score *= UNDETERMINED_TRUST
+    # The factor is part of the explanation: without it the signals would not add up to the score.
+    explained["trust"] = UNDETERMINED_TRUST if _undetermined(item.entry) else 1.0
+    score = sum(getattr(weights, name) * explained[name] for name in SIGNALS) * explained["trust"]
     return Scored(chosen, score, explained)
 
 

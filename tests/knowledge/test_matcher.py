@@ -489,6 +489,17 @@ def test_an_entry_without_a_language_tag_yields_to_an_equal_tagged_one() -> None
         assert match.candidates[1].score < match.candidates[0].score
 
 
+def test_each_candidate_score_is_its_weighted_signals_times_its_trust() -> None:
+    tagged = entry("tagged", "How do I renew a parking permit?", "Renew it online.")
+    untagged = entry("untagged", "How do I renew a parking permit?", "Renew it at the office.", lang="und")
+    matcher = Matcher(KnowledgeBase(entries=[tagged, untagged]))
+    weights = matcher.config.weights
+    for candidate in matcher.match("how do I renew a parking permit").candidates:
+        weighted = sum(getattr(weights, name) * candidate.signals[name] for name in SIGNALS)
+        assert candidate.score == pytest.approx(weighted * candidate.signals["trust"])
+    assert [c.signals["trust"] for c in matcher.match("renew parking permit").candidates] == [1.0, 0.85]
+
+
 def test_everyday_paraphrases_find_the_entry() -> None:
     kb = KnowledgeBase(
         entries=[
