@@ -548,3 +548,18 @@ def test_sample_knowledge_base_understands_colloquial_chinese(
     match = sample_matcher.match(question, "zh")
     assert expected in [c.entry_id for c in match.candidates[:3]]
     assert match.decision is not Decision.NONE
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("身份证丢了怎么办", "civil-registry-id-card-replace-lost"),
+        ("社保卡丢失了", "social-security-card-replace"),
+        ("营业执照丢了", "business-licence-replace-lost"),
+    ],
+)
+def test_the_sample_knowledge_base_knows_every_chinese_word_for_lost(
+    sample_matcher: Matcher, question: str, expected: str
+) -> None:
+    """丢了 and 丢失 mean 遗失 (its synonyms): the replacement entry comes first, not the renewal."""
+    assert sample_matcher.match(question, "zh").candidates[0].entry_id == expected
