@@ -161,13 +161,13 @@ def normalise(text: str) -> str:
     text = text[:MAX_INPUT_CHARS]
     if _UNWANTED.search(text):
         text = _INVISIBLE.sub("", _CONTROL.sub(" ", text))
+    if not text.isascii():  # before NFKC, which makes "´" a space and a combining accent
+        text = _APOSTROPHES.sub("'", text)
     text = unicodedata.normalize("NFKC", text).casefold()
     ascii_only = text.isascii()
-    if not ascii_only:
-        if _CJK_CHAR.search(text):
-            text = _t2s().convert(text)
-            text = _ZH_COLLOQUIAL_RE.sub(lambda m: _ZH_COLLOQUIAL[m.group()], text)
-        text = _APOSTROPHES.sub("'", text)
+    if not ascii_only and _CJK_CHAR.search(text):
+        text = _t2s().convert(text)
+        text = _ZH_COLLOQUIAL_RE.sub(lambda m: _ZH_COLLOQUIAL[m.group()], text)
     if "'" in text:
         text = _CONTRACTION_RE.sub(lambda m: _CONTRACTIONS.get(m.group(), ""), text).replace("'", "")
     # Punctuation and spacing fold to single spaces; ASCII text, the common case, is done in C.

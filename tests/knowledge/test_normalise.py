@@ -38,6 +38,7 @@ from knowledge.normalise import (
         ("snake_case_word", "snake case word"),
         ("Can't I? I’m sure it won't", "can not i i am sure it will not"),  # contractions
         ("Johnson's vaccine", "johnson vaccine"),  # possessive
+        ("don´t, can`t, it’s", "do not can not it"),  # apostrophes typed as accents or quotes
         ("身份证丢了咋办 要带啥", "身份证丢了怎么办 要带什么"),  # colloquial Chinese
         ("😀🎉", ""),  # emoji only
         ("", ""),
