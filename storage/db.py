@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -205,15 +206,24 @@ def describe(engine: AsyncEngine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
+class MigrationBroke(Exception):
+    """A migration would have left rows pointing at rows that are not there; nothing was changed."""
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Migrate the database to ``revision`` (Alembic, sharing this engine's connection)."""
     try:
+        if engine.url.get_backend_name() == "sqlite":
+            async with engine.connect() as conn:
+                await conn.run_sync(_upgrade_sqlite, revision)
+            return
         async with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Hosts that each run `govbot db upgrade` at once: one migrates, the others wait for its
-                # commit and then find nothing left to do, instead of failing on each other's tables.
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            # Hosts that each run `govbot db upgrade` at once: one migrates, the others wait for its
+            # commit and then find nothing left to do, instead of failing on each other's tables.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await conn.run_sync(_run_upgrade, revision)
+    except MigrationBroke as exc:
+        raise DatabaseUnavailable(f"cannot migrate {describe(engine)}: {exc}") from None
     except DATABASE_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot migrate {describe(engine)}: {error_reason(exc)}") from None
     except CommandError:
@@ -263,6 +273,42 @@ def _run_upgrade(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+
+
+def _upgrade_sqlite(connection: Connection, revision: str) -> None:
+    """Migrate with SQLite's foreign keys off, as SQLite prescribes for changing a table.
+
+    Alembic changes a SQLite table by copying it and dropping the old one; with foreign keys on, that
+    DROP deleted every row referring to it (ON DELETE CASCADE) or emptied the reference (SET NULL):
+    migration 0008 rebuilt ``users``, and every citizen's conversations, messages, consents and web chat
+    went with it. Foreign keys can be switched only outside a transaction, hence the commit before.
+    The migrations then run in one transaction of SQLite's own (Python's driver would commit each table
+    it makes at once), so that the check after them undoes all or nothing.
+    """
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        with connection.begin():
+            connection.exec_driver_sql("BEGIN")
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current == ScriptDirectory.from_config(alembic_config()).as_revision_number(revision):
+                return
+            # Rows left dangling by hand (the sqlite3 shell has foreign keys off) are not the migration's.
+            dangling = _dangling(connection)
+            _run_upgrade(connection, revision)
+            added = _dangling(connection) - dangling
+            if added:
+                (table, parent), *_ = added
+                raise MigrationBroke(f"the migration would leave rows of {table} referring to rows of "
+                                     f"{parent} that are not there; nothing was changed")
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+
+
+def _dangling(connection: Connection) -> Counter[tuple[str, str]]:
+    """How many rows of each table refer to rows of another table that are not there."""
+    return Counter((row[0], row[2]) for row in connection.exec_driver_sql("PRAGMA foreign_key_check"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
