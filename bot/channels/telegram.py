@@ -48,7 +48,7 @@ from bot.metrics import Metrics
 from bot.notify import Unreachable
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
 from handlers.types import FLOOD_QUIET, Conversation, Incoming, Reply
-from storage.db import DATABASE_ERRORS
+from storage.db import DATABASE_ERRORS, error_reason, out_of_reach
 from storage.inbox import InboxRepository
 from storage.models import utcnow
 
@@ -644,8 +644,12 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return web.Response(status=400, text="not a Telegram update")
     try:
         await channel.receive(payload)
-    except DATABASE_ERRORS:
-        log.exception("telegram: could not store webhook update")
+    except DATABASE_ERRORS as exc:
+        if out_of_reach(exc):  # an outage, not a bug: one line each, as the web chat and the API log it
+            log.warning("telegram: the database is unavailable, webhook update answered 503 for Telegram to "
+                        "send again (%s)", error_reason(exc)[:200])
+        else:
+            log.exception("telegram: could not store webhook update")
         return web.Response(status=503, text="cannot store the update now")
     return web.Response(status=200)
 
