@@ -36,6 +36,7 @@ def _binaries() -> Path | None:
 def _free_port() -> int:
     for port in PORTS:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: past TIME_WAIT
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -88,10 +89,11 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         if IN_CI:
             pytest.fail(message + " (CI=true: the database outage tests must run)")
         pytest.skip(message)
+    port = _free_port()
     folder = Path(tempfile.mkdtemp(prefix="govbot-private-pg-"))
     if os.geteuid() == 0:
         os.chown(folder, pwd.getpwnam("postgres").pw_uid, -1)
-    server = PrivatePostgres(binaries, folder, _free_port())
+    server = PrivatePostgres(binaries, folder, port)
     try:
         server.init()
         yield server

@@ -221,7 +221,7 @@ class TelegramChannel:
                 log.warning("telegram: %d update(s) unfinished at shutdown, left for the next start",
                             len(late))
                 await self._release(abandoned)
-        await self._outcomes.flush()
+        await self._outcomes.close()
         await self.application.shutdown()
         await self.application.bot.shutdown()  # its connections stay open if getMe failed during start
 

@@ -7,6 +7,7 @@ commit, which was a third of the inbox's cost (docs/PERFORMANCE.md, "Telegram ch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.telegram_updates import CHANNEL
-from storage.db import autocommit, reconnecting
+from storage.db import Outage, autocommit, reconnecting
 from storage.inbox import MAX_ACCEPT_BATCH, InboxRepository
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ OUTCOME_BATCH = 500
 OUTCOME_DELAY = 0.02
 """Seconds an outcome waits for others to be written with it: it is written after the reply, so the wait
 delays no one, and a busy bot writes several together (one statement per update was a tenth of its CPU)."""
+OUTCOME_BACKOFF_MAX = 30.0
+"""Most seconds between tries to write outcomes while the database is out of reach."""
 JSON = dict[str, Any]
 V = TypeVar("V")
 
@@ -74,12 +77,22 @@ class Outcomes(Batched[str | None]):
 
     An outcome is written OUTCOME_DELAY after it comes in, with all that came in meanwhile or while the
     last batch was being written, so a busy bot writes many together.
-    An outcome not yet written when the process dies leaves its update to be processed again on the next
-    start, as a crash between the reply and the write always could.
+    While the database is out of reach, outcomes wait in memory and are written once it is back: a lost
+    one left its update unprocessed, and the inbox sweep answered the citizen a second time after the
+    lease. An outcome not yet written when the process stops or dies leaves its update to be processed
+    again, as a crash between the reply and the write always could.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], delay: float = OUTCOME_DELAY) -> None:
         super().__init__(sessions, name="telegram-inbox-outcomes", limit=OUTCOME_BATCH, delay=delay)
+        self._outage = Outage(log, "telegram inbox", "outcomes of processed updates wait until it is back")
+        self._failures = 0
+        self._closing = asyncio.Event()
+
+    async def close(self) -> None:
+        """Write what is waiting, trying once more if the database is out of reach, then give the rest up."""
+        self._closing.set()
+        await self.flush()
 
     def add(self, update_id: str, error: str | None) -> None:
         """Record that an update was processed (``error`` None) or failed, soon."""
@@ -98,8 +111,26 @@ class Outcomes(Batched[str | None]):
         try:
             # Lost to a restarted database, these outcomes would have their updates answered again.
             await reconnecting(write)
-        except Exception:  # a bug too: the writer goes on with the outcomes that came in meanwhile
-            log.exception("telegram: could not record the outcome of %d update(s)", len(batch))
+        except Exception as exc:  # a bug too: the writer goes on with the outcomes that came in meanwhile
+            if not self._outage.began(exc):
+                log.exception("telegram: could not record the outcome of %d update(s)", len(batch))
+            elif self._closing.is_set():
+                log.warning("telegram: stopping with the outcome of %d update(s) unrecorded; they are "
+                            "processed again after their lease", len(batch) + len(self._waiting))
+                self._waiting.clear()
+            else:
+                self._waiting = batch | self._waiting  # first in the next batch, after a back-off
+                self._failures += 1
+                with contextlib.suppress(TimeoutError):  # a stop cuts the wait short
+                    await asyncio.wait_for(self._closing.wait(), _backoff(self._failures))
+            return
+        self._failures = 0
+        self._outage.ended()
+
+
+def _backoff(failures: int) -> float:
+    """Seconds before writing again after ``failures`` in a row: 1, 2, 4 … up to OUTCOME_BACKOFF_MAX."""
+    return min(2.0 ** (failures - 1), OUTCOME_BACKOFF_MAX)
 
 
 class Arrivals(Batched[tuple[JSON, list["asyncio.Future[bool]"]]]):

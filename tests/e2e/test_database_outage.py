@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.telegram import INBOX_LEASE
+from bot.channels.telegram_updates import CHANNEL
+from bot.keys import SESSIONS
 from handlers.i18n import t
+from handlers.types import Incoming, Reply
 from storage import db
+from storage.models import InboxUpdate, utcnow
 from tests.e2e.conftest import StartBot
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.private_postgres import PrivatePostgres, private_postgres
+from tests.processes import until
 
 pytestmark = pytest.mark.postgres
 
 CITIZEN = 42
 TELEGRAM_LOG = "bot.channels.telegram"
+INBOX_LOG = "bot.channels.telegram_inbox"
 
 
 @pytest.fixture
@@ -53,3 +63,62 @@ async def test_webhook_updates_refused_in_an_outage_are_one_line_each_and_answer
     assert await telegram.deliver(update) == 200
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=10)
     assert reply.text == t("en", "help")
+
+
+async def test_a_turn_answered_just_before_the_database_went_is_not_answered_again_once_it_is_back(
+        start_bot: StartBot, telegram: FakeTelegramServer, server: PrivatePostgres,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The reply went out, then the outcome could not be written: the update stayed unprocessed in the
+    # inbox, and the sweep answered the citizen a second time once its lease ran out.
+    bot = await start_bot(webhook=True)
+
+    async def answered_as_the_database_goes(incoming: Incoming) -> list[Reply]:
+        server.stop()
+        return [Reply("Here is your answer.")]
+
+    bot.puppet.scripts["/slow"] = answered_as_the_database_goes
+    update = telegram.message(CITIZEN, "/slow")
+    assert await telegram.deliver(update) == 200
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == "Here is your answer."
+    await until_the_inbox_logged(caplog)  # the outcome met the outage
+
+    server.start()
+    await bot.channel.idle()
+    await age(bot.app[SESSIONS], str(update["update_id"]))
+    assert await bot.channel.recover() == 0
+    await bot.channel.idle()
+    assert len(bot.puppet.seen) == 1
+    assert len(telegram.sent) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_stopping_while_outcomes_wait_for_the_database_does_not_wait_for_it(
+        start_bot: StartBot, telegram: FakeTelegramServer, server: PrivatePostgres,
+        caplog: pytest.LogCaptureFixture) -> None:
+    bot = await start_bot(webhook=True)
+
+    async def answered_as_the_database_goes(incoming: Incoming) -> list[Reply]:
+        server.stop()
+        return [Reply("Here is your answer.")]
+
+    bot.puppet.scripts["/slow"] = answered_as_the_database_goes
+    assert await telegram.deliver(telegram.message(CITIZEN, "/slow")) == 200
+    await until_the_inbox_logged(caplog)  # the outcome met the outage
+    await asyncio.wait_for(bot.stop(), 10)
+    assert "stopping with the outcome of 1 update(s) unrecorded" in caplog.text
+
+
+async def until_the_inbox_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def logged() -> bool:
+        return any(record.name == INBOX_LOG for record in caplog.records)
+
+    await until(logged, timeout=10)
+
+
+async def age(sessions: async_sessionmaker[AsyncSession], update_id: str) -> None:
+    """Make the update's attempt older than the inbox lease, as the sweep would find it minutes later."""
+    async with sessions.begin() as session:
+        row = await session.get(InboxUpdate, (CHANNEL, update_id))
+        assert row is not None
+        row.received_at = row.attempted_at = utcnow() - INBOX_LEASE - timedelta(seconds=1)
