@@ -183,10 +183,11 @@ async def connected(url: str, *, create: bool = False) -> AsyncIterator[AsyncEng
 
 async def ensure_schema(engine: AsyncEngine) -> None:
     """Migrate a SQLite database by itself; insist that PostgreSQL was migrated by `govbot db upgrade`."""
-    if engine.url.get_backend_name() == "sqlite":
-        await upgrade(engine)
-        return
     current, head = await current_revision(engine), head_revision()
+    if engine.url.get_backend_name() == "sqlite":
+        if current != head:  # migrating takes the write lock: not at every start of every command
+            await upgrade(engine)
+        return
     if current is not None and current not in known_revisions():
         raise DatabaseUnavailable(_unknown_revision(engine, current))
     if current != head:
@@ -289,7 +290,7 @@ def _upgrade_sqlite(connection: Connection, revision: str) -> None:
     connection.commit()
     try:
         with connection.begin():
-            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # one process migrates; the others wait for it
             current = MigrationContext.configure(connection).get_current_revision()
             if current == ScriptDirectory.from_config(alembic_config()).as_revision_number(revision):
                 return

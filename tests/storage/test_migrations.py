@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import db
-from tests.conftest import admin
+from tests.conftest import REPO, admin, without_govbot_settings
 
 AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 CITIZEN_ROWS: dict[str, dict[str, object]] = {
@@ -110,3 +112,16 @@ async def test_a_row_left_dangling_by_hand_does_not_stop_an_upgrade(tmp_path: Pa
         assert await db.current_revision(engine) == db.head_revision()
     finally:
         await engine.dispose()
+
+
+async def test_several_processes_starting_at_once_migrate_a_new_sqlite_file_once(tmp_path: Path) -> None:
+    # `govbot run` and a staff command (or two commands of a set-up script) started together on a new
+    # file: each found no tables, and all but one failed on "table departments already exists".
+    env = without_govbot_settings(dict(os.environ)) | {
+        "GOVBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}"}
+    upgrades = [await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "db", "upgrade", cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT) for _ in range(4)]
+    printed = [(await upgrade.communicate())[0].decode() for upgrade in upgrades]
+    assert [upgrade.returncode for upgrade in upgrades] == [0, 0, 0, 0], printed
+    assert all(f"database at revision {db.head_revision()}" in text for text in printed)
