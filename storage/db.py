@@ -98,7 +98,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         file = _sqlite_file(parsed)
         if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(file)
             parsed = parsed.set(database=str(file))  # SQLite itself would take a "~" for a folder's name
         engine = create_async_engine(parsed, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -112,6 +112,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "do_connect", _connect_or_explain)
     return engine
+
+
+def _make_folder(file: Path) -> None:
+    """The folder of a SQLite file, made if it is not there (``var/`` on a first start)."""
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a read-only disk, no permission
+        raise DatabaseUnavailable(
+            f"cannot make the folder {file.parent} for the database {file}: {exc.strerror or exc}"
+        ) from None
 
 
 def _connect_or_explain(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:

@@ -80,3 +80,11 @@ async def test_the_migrations_create_exactly_what_the_models_describe(engine: As
     parts()  # the features' modules, whose models register their tables
     async with engine.connect() as connection:
         assert await connection.run_sync(_differences) == []
+
+
+@pytest.mark.parametrize("below", ["a-file", "a-file/deeper"])
+async def test_a_sqlite_path_below_a_file_is_unavailable_not_a_traceback(tmp_path: Path, below: str) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(db.DatabaseUnavailable, match=r"cannot make the folder .*a-file.* for the database"):
+        async with db.reachable(f"sqlite+aiosqlite:///{tmp_path / below / 'govbot.db'}", create=True):
+            pass
