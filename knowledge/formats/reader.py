@@ -27,6 +27,7 @@ ENTRY_FIELDS = tuple(field.name for field in dataclasses.fields(Entry))
 _T = TypeVar("_T")
 _LINE_BREAK = re.compile(r"\r\n|[\r\x85\u2028\u2029]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x84\x86-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0"})
@@ -113,6 +114,11 @@ class Reader:
     def text(self, value: Any, line: int | None, field: str) -> str:
         if value is None:
             return ""
+        if isinstance(value, str) and (half := _SURROGATE.search(value)):
+            # JSON's "\\ud83d" escapes half an emoji (text cut mid-character); no file or database holds it.
+            self.error(line, field, f"half of a character (U+{ord(half[0]):04X}, half a surrogate pair): "
+                                    f"the text was cut or mis-encoded where it came from")
+            return ""
         if isinstance(value, str):
             return clean_text(value)
         self.error(line, field, f"expected text, got {_kind(value)}")
@@ -175,8 +181,9 @@ class Reader:
         return True
 
     def code(self, value: Any, line: int | None, field: str) -> str:
+        before = len(self.errors)
         code = self.text(value, line, field)
-        if not code and (value is None or isinstance(value, str)):
+        if not code and len(self.errors) == before:
             self.error(line, field, "missing")
         return code
 

@@ -503,6 +503,9 @@ def test_jsonl_reads_kind_lines_and_full_entries(example: KnowledgeBase) -> None
     ('{"id": "a", "question": "x", "lang": "English"}', "lang", "is not a language code"),
     ('{"id": "a", "question": "x"}', "question", "expected a mapping of language code"),
     ('{"kind": "synonyms", "terms": ["only one"]}', "synonyms", "at least two terms"),
+    # Half an emoji, as a system counting UTF-16 units leaves it when it cuts a text short.
+    ('{"id": "a", "answer": {"en": "Thanks \\ud83d"}}', "answer.en", "half a surrogate pair"),
+    ('{"id": "a\\udc00"}', "id", "half a surrogate pair"),
 ])
 def test_bad_json_lines_name_their_line(line: str, field: str | None, message: str) -> None:
     [error] = text_errors(f'{{"id": "ok"}}\n\n{line}\n', "jsonl")
