@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -63,7 +64,24 @@ def dump(kb: KnowledgeBase, out: str | Path, fmt: Format) -> None:
     text = dumps(kb, fmt, path=str(out))
     # The BOM makes Excel open the CSV as UTF-8 instead of the system code page.
     encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
-    Path(out).write_text(text, encoding=encoding, newline="")
+    try:  # before opening ``out``: a failure must not leave an earlier export there cut to nothing
+        data = text.encode(encoding)
+    except UnicodeEncodeError as exc:
+        raise KnowledgeFileError(str(out), None, None, f"{_holding_half_characters(kb)} holds half of a "
+                                 f"character (U+{ord(text[exc.start]):04X}, half a surrogate pair), which "
+                                 f"UTF-8 cannot hold; export as YAML, where it is written "
+                                 f"\\u{ord(text[exc.start]):04X}, correct it and import the file") from exc
+    Path(out).write_bytes(data)
+
+
+def _holding_half_characters(kb: KnowledgeBase) -> str:
+    """What holds text no UTF-8 file can: the first such entry, or the other sections."""
+    for entry in kb.entries:
+        try:
+            json.dumps(entry.to_dict(), ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            return f"entry {entry.id!r}"
+    return "a category, department or synonym group"
 
 
 def _expand(paths: Sequence[str | Path], errors: list[KnowledgeFileError]) -> list[Path]:

@@ -139,6 +139,24 @@ def test_an_export_that_cannot_be_written_says_why_and_fails(
     assert "--format yaml|csv|jsonl" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_an_export_that_fails_leaves_the_file_it_would_replace_as_it_was(
+    tmp_path: Path, database: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    assert main(["kb", "import", str(write_kb(tmp_path / "kb"))]) == 0
+    with sqlite3.connect(database) as conn:  # half an emoji, as an import before 5658f8d let through
+        conn.execute("UPDATE kb_entries SET data = replace(data, 'Pay online.', 'Pay online \\ud83d')")
+    out = tmp_path / f"kb.{fmt}"
+    out.write_text("last week's export\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["kb", "export", str(out)]) == 1
+    [message] = capsys.readouterr().err.splitlines()
+    assert "entry 'tax-pay' holds half of a character (U+D83D" in message
+    assert out.read_text(encoding="utf-8") == "last week's export\n"
+    assert main(["kb", "export", str(tmp_path / "kb.yaml")]) == 0  # the way to correct it
+    assert '"Pay online \\uD83D"' in (tmp_path / "kb.yaml").read_text(encoding="utf-8")
+
+
 def test_import_dry_run_shows_changes_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
