@@ -39,6 +39,11 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 """What JSON or a form may spell but no database here stores: NUL (PostgreSQL refuses it) and half a
 surrogate pair. Text from outside that reaches a column unchanged is refused with it, never a 500."""
 POOL_RECYCLE_SECONDS = 1800
+ASYNCPG_NUMBERS: dict[str, type[int] | type[float]] = {
+    "timeout": float, "command_timeout": float, "statement_cache_size": int,
+    "max_cached_statement_lifetime": int, "max_cacheable_statement_size": int,
+}
+"""The parameters of a PostgreSQL URL that asyncpg takes as numbers."""
 """PostgreSQL connections are replaced after this long, before a server or proxy idle timeout closes them."""
 
 
@@ -109,9 +114,32 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # connection (`reconnecting`). pool_recycle retires connections before idle timeouts cut them.
     kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     kwargs.setdefault("pool_size", 10)
-    engine = create_async_engine(url, **kwargs)
+    parsed, arguments = _asyncpg_arguments(parsed)
+    kwargs["connect_args"] = arguments | kwargs.get("connect_args", {})
+    engine = create_async_engine(parsed, **kwargs)
     event.listen(engine.sync_engine, "do_connect", _connect_or_explain)
     return engine
+
+
+def _asyncpg_arguments(url: URL) -> tuple[URL, dict[str, Any]]:
+    """The URL's parameters as asyncpg takes them: libpq's ``sslmode`` is its ``ssl``, and numbers are
+    numbers (``?statement_cache_size=0``). Passed on as text, each was a TypeError traceback at the first
+    connection."""
+    query = dict(url.query)
+    if "sslmode" in query:
+        query.setdefault("ssl", query.pop("sslmode"))
+    arguments: dict[str, Any] = {}
+    for name, number in ASYNCPG_NUMBERS.items():
+        if name in query:
+            given = query.pop(name)
+            value = given if isinstance(given, str) else ",".join(given)  # given twice: refused
+            try:
+                arguments[name] = number(value)
+            except ValueError:
+                raise DatabaseUnavailable(
+                    f"invalid database URL: its parameter {name} must be a number, not {value!r}"
+                ) from None
+    return url.set(query=query), arguments
 
 
 def _make_folder(file: Path) -> None:
@@ -133,6 +161,8 @@ def _connect_or_explain(dialect: Any, _record: Any, cargs: Any, cparams: Any) ->
         return dialect.connect(*cargs, **cparams)
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise dialect.loaded_dbapi.OperationalError(f"{type(exc).__name__}: {exc}") from exc
+    except TypeError as exc:  # a parameter of the URL's that asyncpg does not take
+        raise dialect.loaded_dbapi.OperationalError(f"the database URL's parameters: {exc}") from exc
 
 
 async def reconnecting(work: Callable[[], Awaitable[T]]) -> T:

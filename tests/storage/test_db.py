@@ -88,3 +88,30 @@ async def test_a_sqlite_path_below_a_file_is_unavailable_not_a_traceback(tmp_pat
     with pytest.raises(db.DatabaseUnavailable, match=r"cannot make the folder .*a-file.* for the database"):
         async with db.reachable(f"sqlite+aiosqlite:///{tmp_path / below / 'govbot.db'}", create=True):
             pass
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{make_url(url).set(password='secretpw').render_as_string(hide_password=False)}?{query}"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("query", ["sslmode=disable", "statement_cache_size=0&timeout=10&command_timeout=60"])
+async def test_a_postgresql_url_with_libpq_or_pgbouncer_parameters_connects(
+        postgres_url: str, query: str) -> None:
+    # libpq's sslmode (what a managed database's console shows) and a number of asyncpg's own (PgBouncer
+    # needs statement_cache_size=0): both were a TypeError traceback at the first connection.
+    async with db.connected(_with_query(postgres_url, query)) as engine:
+        assert await db.current_revision(engine) == db.head_revision()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("query", "said"), [
+    ("no_such=1", "the database URL's parameters: .*'no_such'"),
+    ("timeout=soon", "its parameter timeout must be a number, not 'soon'"),
+])
+async def test_a_postgresql_url_parameter_asyncpg_cannot_take_is_one_line(
+        postgres_url: str, query: str, said: str) -> None:
+    with pytest.raises(db.DatabaseUnavailable, match=said) as raised:
+        async with db.reachable(_with_query(postgres_url, query)):
+            pass
+    assert "secretpw" not in str(raised.value)
