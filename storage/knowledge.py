@@ -14,6 +14,8 @@ from knowledge.entry import Category, DepartmentRef, Entry, KnowledgeBase
 from storage.models import Department, KbEntry, KbEntryRevision, KbMeta, KbSequence, utcnow
 
 ChangeKind = Literal["created", "updated", "deleted", "unchanged"]
+_IDS_PER_QUERY = 10_000
+"""Entry ids named in one query: PostgreSQL (asyncpg) takes at most 32767 parameters in a statement."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +113,11 @@ class KnowledgeRepository:
     async def plan_import(self, kb: KnowledgeBase) -> ImportPlan:
         """Compare ``kb`` with the database without writing anything."""
         ids = [entry.id for entry in kb.entries]
-        existing = {
-            row.id: row for row in await self.session.scalars(select(KbEntry).where(KbEntry.id.in_(ids)))
-        }
+        existing: dict[str, KbEntry] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start:start + _IDS_PER_QUERY]
+            existing.update((row.id, row) for row in await self.session.scalars(
+                select(KbEntry).where(KbEntry.id.in_(chunk))))
         plan = ImportPlan()
         for entry in kb.entries:
             plan.entries.append(_compare(entry, existing.get(entry.id)))

@@ -87,6 +87,15 @@ async def test_dry_run_plan_writes_nothing(sessions: Sessions) -> None:
         assert await KnowledgeRepository(session).is_empty()
 
 
+async def test_an_import_of_more_entries_than_one_query_may_name_is_planned(sessions: Sessions) -> None:
+    """PostgreSQL takes at most 32767 parameters in a statement."""
+    await import_kb(sessions, knowledge_base(entry("a"), entry("b")))
+    many = [entry("a", answer="new"), entry("b")] + [entry(f"e{i}") for i in range(40_000)]
+    async with sessions() as session:
+        plan = await KnowledgeRepository(session).plan_import(knowledge_base(*many))
+    assert (plan.count("created"), plan.count("updated"), plan.count("unchanged")) == (40_000, 1, 1)
+
+
 async def test_failed_import_transaction_leaves_the_database_as_it_was(sessions: Sessions) -> None:
     await import_kb(sessions, knowledge_base(entry("a")))
     try:
