@@ -15,6 +15,8 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     false,
+    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -113,14 +115,14 @@ class Department(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Escalation (migration 0004, storage/departments.py).
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
-    webhook_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    webhook_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     """False after the endpoint answered 410 Gone; events wait until an operator re-enables it."""
     webhook_disabled_reason: Mapped[str | None] = mapped_column(String(500))
-    secrets: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secrets: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     """Signing secrets ``whsec_…``, newest first; every one signs each delivery (rotation)."""
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     """SHA-256 of the department's API token; the token itself is shown once and never stored."""
-    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     ticket_prefix: Mapped[str | None] = mapped_column(String(8))
     # Governance (migration 0005, storage/classification.py).
     clearance: Mapped[str] = mapped_column(String(10), default="personal", server_default="personal")
