@@ -6,6 +6,7 @@ import logging
 
 from handlers.answers import answer_reply, button_label
 from handlers.router import Router, Turn, parse_id
+from handlers.smalltalk import small_talk
 from handlers.types import Button, Reply
 from knowledge.matcher import Decision, Match
 from storage.numbers import whole_number
@@ -22,6 +23,9 @@ DEPARTMENT_PAYLOAD = "human"
 async def ask(turn: Turn) -> list[Reply]:
     """Answer, ask "did you mean", or admit there is no answer and offer a department."""
     text = turn.incoming.text or ""
+    friendly = small_talk(turn, text)
+    if friendly is not None:
+        return friendly
     match = turn.knowledge.matcher.match(text, turn.lang, today=turn.now.date())
     question_id = await _record(turn, text, match)
     # DEBUG: the questions table keeps the same for every question; an INFO line each cost masking CPU.

@@ -594,7 +594,7 @@ async def test_static_files_are_served_and_the_script_never_uses_inner_html(brow
 async def test_a_message_with_its_client_id_is_answered_once_after_a_database_restart(
     browser: Browser, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
-    await browser.say("hello", client_id="client-0001")  # the pools now hold connections
+    await browser.say("where is the moon festival", client_id="client-0001")  # the pools now hold connections
     await close_every_connection(database_url)  # what a server restart does to them
     await engine.dispose()  # the test's own pool: only the app's is under test
     body = await browser.say("how do I renew my identity card", client_id="client-0002")
@@ -602,7 +602,7 @@ async def test_a_message_with_its_client_id_is_answered_once_after_a_database_re
     assert body["entries"][1]["kind"] == "answer"
     async with sessions() as session:
         asked = (await session.execute(select(Question.text).order_by(Question.id))).scalars().all()
-    assert list(asked) == ["hello", "how do I renew my identity card"]
+    assert list(asked) == ["where is the moon festival", "how do I renew my identity card"]
 
 
 async def test_a_double_press_on_the_last_step_opens_one_case(

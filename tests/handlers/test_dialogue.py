@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from handlers.dialogue import Dialogue
 from handlers.i18n import t
 from handlers.router import Router, Turn
+from handlers.smalltalk import GREETINGS, THANKS
 from handlers.types import FLOOD, FLOOD_QUIET, Reply
+from knowledge.normalise import normalise
 from storage import citizen_data, db
 from storage.citizens import CitizenRepository
 from storage.knowledge import KnowledgeRepository
@@ -82,6 +84,36 @@ async def test_unknown_question_is_admitted_recorded_and_offers_a_department(
         question = (await session.scalars(select(Question))).one()
     assert question.decision == "none"
     assert payloads(replies) == [f"human:q{question.id}", "menu:1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "language"),
+    [
+        ("Hello!", "greeting", "en"),
+        ("hi there 👋", "greeting", "en"),
+        ("您好，在吗？", "greeting", "zh"),
+        ("Thank you.", "thanks", "en"),
+        ("謝謝！", "thanks", "zh"),
+    ],
+)
+async def test_a_greeting_or_thanks_on_its_own_gets_a_friendly_word_not_a_question_for_staff(
+    dialogue: Dialogue, sessions: Sessions, text: str, kind: str, language: str
+) -> None:
+    [reply] = await dialogue.handle(said(text, language=None))
+    assert reply.kind == kind
+    assert reply.text == t(language, "greeting" if kind == "greeting" else "you_are_welcome")
+    assert ("menu:1" in payloads([reply])) is (kind == "greeting")
+    async with sessions() as session:
+        assert list(await session.scalars(select(Question))) == []  # nothing in staff's "unanswered"
+        assert [m.text for m in await session.scalars(select(Message).order_by(Message.id))] == [
+            text,
+            reply.text,
+        ]
+
+
+async def test_a_question_that_starts_with_a_greeting_is_still_a_question(dialogue: Dialogue) -> None:
+    [reply] = await dialogue.handle(said("Hello, how do I renew my identity card?"))
+    assert reply.kind == "answer"
 
 
 async def test_did_you_mean_pick_answers_and_records_the_choice(
@@ -442,3 +474,10 @@ async def test_a_step_that_waits_for_a_button_names_one_that_is_shown(
     [leave] = [b.label for b in again.buttons_flat if b.payload and b.payload.startswith("esc:no")]
     assert leave == confirm[0].buttons_flat[-1].label
     assert leave.split()[0] in told.text  # the ✖ that both the topic and the confirmation show
+
+
+@pytest.mark.parametrize("phrase", sorted(GREETINGS | THANKS))
+def test_every_small_talk_phrase_is_written_as_a_citizens_message_folds(phrase: str) -> None:
+    """A phrase in any other form (capitals, Traditional characters, punctuation) would never be met."""
+    folded = normalise(phrase)
+    assert phrase in {folded, folded.replace(" ", "")}
