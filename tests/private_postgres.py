@@ -7,10 +7,12 @@ afterwards. Without the binaries its tests are skipped, except under CI=true, wh
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -74,9 +76,36 @@ class PrivatePostgres:
         """Stop the server as a restart for an upgrade does: every connection is closed."""
         self._run("pg_ctl", "-D", str(self._data), "-m", "fast", "-w", "stop")
 
+    def freeze(self) -> None:
+        """Make the server stop answering without closing anything: a host that hangs, or a network that
+        drops packets (a failover whose old primary is cut off)."""
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, number: signal.Signals) -> None:
+        for pid in self._processes():
+            with contextlib.suppress(ProcessLookupError):  # a backend that ended meanwhile
+                os.kill(pid, number)
+
+    def _processes(self) -> list[int]:
+        """The postmaster and its children (the backends, the checkpointer …)."""
+        postmaster = int((self._data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
     def kill(self) -> None:
         """Stop the server at once if it runs (at the end of a test, whatever state it left it in)."""
         if (self._data / "postmaster.pid").exists():
+            self.thaw()  # a frozen server would not stop
             self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "-w", "stop")
 
 

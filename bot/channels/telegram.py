@@ -59,6 +59,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - the header's n
 ALLOWED_UPDATES = ("message", "callback_query")
 SHUTDOWN_TIMEOUT = 10.0
 """Seconds a stopping bot waits for updates in flight; unfinished ones are released for the next start."""
+DATABASE_STOP_TIMEOUT = 5.0
+"""Seconds a stopping bot waits for each of its last writes (updates being stored, releases, outcomes): a
+database that does not answer at all (frozen, cut off by the network) held the stop forever."""
 POLL_TIMEOUT = 10
 """Seconds a getUpdates long poll waits for news."""
 BACKOFF_MAX = 60.0
@@ -207,7 +210,9 @@ class TelegramChannel:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self._arrivals.flush()  # updates being stored now still start processing
+        if not await self._arrivals.settle(DATABASE_STOP_TIMEOUT):  # those stored now still start processing
+            log.warning("telegram: the database did not answer in %.0f s; updates being stored were given "
+                        "up (Telegram sends them again)", DATABASE_STOP_TIMEOUT)
         await self._confirm_polled()
         if self.application.running:
             await self.application.stop()
@@ -221,7 +226,10 @@ class TelegramChannel:
                 log.warning("telegram: %d update(s) unfinished at shutdown, left for the next start",
                             len(late))
                 await self._release(abandoned)
-        await self._outcomes.close()
+        if not await self._outcomes.close(DATABASE_STOP_TIMEOUT):
+            log.warning("telegram: the database did not answer in %.0f s; outcomes not yet recorded were "
+                        "given up (their updates are processed again after their lease)",
+                        DATABASE_STOP_TIMEOUT)
         await self.application.shutdown()
         await self.application.bot.shutdown()  # its connections stay open if getMe failed during start
 
@@ -265,9 +273,9 @@ class TelegramChannel:
     async def _release(self, update_ids: list[str]) -> None:
         """Let any process take these updates up at once: their attempts here were given up."""
         try:
-            async with self.sessions.begin() as session:
+            async with asyncio.timeout(DATABASE_STOP_TIMEOUT), self.sessions.begin() as session:
                 await InboxRepository(session).release(CHANNEL, update_ids)
-        except DATABASE_ERRORS as exc:
+        except DATABASE_ERRORS as exc:  # TimeoutError too: a database that does not answer
             log.warning("telegram: could not release unfinished updates (%s); they wait out their lease",
                         type(exc).__name__)
 

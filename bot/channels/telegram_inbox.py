@@ -45,6 +45,7 @@ class Batched(Generic[V]):
         self._sessions = sessions
         self._name, self._limit, self._delay = name, limit, delay
         self._waiting: dict[str, V] = {}
+        self._writing: dict[str, V] = {}
         self._writer: asyncio.Task[None] | None = None
 
     def _start_writer(self) -> None:
@@ -56,6 +57,23 @@ class Batched(Generic[V]):
         while self._writer is not None:
             await asyncio.wait({self._writer})  # not cancelled with the caller: the items still go in
 
+    async def settle(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """flush(), waiting at most ``timeout`` seconds: a database that does not answer (frozen, cut off by
+        the network) holds a statement forever, so at shutdown the writer is then cancelled and what waits
+        is dropped. False if it was."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.flush()
+        except TimeoutError:
+            if self._writer is not None:
+                self._writer.cancel()
+            self._drop_waiting()
+            return False
+        return True
+
+    def _drop_waiting(self) -> None:
+        self._waiting.clear()
+
     async def _write_all(self) -> None:
         try:
             if self._delay:
@@ -64,9 +82,10 @@ class Batched(Generic[V]):
                 batch = dict(itertools.islice(self._waiting.items(), self._limit))
                 for key in batch:
                     del self._waiting[key]
+                self._writing = batch
                 await self._write(batch)
         finally:
-            self._writer = None
+            self._writer, self._writing = None, {}
 
     async def _write(self, batch: dict[str, V]) -> None:
         raise NotImplementedError
@@ -89,10 +108,11 @@ class Outcomes(Batched[str | None]):
         self._failures = 0
         self._closing = asyncio.Event()
 
-    async def close(self) -> None:
-        """Write what is waiting, trying once more if the database is out of reach, then give the rest up."""
+    async def close(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Write what is waiting, trying once more if the database is out of reach, then give the rest up;
+        False if the database did not answer within ``timeout`` seconds (see settle)."""
         self._closing.set()
-        await self.flush()
+        return await self.settle(timeout)
 
     def add(self, update_id: str, error: str | None) -> None:
         """Record that an update was processed (``error`` None) or failed, soon."""
@@ -164,6 +184,9 @@ class Arrivals(Batched[tuple[JSON, list["asyncio.Future[bool]"]]]):
 
         try:
             new = await reconnecting(write)  # after a database restart: answered now, not when re-sent
+        except asyncio.CancelledError:  # given up at shutdown: nothing waits for it any more
+            _cancel(batch)
+            raise
         except Exception as exc:  # every webhook waiting on the batch answers with it (503)
             for _, futures in batch.values():
                 for future in futures:
@@ -176,3 +199,14 @@ class Arrivals(Batched[tuple[JSON, list["asyncio.Future[bool]"]]]):
             for number, future in enumerate(futures):
                 if not future.done():  # done: its request was cancelled
                     future.set_result(update_id in new and number == 0)
+
+    def _drop_waiting(self) -> None:
+        _cancel(self._writing)  # its cancelled writer may take a while to let go of the database
+        _cancel(self._waiting)
+        self._waiting.clear()
+
+
+def _cancel(items: dict[str, tuple[JSON, list[asyncio.Future[bool]]]]) -> None:
+    for _, futures in items.values():
+        for future in futures:
+            future.cancel()

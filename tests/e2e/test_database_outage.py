@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.telegram import INBOX_LEASE
+from bot.channels.telegram import DATABASE_STOP_TIMEOUT, INBOX_LEASE
 from bot.channels.telegram_updates import CHANNEL
 from bot.keys import SESSIONS
 from handlers.i18n import t
@@ -122,3 +123,25 @@ async def age(sessions: async_sessionmaker[AsyncSession], update_id: str) -> Non
         row = await session.get(InboxUpdate, (CHANNEL, update_id))
         assert row is not None
         row.received_at = row.attempted_at = utcnow() - INBOX_LEASE - timedelta(seconds=1)
+
+
+async def test_the_telegram_channel_stops_while_the_database_does_not_answer(
+        start_bot: StartBot, telegram: FakeTelegramServer, server: PrivatePostgres,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A database that hangs instead of refusing (a frozen host, a failover whose old primary is cut off)
+    # held the statement storing an update forever, and the stop waited for it: `govbot run` never ended.
+    bot = await start_bot(webhook=True)
+    assert await telegram.deliver(telegram.message(CITIZEN, "/help")) == 200  # the pool holds connections
+    await telegram.wait_for_sent(chat_id=CITIZEN)
+    await bot.channel.idle()
+    server.freeze()
+    try:
+        storing = asyncio.create_task(bot.channel.receive(telegram.message(CITIZEN + 1, "/help")))
+        await asyncio.sleep(0)  # its statement is on its way to the database
+        started = time.monotonic()
+        await asyncio.wait_for(bot.channel.stop(), 30)
+        assert time.monotonic() - started < 2 * DATABASE_STOP_TIMEOUT
+        assert storing.cancelled()  # never answered 200: Telegram sends it again
+        assert "updates being stored were given up" in caplog.text
+    finally:
+        server.thaw()
