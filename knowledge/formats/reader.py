@@ -21,6 +21,9 @@ MAX_ID_LENGTH = 48
 _Read = Callable[[Any, int | None, str], str]
 MAX_CODE_LENGTH = {"department": 50, "category": 100}
 """How long a department's or category's code may be: what the database keeps (storage/models.py)."""
+MAX_CATEGORY_CODE_BYTES = 48
+"""How long a category's code may be where it is defined, in bytes of UTF-8: the topic menu's and the
+escalation's buttons carry it in Telegram's 64 bytes of callback data (``esc:cat:<nonce>:<code>``)."""
 LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 ENTRY_FIELDS = tuple(field.name for field in dataclasses.fields(Entry))
 
@@ -198,6 +201,15 @@ class Reader:
 
         return fitting
 
+    def category_code(self, value: Any, line: int | None, field: str) -> str:
+        """A category's code where it is defined: short enough for the buttons that carry it."""
+        code = self.code(value, line, field)
+        if len(code.encode()) > MAX_CATEGORY_CODE_BYTES:
+            unit = "characters" if code.isascii() else "bytes of UTF-8 (a Chinese character takes 3)"
+            self.error(line, field, f"{code[:60]!r} is longer than {MAX_CATEGORY_CODE_BYTES} {unit}, "
+                                    f"which is what a button can carry")
+        return code
+
     def entry_id(self, value: Any, line: int | None, field: str) -> str:
         entry_id = self.code(value, line, field)
         if entry_id and not ID_PATTERN.fullmatch(entry_id):
@@ -273,7 +285,7 @@ class Reader:
     def category(self, value: Any, line: int | None) -> None:
         if self.mapping(value, line, "a category", ("code", "name", "auto_answer")):
             before = len(self.errors)
-            category = Category(code=self.get(value, "code", line, self.bounded(self.code, "category")),
+            category = Category(code=self.get(value, "code", line, self.category_code),
                                 name=self.get(value, "name", line, self.localized),
                                 auto_answer=self.get(value, "auto_answer", line, self.flag))
             if len(self.errors) == before:

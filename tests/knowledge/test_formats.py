@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from handlers.types import Button
 from knowledge.entry import Category, DepartmentRef, Entry, KnowledgeBase, Link
 from knowledge.formats import (
     ENTRY_FIELDS,
@@ -334,12 +335,26 @@ def test_bad_entries_are_reported_with_field_and_line(entry: str, field: str, me
     assert message in error.message
 
 
-@pytest.mark.parametrize(("section", "most"), [("departments", 50), ("categories", 100)])
-def test_a_code_longer_than_the_database_keeps_is_reported(section: str, most: int) -> None:
+@pytest.mark.parametrize(("section", "most"), [("departments", 50), ("categories", 48)])
+def test_a_code_longer_than_the_database_or_a_button_takes_is_reported(section: str, most: int) -> None:
     loads(f"{section}:\n  - code: {'X' * most}\n    name: {{en: x}}\n", "yaml")  # the longest is fine
     [error] = text_errors(f"{section}:\n  - code: {'X' * (most + 1)}\n    name: {{en: x}}\n", "yaml")
     assert (error.field, error.line) == ("code", 2)
     assert f"longer than {most} characters" in error.message
+
+
+def test_a_category_code_is_short_enough_for_the_buttons_that_carry_it() -> None:
+    """The topic menu's and the escalation's buttons carry it in Telegram's 64 bytes of callback data."""
+    longest = "户籍" * 8  # 48 bytes of UTF-8
+    kb = loads(f"categories:\n  - code: {longest}\n    name: {{zh: 户籍}}\n", "yaml")
+    for payload in (f"cat:{longest}:99", f"esc:cat:{'f' * 6}:{longest}"):  # see handlers/browse, escalation
+        Button("户籍", payload=payload)
+    assert [c.code for c in kb.categories] == [longest]
+    for code, unit in (("户籍证件" * 4 + "办", "bytes of UTF-8 (a Chinese character takes 3)"),
+                       ("residence-permits-and-household-registration-for-new-arrivals", "characters")):
+        [error] = text_errors(f"categories:\n  - code: {code}\n    name: {{zh: 户籍}}\n", "yaml")
+        assert (error.field, error.line) == ("code", 2)
+        assert error.message.endswith(f"' is longer than 48 {unit}, which is what a button can carry")
 
 
 def test_unknown_top_level_key_is_an_error() -> None:
