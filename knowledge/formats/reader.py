@@ -21,6 +21,9 @@ MAX_ID_LENGTH = 48
 _Read = Callable[[Any, int | None, str], str]
 MAX_CODE_LENGTH = {"department": 50, "category": 100}
 """How long a department's or category's code may be: what the database keeps (storage/models.py)."""
+DEPARTMENT_CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A department's code, as ``govbot departments add`` takes it: the department API transfers only to such
+a code, and the citizen's "withdraw consent" button carries it."""
 MAX_CATEGORY_CODE_BYTES = 48
 """How long a category's code may be where it is defined, in bytes of UTF-8: the topic menu's and the
 escalation's buttons carry it in Telegram's 64 bytes of callback data (``esc:cat:<nonce>:<code>``)."""
@@ -201,6 +204,13 @@ class Reader:
 
         return fitting
 
+    def department_code(self, value: Any, line: int | None, field: str) -> str:
+        code = self.code(value, line, field)
+        if code and not DEPARTMENT_CODE_PATTERN.fullmatch(code):
+            self.error(line, field, f"{code[:60]!r} is not a department code: use letters, digits, '_', '-' "
+                                    f"and '.', starting with a letter or digit (e.g. TAX, civil-registry)")
+        return code
+
     def category_code(self, value: Any, line: int | None, field: str) -> str:
         """A category's code where it is defined: short enough for the buttons that carry it."""
         code = self.code(value, line, field)
@@ -276,7 +286,7 @@ class Reader:
     def department(self, value: Any, line: int | None) -> None:
         if self.mapping(value, line, "a department", ("code", "name")):
             before = len(self.errors)
-            code = self.get(value, "code", line, self.bounded(self.code, "department"))
+            code = self.get(value, "code", line, self.bounded(self.department_code, "department"))
             department = DepartmentRef(code=code,
                                        name=self.get(value, "name", line, self.localized))
             if len(self.errors) == before:

@@ -29,6 +29,7 @@ from knowledge.formats import (
     loads,
     phrase_fits_csv,
 )
+from storage.departments import CODE as DEPARTMENT_CODE
 
 REPO = Path(__file__).resolve().parents[2]
 EVAL = REPO.parent / "shared" / "eval"
@@ -212,6 +213,7 @@ MULTILINE = st.lists(st.text(max_size=60), min_size=1, max_size=4).map("\n".join
 PHRASE = TEXT.filter(phrase_fits_csv)
 LOWER = "abcdefghijklmnopqrstuvwxyz0123456789"
 CODE = st.text(LOWER + "ABC _-", min_size=1, max_size=12).map(str.strip)
+DEPARTMENT = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,11}", fullmatch=True)
 ID = st.builds(str.__add__, st.text(LOWER, min_size=1, max_size=1), st.text(LOWER + "._-", max_size=15))
 URL = st.builds("{}://{}.example/{}".format, st.sampled_from(["http", "https"]), st.text(LOWER, min_size=1),
                 st.text(LOWER + "/._~%-", max_size=20))
@@ -245,7 +247,8 @@ def knowledge_bases(draw: st.DrawFn) -> KnowledgeBase:
     return KnowledgeBase(
         entries=draw(st.lists(entries(), max_size=4, unique_by=lambda entry: entry.id)),
         categories=[Category(code, draw(localized()), draw(st.booleans())) for code in draw(codes)],
-        departments=[DepartmentRef(code, draw(localized())) for code in draw(codes)],
+        departments=[DepartmentRef(code, draw(localized()))
+                     for code in draw(st.lists(DEPARTMENT, unique=True, max_size=3))],
         synonyms=draw(st.lists(st.lists(TEXT, min_size=2, max_size=4), max_size=3)),
     )
 
@@ -355,6 +358,18 @@ def test_a_category_code_is_short_enough_for_the_buttons_that_carry_it() -> None
         [error] = text_errors(f"categories:\n  - code: {code}\n    name: {{zh: 户籍}}\n", "yaml")
         assert (error.field, error.line) == ("code", 2)
         assert error.message.endswith(f"' is longer than 48 {unit}, which is what a button can carry")
+
+
+@pytest.mark.parametrize("code", ["TAX", "R2.n_3", "civil-registry", "Tax Bureau", "税务局", "-TAX", "T/2"])
+def test_a_department_code_is_one_govbot_departments_add_would_take(code: str) -> None:
+    """The department API transfers cases only to such codes; the consent button carries the code."""
+    text = f"departments:\n  - code: {code}\n    name: {{en: Tax}}\n"
+    if DEPARTMENT_CODE.match(code):
+        assert [d.code for d in loads(text, "yaml").departments] == [code]
+    else:
+        [error] = text_errors(text, "yaml")
+        assert (error.line, error.field) == (2, "code")
+        assert error.message.startswith(f"{code!r} is not a department code: use letters, digits")
 
 
 def test_unknown_top_level_key_is_an_error() -> None:
