@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from rapidfuzz.distance import OSA, Hamming
+
 from knowledge.entry import Category, Entry
 from knowledge.normalise import (
     EN_STOP_WORDS,
@@ -416,15 +418,9 @@ def _deletions(word: str) -> set[str]:
 
 
 def _one_edit(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` differ by one insertion, deletion, substitution or transposition."""
-    if a == b or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]])
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+    """Whether ``a`` and ``b`` differ by one insertion, deletion, substitution or swap of neighbours."""
+    return OSA.distance(a, b, score_cutoff=1) == 1
 
 
 def _one_char_differs(a: str, b: str) -> bool:
-    return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    return Hamming.distance(a, b, score_cutoff=1) == 1

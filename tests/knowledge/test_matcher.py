@@ -103,6 +103,12 @@ def test_a_misspelt_word_is_corrected_from_the_vocabulary(matcher: Matcher) -> N
     assert "passport" in match.normalised
 
 
+def test_a_word_two_edits_from_a_known_one_is_left_as_it_is(matcher: Matcher) -> None:
+    """"passpotz" is two changes from "passport" (r→t, t→z), not a swap of neighbours: another word."""
+    assert "passport" not in matcher.match("apply for a passpotz").normalised
+    assert "passport" in matcher.match("apply for a passprot").normalised  # a swap is one typo
+
+
 def test_pinyin_and_homophones_find_the_chinese_words(matcher: Matcher) -> None:
     pinyin = matcher.match("shebao卡丢了")
     assert pinyin.best is not None
