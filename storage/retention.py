@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import AuditKind, AuditLog
 from storage.citizen_data import purge
+from storage.db import Outage
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -85,23 +86,28 @@ class RetentionJob:
         self.interval = interval
         self.first_run = first_run
         self.runs = 0
+        self._outage = Outage(log, "retention", f"the purge is tried again every {first_run}")
 
     async def run_once(self) -> RetentionResult | None:
-        """One purge; a failure is logged and the next day's run tries again."""
+        """One purge; a failure is logged and the purge tried again (see ``run``)."""
         try:
             result = await run_retention(self.sessions, days=self.days, now=self.clock())
-        except Exception:
-            log.exception("retention: the purge failed; it runs again in %s", self.interval)
+        except Exception as exc:
+            if not self._outage.began(exc):
+                log.exception("retention: the purge failed; it runs again in %s", self.interval)
             return None
         finally:
             self.runs += 1
+        self._outage.ended()
         if result.total:
             log.info("retention: purged %s older than %s", result.counts, result.cutoff.date())
         return result
 
     async def run(self) -> None:
-        """Purge on schedule until cancelled."""
+        """Purge on schedule until cancelled; a purge the database was out of reach for is tried again after
+        FIRST_RUN, not a day later (what it purges would be kept a day past the period)."""
         await self.wait(self.first_run.total_seconds())
         while True:
             await self.run_once()
-            await self.wait(self.interval.total_seconds())
+            again = self.first_run if self._outage.ongoing else self.interval
+            await self.wait(again.total_seconds())

@@ -7,9 +7,11 @@ import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage import db
 from storage.audit import AuditKind, AuditLog
 from storage.cases import CaseRecord, CaseRepository, NewCase
 from storage.citizens import CitizenRepository, DialogueState
@@ -160,6 +162,35 @@ async def test_a_failing_purge_is_logged_and_the_job_goes_on(sessions: Sessions)
     job = RetentionJob(sessions, 365, clock=broken_clock)
     assert await job.run_once() is None
     assert job.runs == 1
+
+
+async def test_a_purge_the_database_was_out_of_reach_for_is_tried_again_soon_in_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not a day later with a traceback: the data would then be kept a day past the period."""
+    engine = db.create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")  # nothing listens there
+    waits: list[float] = []
+    tried = asyncio.Event()
+
+    async def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) > 2:
+            tried.set()
+            await asyncio.Event().wait()
+
+    job = RetentionJob(async_sessionmaker(engine), 365, clock=lambda: NOW, wait=wait)
+    task = asyncio.create_task(job.run())
+    try:
+        await asyncio.wait_for(tried.wait(), timeout=10)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await engine.dispose()
+    assert waits == [600.0, 600.0, 600.0]
+    failures = [r for r in caplog.records if r.name == "storage.retention"]
+    assert [(r.levelname, r.exc_info) for r in failures] == [("WARNING", None)]  # not one per attempt
+    assert "out of reach" in failures[0].getMessage()
 
 
 async def test_a_notice_no_process_could_send_goes_with_the_rest_once_it_is_older_than_the_period(
