@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Table, bindparam, insert, select, update
+from sqlalchemy import JSON, BigInteger, Integer, Row, String, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -89,6 +89,7 @@ _TAKE_IDS = (
     .values(last_id=_HEAD.c.last_id + bindparam("count"))
     .returning(_HEAD.c.last_id, _HEAD.c.last_hash)
 )
+_READ_HEAD = select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1)
 _SET_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("last_hash"))
 _INSERT_RECORDS = insert(cast(Table, AuditRecord.__table__))
 
@@ -252,11 +253,16 @@ class AuditLog:
 
     async def verify(self, *, batch: int = BATCH) -> Verification:
         """Walk the chain from the first record: gapless ids, right hashes, each linked to the one before."""
+        # The walk stops at the head read before it: the bot keeps appending while an auditor verifies, and a
+        # record committed after the walk passed was reported as a deletion.
+        head = (await self.session.execute(_READ_HEAD)).one_or_none()
         walk = _Walk()
         while not walk.problems:
             query = select(AuditRecord).order_by(AuditRecord.id).limit(batch)
             if walk.checked:  # the first batch has no lower bound: a record numbered below 1 is a forgery
                 query = query.where(AuditRecord.id >= walk.expected_id)
+            if head is not None:
+                query = query.where(AuditRecord.id <= head.last_id)
             rows = list(await self.session.scalars(query))
             for row in rows:
                 if not _check(walk, row):
@@ -264,24 +270,30 @@ class AuditLog:
             if len(rows) < batch:
                 break
         if not walk.problems:
-            await self._check_head(walk)
+            await self._check_head(walk, head)
         if walk.problems:
             broken, problem = walk.problems[0]
             return Verification(False, walk.checked, broken, problem, walk.prev_hash)
         return Verification(True, walk.checked, head_hash=walk.prev_hash)
 
-    async def _check_head(self, walk: _Walk) -> None:
-        head = await self.session.get(AuditHead, 1)
+    async def _check_head(self, walk: _Walk, head: Row[Any] | None) -> None:
         last = walk.expected_id - 1
         if head is None:
             walk.problems.append((last, "the audit head row is missing"))
         elif head.last_id > last:
             missing = f"record {last + 1} is missing (deleted); the log has {head.last_id}"
             walk.problems.append((last + 1, missing))
-        elif head.last_id < last:
-            walk.problems.append((head.last_id + 1, f"record {head.last_id + 1} was added outside the log"))
         elif head.last_hash != walk.prev_hash:
             walk.problems.append((last, f"record {last} does not match the head of the log (altered)"))
+        else:
+            # Records above the head are either appended since it was read (the head has moved past them by
+            # now) or written outside the log. The highest id is read before the head, so an append committed
+            # between the two reads is under the head it moved.
+            highest = await self.session.scalar(select(func.max(AuditRecord.id)))
+            now = (await self.session.execute(_READ_HEAD)).one_or_none()
+            beyond = now.last_id if now is not None else head.last_id
+            if highest is not None and highest > beyond:
+                walk.problems.append((beyond + 1, f"record {beyond + 1} was added outside the log"))
 
 
 def _check(walk: _Walk, row: AuditRecord) -> bool:

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, event, text, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.util import await_only
 
 from storage import db
 from storage.audit import (
@@ -238,3 +239,49 @@ def test_any_single_edit_or_deletion_is_detected_at_that_record(
     ok, broken = asyncio.run(_tampered_verification(chain, record, column))
     assert not ok
     assert broken == record
+
+
+async def test_records_appended_while_verify_walks_are_no_false_alarm(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The bot keeps writing while an auditor verifies: an append committed mid-walk is not a deletion."""
+    await append_some(sessions, 3)
+    appended: list[int] = []
+
+    async def append_elsewhere() -> None:
+        async with AsyncSession(engine) as other, other.begin():
+            appended.append((await AuditLog(other).append(AuditKind.EXPORT, now=NOW)).id)
+
+    def after_the_records_are_read(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not appended and "FROM audit_records" in statement:
+            await_only(append_elsewhere())  # a writer's commit, between the walk and what follows it
+
+    event.listen(engine.sync_engine, "after_cursor_execute", after_the_records_are_read)
+    try:
+        async with sessions() as session:
+            result = await AuditLog(session).verify()
+    finally:
+        event.remove(engine.sync_engine, "after_cursor_execute", after_the_records_are_read)
+    assert appended == [4]
+    assert result.ok, result.problem
+    assert result.checked == 3
+
+
+async def test_a_well_forged_record_written_past_the_head_is_detected(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await append_some(sessions, 3)
+    async with sessions() as session:
+        [last] = await AuditLog(session).search(limit=1)
+    async with sessions.begin() as session:  # a forged record chained to the last one, the head left alone
+        forged: dict[str, Any] = {
+            "id": 4, "at": NOW, "kind": "erasure", "citizen_ref": "C1", "department": None,
+            "ticket": None, "fields": [], "basis": {"request": "citizen"}, "details": {},
+            "prev_hash": last.hash,
+        }  # fmt: skip
+        at = NOW.isoformat(timespec="microseconds")
+        session.add(AuditRecord(**forged, hash=record_hash(forged | {"at": at})))
+    async with sessions() as session:
+        result = await AuditLog(session).verify(batch=2)
+    assert not result.ok
+    assert (result.broken_id, result.problem) == (4, "record 4 was added outside the log")
