@@ -39,12 +39,12 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 """What JSON or a form may spell but no database here stores: NUL (PostgreSQL refuses it) and half a
 surrogate pair. Text from outside that reaches a column unchanged is refused with it, never a 500."""
 POOL_RECYCLE_SECONDS = 1800
+"""PostgreSQL connections are replaced after this long, before a server or proxy idle timeout closes them."""
 ASYNCPG_NUMBERS: dict[str, type[int] | type[float]] = {
     "timeout": float, "command_timeout": float, "statement_cache_size": int,
     "max_cached_statement_lifetime": int, "max_cacheable_statement_size": int,
 }
 """The parameters of a PostgreSQL URL that asyncpg takes as numbers."""
-"""PostgreSQL connections are replaced after this long, before a server or proxy idle timeout closes them."""
 
 
 class DatabaseUnavailable(Exception):
