@@ -93,6 +93,7 @@ def path_argument(text: str) -> str:
 def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Validate every file first, then write all changes in one transaction (or none with --dry-run)."""
     kb, sources = load_paths_with_sources(args.paths)
+    _refuse_entries_without_a_question(kb, sources)
     source = "import:" + ",".join(args.paths)
 
     async def go() -> ImportPlan:
@@ -106,6 +107,17 @@ def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
     plan = asyncio.run(go())
     print(format_plan(plan, dry_run=args.dry_run))
     return 0
+
+
+def _refuse_entries_without_a_question(kb: KnowledgeBase, sources: SourceMap) -> None:
+    """An entry is listed under its topic by its question: without one, citizens would see a blank button."""
+    blank = [sources[entry.id] for entry in kb.entries if not entry.question]
+    if blank:
+        raise KnowledgeLoadError([
+            KnowledgeFileError(where.path, where.line, "question", "missing: an entry needs its question in "
+                                                                   "at least one language")
+            for where in blank
+        ])
 
 
 async def _refuse_unknown_departments(session: AsyncSession, kb: KnowledgeBase, sources: SourceMap) -> None:

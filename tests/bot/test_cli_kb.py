@@ -222,6 +222,23 @@ def test_an_entry_whose_department_exists_nowhere_is_refused_with_its_file_and_l
     assert "1 created" in capsys.readouterr().out
 
 
+def test_an_entry_without_a_question_is_refused_with_its_file_and_line(
+    tmp_path: Path, database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The topic list shows an entry by its question: without one it was a blank button."""
+    kb = write_kb(tmp_path / "kb")
+    (kb / "draft.yaml").write_text(
+        "entries:\n  - id: tax-draft\n    category: tax\n    department: TAX\n"
+        "    answer: {en: Pay online.}\n", encoding="utf-8")
+    for dry_run in (["--dry-run"], []):
+        assert main(["kb", "import", *dry_run, str(kb)]) == 1
+        assert capsys.readouterr().err.splitlines()[1:] == [
+            f"  {kb / 'draft.yaml'}:2: question: missing: an entry needs its question in at least one "
+            "language"
+        ]
+    assert not database.exists()
+
+
 @pytest.mark.parametrize("command", [
     ["kb", "import", ""], ["kb", "lint", " "], ["kb", "export", ""], ["kb", "ask", "tax", "--kb", ""],
     ["kb", "eval", "--kb", str(SAMPLE_KB), "--cases", ""],
