@@ -45,6 +45,9 @@ ASYNCPG_NUMBERS: dict[str, type[int] | type[float]] = {
     "max_cached_statement_lifetime": int, "max_cacheable_statement_size": int,
 }
 """The parameters of a PostgreSQL URL that asyncpg takes as numbers."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a new PostgreSQL connection unless the URL says (``?timeout=``): asyncpg's own
+default of 60 held every request that long when the server's host stopped answering (a failover)."""
 
 
 class DatabaseUnavailable(Exception):
@@ -115,6 +118,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     kwargs.setdefault("pool_size", 10)
     parsed, arguments = _asyncpg_arguments(parsed)
+    arguments.setdefault("timeout", CONNECT_TIMEOUT)
     kwargs["connect_args"] = arguments | kwargs.get("connect_args", {})
     engine = create_async_engine(parsed, **kwargs)
     event.listen(engine.sync_engine, "do_connect", _connect_or_explain)

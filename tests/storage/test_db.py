@@ -125,3 +125,26 @@ async def test_a_postgresql_url_parameter_asyncpg_cannot_take_is_one_line(
         async with db.reachable(_with_query(postgres_url, query)):
             pass
     assert "secretpw" not in str(raised.value)
+
+
+async def test_a_server_that_never_answers_fails_a_new_connection_after_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host that accepts and then says nothing (a frozen server, a failover's cut-off primary): asyncpg
+    alone waits 60 s, and every request with it."""
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(db, "CONNECT_TIMEOUT", 0.2)
+    engine = db.create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/test")
+    try:
+        async with asyncio.timeout(20):  # only a guard: without the timeout this waits 60 s
+            with pytest.raises(TimeoutError) as raised:
+                async with engine.connect():
+                    pass
+        assert db.out_of_reach(raised.value)
+    finally:
+        await engine.dispose()
+        server.close()
