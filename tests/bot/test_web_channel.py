@@ -295,7 +295,7 @@ async def test_a_flood_from_one_citizen_gets_429_in_their_language(start: Start)
     await browser.say("hello again")
     status, body = await browser.post({"text": "and again", "lang": "zh"})
     assert status == 429
-    assert body["detail"] == "您发送消息太快了，请稍等片刻再发送。"
+    assert body["detail"] == "您发送消息过于频繁，请稍等片刻再发送。"
 
 
 async def test_a_flood_from_one_address_gets_429_with_retry_after(start: Start) -> None:
@@ -496,7 +496,7 @@ async def test_a_refused_form_post_goes_back_to_the_chat_which_says_why_in_its_l
     assert await status_line(browser, "/?refused=<script>") == "", "only a status makes a reason"
     status, body = await browser.post({"text": "又一条", "lang": "zh"})
     assert status == 429, "the script still gets problem+json"
-    assert body["detail"] == "您发送消息太快了，请稍等片刻再发送。"
+    assert body["detail"] == "您发送消息过于频繁，请稍等片刻再发送。"
 
 
 async def test_problem_json_keeps_chinese_as_it_is(start: Start) -> None:
@@ -507,7 +507,7 @@ async def test_problem_json_keeps_chinese_as_it_is(start: Start) -> None:
         "/api/chat/messages", json={"text": "再一条", "lang": "zh"}, headers={"X-CSRF-Token": browser.token}
     )
     assert response.status == 429
-    assert "您发送消息太快了" in (await response.read()).decode("utf-8")
+    assert "您发送消息过于频繁" in (await response.read()).decode("utf-8")
 
 
 async def test_the_longest_chinese_message_the_page_allows_is_not_too_large(browser: Browser) -> None:
