@@ -17,6 +17,8 @@ router = Router()
 
 TOPICS_PER_PAGE = 8
 QUESTIONS_PER_PAGE = 6
+MAX_PAGE = 9_999
+"""The highest page number a button can name."""
 
 
 @router.command("menu")
@@ -64,7 +66,9 @@ async def show(turn: Turn) -> list[Reply]:
 
 
 def _topics(turn: Turn, page: int, *, replace: bool) -> Reply:
-    categories = [c for c in turn.knowledge.kb.categories if turn.knowledge.entries_in(c.code)]
+    categories = [
+        c for c in turn.knowledge.kb.categories if turn.knowledge.entries_in(c.code) and _fits_topic(c.code)
+    ]
     if not categories:
         return Reply(turn.t("menu_empty"), kind="menu")
     pages = max(1, math.ceil(len(categories) / TOPICS_PER_PAGE))
@@ -91,7 +95,14 @@ def _pager(turn: Turn, make: Callable[[int], str], current: int, pages: int) -> 
 
 
 def _page(text: str) -> int:
-    return whole_number(text, 1, 9_999) or 1
+    return whole_number(text, 1, MAX_PAGE) or 1
+
+
+def _fits_topic(code: str) -> bool:
+    if len(f"cat:{code}:{MAX_PAGE}".encode()) <= MAX_PAYLOAD_BYTES:
+        return True
+    log.warning("category code %r is too long for a button; its topic cannot be browsed", code)
+    return False
 
 
 def _fits(entry: Entry) -> bool:

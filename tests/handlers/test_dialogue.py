@@ -16,6 +16,7 @@ from handlers.i18n import t
 from handlers.router import Router, Turn
 from handlers.smalltalk import GREETINGS, THANKS
 from handlers.types import FLOOD, FLOOD_QUIET, Reply
+from knowledge.entry import Category
 from knowledge.normalise import normalise
 from storage import citizen_data, db
 from storage.citizens import CitizenRepository
@@ -274,6 +275,24 @@ async def test_an_entry_imported_without_an_answer_is_never_shown_empty(
         assert "answer" not in {reply.kind for reply in replies}
     browsed = await dialogue.handle(said(payload=f"cat:{silent.category}:1"))
     assert "show:zoo-zebra" not in payloads(browsed)
+
+
+async def test_a_topic_whose_code_is_too_long_for_a_button_is_left_out_of_the_menu(
+    dialogue: Dialogue, sessions: Sessions, knowledge: LiveKnowledge
+) -> None:
+    """Stored before files refused such codes: the menu failed for every citizen ("button payload over
+    64 bytes"), not just for that topic."""
+    kb = small_kb()
+    long_code = "c" * 61
+    entry = kb.entries[0].replace(id="zoo-zebra", category=long_code, question={"en": "Adopt a zebra?"})
+    wider = replace(kb, categories=[*kb.categories, Category(long_code, {"en": "Zoo"})],
+                    entries=[*kb.entries, entry])
+    async with sessions.begin() as session:
+        await KnowledgeRepository(session).apply_import(wider, "test")
+    await knowledge.refresh()
+    [reply] = await dialogue.handle(said("/menu"))
+    assert reply.kind == "menu"
+    assert payloads([reply]) == ["cat:civil-registry:1", "cat:tax:1"]
 
 
 async def test_erasing_takes_a_citizens_picks_back_from_the_suggested_phrasings(
