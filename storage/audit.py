@@ -280,20 +280,21 @@ class AuditLog:
         last = walk.expected_id - 1
         if head is None:
             walk.problems.append((last, "the audit head row is missing"))
-        elif head.last_id > last:
+            return
+        if head.last_id > last:
             missing = f"record {last + 1} is missing (deleted); the log has {head.last_id}"
             walk.problems.append((last + 1, missing))
+            return
+        # Records above the head are either appended since it was read (the head has moved past them by now)
+        # or written outside the log. The highest id is read before the head, so an append committed between
+        # the two reads is under the head it moved.
+        highest = await self.session.scalar(select(func.max(AuditRecord.id)))
+        now = (await self.session.execute(_READ_HEAD)).one_or_none()
+        beyond = now.last_id if now is not None else head.last_id
+        if highest is not None and highest > beyond:
+            walk.problems.append((beyond + 1, f"record {beyond + 1} was added outside the log"))
         elif head.last_hash != walk.prev_hash:
             walk.problems.append((last, f"record {last} does not match the head of the log (altered)"))
-        else:
-            # Records above the head are either appended since it was read (the head has moved past them by
-            # now) or written outside the log. The highest id is read before the head, so an append committed
-            # between the two reads is under the head it moved.
-            highest = await self.session.scalar(select(func.max(AuditRecord.id)))
-            now = (await self.session.execute(_READ_HEAD)).one_or_none()
-            beyond = now.last_id if now is not None else head.last_id
-            if highest is not None and highest > beyond:
-                walk.problems.append((beyond + 1, f"record {beyond + 1} was added outside the log"))
 
 
 def _check(walk: _Walk, row: AuditRecord) -> bool:

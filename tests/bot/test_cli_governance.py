@@ -78,6 +78,9 @@ def test_audit_verify_passes_an_intact_log(database: str, capsys: pytest.Capture
         ("UPDATE audit_records SET department = 'LAND' WHERE id = 2", 2),
         ("DELETE FROM audit_records WHERE id = 2", 2),
         ("DELETE FROM audit_records WHERE id = 3", 3),
+        ("DELETE FROM audit_records WHERE id >= 2", 2),
+        ("UPDATE audit_head SET last_id = 2", 3),
+        ("UPDATE audit_head SET last_hash = 'f'", 3),
     ],
 )
 def test_audit_verify_names_the_first_broken_record(
