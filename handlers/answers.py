@@ -27,3 +27,10 @@ LABEL_CHARS = 60
 
 def button_label(text: str) -> str:
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
+def entry_label(turn: Turn, entry: Entry) -> str:
+    """An entry's button: its question, else a phrasing of it, else its id; never blank (an entry stored
+    without a question, as files allowed before, was a button with no text)."""
+    phrasings = entry.alternatives.get(turn.lang) or next((v for v in entry.alternatives.values() if v), [])
+    return button_label(turn.localized(entry.question) or next((p for p in phrasings if p.strip()), entry.id))

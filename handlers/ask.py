@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from handlers.answers import answer_reply, button_label
+from handlers.answers import answer_reply, entry_label
 from handlers.router import Router, Turn, parse_id
 from handlers.smalltalk import small_talk
 from handlers.types import Button, Reply
@@ -96,7 +96,7 @@ def _clarify_buttons(turn: Turn, match: Match, question_id: int) -> tuple[tuple[
         entry = turn.entry(candidate.entry_id)
         if entry is not None:
             rows.append(
-                (Button(button_label(turn.localized(entry.question)), payload=f"pick:{question_id}:{index}"),)
+                (Button(entry_label(turn, entry), payload=f"pick:{question_id}:{index}"),)
             )
     if rows:
         rows.append((Button(turn.t("btn_none_of_these"), payload=f"pick:{question_id}:none"),))

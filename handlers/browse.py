@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Callable
 
-from handlers.answers import answer_reply, button_label
+from handlers.answers import answer_reply, button_label, entry_label
 from handlers.router import Router, Turn
 from handlers.types import MAX_PAYLOAD_BYTES, Button, Reply
 from knowledge.entry import Entry
@@ -45,7 +45,7 @@ async def category(turn: Turn) -> list[Reply]:
     current = min(_page(page), pages)
     shown = entries[(current - 1) * QUESTIONS_PER_PAGE : current * QUESTIONS_PER_PAGE]
     rows: list[tuple[Button, ...]] = [
-        (Button(button_label(turn.localized(e.question)), payload=f"show:{e.id}"),) for e in shown
+        (Button(entry_label(turn, e), payload=f"show:{e.id}"),) for e in shown
     ]
     rows.append(_pager(turn, lambda p: f"cat:{code}:{p}", current, pages))
     rows.append((Button(turn.t("btn_back"), payload="menu:1"),))

@@ -295,6 +295,25 @@ async def test_a_topic_whose_code_is_too_long_for_a_button_is_left_out_of_the_me
     assert payloads([reply]) == ["cat:civil-registry:1", "cat:tax:1"]
 
 
+async def test_an_entry_stored_without_a_question_is_named_by_a_phrasing_never_a_blank_button(
+    dialogue: Dialogue, sessions: Sessions, knowledge: LiveKnowledge
+) -> None:
+    """Files refuse such entries now, but a database seeded or imported before may hold them."""
+    kb = small_kb()
+    nameless = kb.entries[0].replace(
+        id="zoo-zebra", question={}, alternatives={"en": ["adopt a zebra from the zoo"]},
+        answer={"en": "Ask at the zoo's gate."},
+    )
+    async with sessions.begin() as session:
+        await KnowledgeRepository(session).apply_import(replace(kb, entries=[*kb.entries, nameless]), "test")
+    await knowledge.refresh()
+    browsed = await dialogue.handle(said(payload=f"cat:{nameless.category}:1"))
+    offered = await dialogue.handle(said("adopt zebra zoo renew"))
+    labels = {b.label: b.payload for r in [*browsed, *offered] for row in r.buttons for b in row}
+    assert all(label.strip() for label in labels)
+    assert labels["adopt a zebra from the zoo"] == "show:zoo-zebra"
+
+
 async def test_erasing_takes_a_citizens_picks_back_from_the_suggested_phrasings(
     dialogue: Dialogue, sessions: Sessions
 ) -> None:
