@@ -10,7 +10,6 @@ if the change it describes was committed with it.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
 import json
@@ -20,7 +19,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, Row, String, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    Row,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,6 +66,14 @@ class AuditKind(enum.StrEnum):
 
 class AuditUnavailable(Exception):
     """The log cannot be appended to (its head row is missing); nothing that needs a record may proceed."""
+
+
+class AuditUnreadable(Exception):
+    """A stored record holds a value govbot never writes (a time that is not one, JSON that is not JSON…)."""
+
+    def __init__(self, record_id: int, columns: Sequence[str]) -> None:
+        super().__init__(f"record {record_id} was altered (its {', '.join(columns)} cannot be read)")
+        self.record_id = record_id
 
 
 class AuditRecord(Base):
@@ -91,7 +113,17 @@ _TAKE_IDS = (
 )
 _READ_HEAD = select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1)
 _SET_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(last_hash=bindparam("last_hash"))
-_INSERT_RECORDS = insert(cast(Table, AuditRecord.__table__))
+_RECORDS = cast(Table, AuditRecord.__table__)
+_INSERT_RECORDS = insert(_RECORDS)
+_JSON_SHAPES: dict[str, type] = {"fields": list, "basis": dict, "details": dict}
+# Read as text and decoded here, not by the column types: a value edited by hand (the sqlite3 shell) that was
+# not JSON, or not a time, stopped verify and show with a traceback instead of naming the record.
+_STORED = select(*(
+    sql_cast(column, Text).label(column.name) if column.name in _JSON_SHAPES
+    else type_coerce(column, Text).label(column.name) if column.name == "at"
+    else column
+    for column in _RECORDS.c
+))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,9 +155,6 @@ class AuditEntry:
             "details": self.details,
             "hash": self.hash,
         }
-
-
-_ENTRY_FIELDS = tuple(entry_field.name for entry_field in dataclasses.fields(AuditEntry))
 
 
 @dataclass(frozen=True)
@@ -175,21 +204,6 @@ def record_hash(values: dict[str, Any]) -> str:
     """SHA-256 over the canonical JSON of a record's values, ``prev_hash`` included."""
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _values(row: AuditRecord) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "at": _iso(row.at),
-        "kind": row.kind,
-        "citizen_ref": row.citizen_ref,
-        "department": row.department,
-        "ticket": row.ticket,
-        "fields": list(row.fields),
-        "basis": row.basis,
-        "details": row.details,
-        "prev_hash": row.prev_hash,
-    }
 
 
 class AuditLog:
@@ -242,14 +256,14 @@ class AuditLog:
         limit: int = 100,
     ) -> list[AuditEntry]:
         """Records of a citizen and/or a department, newest first."""
-        query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
+        query = _STORED.order_by(_RECORDS.c.id.desc()).limit(limit)
         if citizen is not None:
-            query = query.where(AuditRecord.citizen_ref == citizen)
+            query = query.where(_RECORDS.c.citizen_ref == citizen)
         if department is not None:
-            query = query.where(AuditRecord.department == department)
+            query = query.where(_RECORDS.c.department == department)
         if kind is not None:
-            query = query.where(AuditRecord.kind == kind)
-        return [_entry(row) for row in await self.session.scalars(query)]
+            query = query.where(_RECORDS.c.kind == kind)
+        return [_entry_of(_stored_values(row)) for row in await self.session.execute(query)]
 
     async def verify(self, *, batch: int = BATCH) -> Verification:
         """Walk the chain from the first record: gapless ids, right hashes, each linked to the one before."""
@@ -258,12 +272,12 @@ class AuditLog:
         head = (await self.session.execute(_READ_HEAD)).one_or_none()
         walk = _Walk()
         while not walk.problems:
-            query = select(AuditRecord).order_by(AuditRecord.id).limit(batch)
+            query = _STORED.order_by(_RECORDS.c.id).limit(batch)
             if walk.checked:  # the first batch has no lower bound: a record numbered below 1 is a forgery
-                query = query.where(AuditRecord.id >= walk.expected_id)
+                query = query.where(_RECORDS.c.id >= walk.expected_id)
             if head is not None:
-                query = query.where(AuditRecord.id <= head.last_id)
-            rows = list(await self.session.scalars(query))
+                query = query.where(_RECORDS.c.id <= head.last_id)
+            rows = (await self.session.execute(query)).all()
             for row in rows:
                 if not _check(walk, row):
                     break
@@ -297,7 +311,7 @@ class AuditLog:
             walk.problems.append((last, f"record {last} does not match the head of the log (altered)"))
 
 
-def _check(walk: _Walk, row: AuditRecord) -> bool:
+def _check(walk: _Walk, row: Row[Any]) -> bool:
     if row.id < walk.expected_id:
         walk.problems.append((row.id, f"record {row.id} was added outside the log"))
         return False
@@ -307,7 +321,12 @@ def _check(walk: _Walk, row: AuditRecord) -> bool:
     if row.prev_hash != walk.prev_hash:
         walk.problems.append((row.id, f"record {row.id} does not follow record {row.id - 1} (chain broken)"))
         return False
-    if record_hash(_values(row)) != row.hash:
+    try:
+        values = _stored_values(row)
+    except AuditUnreadable as unreadable:
+        walk.problems.append((row.id, str(unreadable)))
+        return False
+    if record_hash(_hashed(values)) != row.hash:
         walk.problems.append((row.id, f"record {row.id} was altered (its hash does not match)"))
         return False
     walk.expected_id, walk.prev_hash, walk.checked = row.id + 1, row.hash, walk.checked + 1
@@ -328,8 +347,46 @@ def _row_values(number: int, record: NewRecord, now: datetime, prev_hash: str) -
         "details": _plain(record.details),
         "prev_hash": prev_hash,
     }
-    row["hash"] = record_hash(row | {"at": _iso(row["at"])})
+    row["hash"] = record_hash(_hashed(row))
     return row
+
+
+def _hashed(values: dict[str, Any]) -> dict[str, Any]:
+    """What a record's hash is computed over: its values but the hash, the time as UTC ISO text."""
+    return {name: value for name, value in values.items() if name != "hash"} | {"at": _iso(values["at"])}
+
+
+def _stored_values(row: Row[Any]) -> dict[str, Any]:
+    """A stored record's values as govbot wrote them; AuditUnreadable names any that are not."""
+    values = dict(row._mapping)
+    values["at"] = _moment(values["at"])
+    unreadable = ["time"] if values["at"] is None else []
+    for name, shape in _JSON_SHAPES.items():
+        values[name] = _json(values[name])
+        if not isinstance(values[name], shape) or not all(isinstance(key, str) for key in values[name]):
+            unreadable.append(name)
+    if unreadable:
+        raise AuditUnreadable(row.id, unreadable)
+    return values
+
+
+def _moment(value: object) -> datetime | None:
+    """A stored time (text on SQLite, as SQLAlchemy writes it; UTC when it names no zone)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _json(text: object) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _entry_of(values: dict[str, Any]) -> AuditEntry:
@@ -337,10 +394,6 @@ def _entry_of(values: dict[str, Any]) -> AuditEntry:
     copies = {"fields": tuple(values["fields"] or ()), "basis": dict(values["basis"] or {}),
               "details": dict(values["details"] or {})}
     return AuditEntry(**values | copies)
-
-
-def _entry(row: AuditRecord) -> AuditEntry:
-    return _entry_of({name: getattr(row, name) for name in _ENTRY_FIELDS})
 
 
 def _plain(value: dict[str, Any]) -> dict[str, Any]:

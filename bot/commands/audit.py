@@ -12,7 +12,7 @@ from typing import Any
 from bot.commands.tables import add_format, render_csv, render_json, render_table
 from bot.config import Settings
 from storage import db
-from storage.audit import AuditEntry, AuditKind, AuditLog, Verification, parse_citizen_ref
+from storage.audit import AuditEntry, AuditKind, AuditLog, AuditUnreadable, Verification, parse_citizen_ref
 from storage.numbers import whole_number
 
 COLUMNS = ("id", "at", "kind", "citizen", "department", "ticket", "fields", "basis", "details")
@@ -73,7 +73,13 @@ def show_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
                 citizen=citizen, department=args.department, kind=args.kind, limit=args.limit
             )
 
-    print(render_entries(asyncio.run(go()), args.format))
+    try:
+        entries = asyncio.run(go())
+    except AuditUnreadable as unreadable:
+        message = f"govbot: audit log BROKEN: {unreadable}; `govbot audit verify` checks the rest"
+        print(message, file=sys.stderr)
+        return 1
+    print(render_entries(entries, args.format))
     return 0
 
 

@@ -153,3 +153,22 @@ def test_audit_tables_show_nested_details_as_json_not_python() -> None:
     [row] = list(csv.DictReader(io.StringIO(render_entries([erased], "csv"))))
     assert row["details"] == 'erased={"cases":1,"messages":3}, parts=["chat","cases"]'
     assert row["basis"] == "request=citizen"
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        ("UPDATE audit_records SET details = '{not json' WHERE id = 2", "its details cannot be read"),
+        ("UPDATE audit_records SET at = 'yesterday' WHERE id = 2", "its time cannot be read"),
+    ],
+)
+def test_a_record_edited_in_the_sqlite_shell_is_named_without_a_traceback(
+    database: str, capsys: pytest.CaptureFixture[str], sql: str, problem: str
+) -> None:
+    tamper(database, sql)
+    assert main(["audit", "verify"]) == 1
+    assert f"BROKEN at record 2: record 2 was altered ({problem})" in capsys.readouterr().err
+    assert main(["audit", "show"]) == 1
+    assert capsys.readouterr().err == (
+        f"govbot: audit log BROKEN: record 2 was altered ({problem}); `govbot audit verify` checks the rest\n"
+    )

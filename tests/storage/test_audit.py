@@ -20,6 +20,7 @@ from storage.audit import (
     AuditKind,
     AuditLog,
     AuditRecord,
+    AuditUnreadable,
     NewRecord,
     citizen_ref,
     parse_citizen_ref,
@@ -285,3 +286,44 @@ async def test_a_well_forged_record_written_past_the_head_is_detected(
         result = await AuditLog(session).verify(batch=2)
     assert not result.ok
     assert (result.broken_id, result.problem) == (4, "record 4 was added outside the log")
+
+
+UNREADABLE = [
+    ("UPDATE audit_records SET details = '[1]' WHERE id = 3", "details"),
+    ("UPDATE audit_records SET basis = '\"clearance\"' WHERE id = 3", "basis"),
+    ("UPDATE audit_records SET fields = 'null' WHERE id = 3", "fields"),
+    ("UPDATE audit_records SET fields = '[1, [2]]' WHERE id = 3", "fields"),
+    # SQLite only: PostgreSQL's column types refuse them
+    ("UPDATE audit_records SET details = '{not json' WHERE id = 3", "details"),
+    ("UPDATE audit_records SET at = 'yesterday' WHERE id = 3", "time"),
+]
+
+
+async def _unreadable_verification(url: str, edit: str) -> tuple[Any, str]:
+    engine = db.create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            transaction = await conn.begin()
+            await _lift_trigger(conn)
+            await conn.execute(text(edit))
+            session = AsyncSession(bind=conn)
+            result = await AuditLog(session).verify(batch=2)
+            with pytest.raises(AuditUnreadable) as shown:
+                await AuditLog(session).search(department="TAX")
+            await transaction.rollback()
+        return result, str(shown.value)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(("edit", "name"), UNREADABLE)
+def test_a_value_edited_to_one_govbot_never_writes_is_named_by_verify_and_search(
+    chain: str, edit: str, name: str
+) -> None:
+    if chain.startswith("postgresql") and ("not json" in edit or "yesterday" in edit):
+        pytest.skip("PostgreSQL's column types refuse it")
+    result, shown = asyncio.run(_unreadable_verification(chain, edit))
+    assert not result.ok
+    assert (result.broken_id, result.checked) == (3, 2)
+    assert result.problem == f"record 3 was altered (its {name} cannot be read)"
+    assert shown == result.problem
