@@ -179,6 +179,8 @@ class Verification:
     broken_id: int | None = None
     problem: str | None = None
     head_hash: str = GENESIS
+    rewritten: bool = False
+    """The log does not hold what an earlier verify saw: the records before the broken one prove nothing."""
 
 
 @dataclass
@@ -187,6 +189,8 @@ class _Walk:
     prev_hash: str = GENESIS
     checked: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)
+    earlier: tuple[int, str] | None = None
+    rewritten: bool = False
 
 
 def citizen_ref(citizen_id: int | None) -> str | None:
@@ -265,12 +269,16 @@ class AuditLog:
             query = query.where(_RECORDS.c.kind == kind)
         return [_entry_of(_stored_values(row)) for row in await self.session.execute(query)]
 
-    async def verify(self, *, batch: int = BATCH) -> Verification:
-        """Walk the chain from the first record: gapless ids, right hashes, each linked to the one before."""
+    async def verify(self, *, batch: int = BATCH, earlier: tuple[int, str] | None = None) -> Verification:
+        """Walk the chain from the first record: gapless ids, right hashes, each linked to the one before.
+
+        ``earlier``: the record count and head hash an earlier verify gave (kept outside the database); the
+        log must still hold that record with that hash. Only this catches a log rewritten with its head.
+        """
         # The walk stops at the head read before it: the bot keeps appending while an auditor verifies, and a
         # record committed after the walk passed was reported as a deletion.
         head = (await self.session.execute(_READ_HEAD)).one_or_none()
-        walk = _Walk()
+        walk = _Walk(earlier=earlier if earlier is not None and earlier[0] > 0 else None)
         while not walk.problems:
             query = _STORED.order_by(_RECORDS.c.id).limit(batch)
             if walk.checked:  # the first batch has no lower bound: a record numbered below 1 is a forgery
@@ -285,9 +293,14 @@ class AuditLog:
                 break
         if not walk.problems:
             await self._check_head(walk, head)
+        if not walk.problems and walk.earlier is not None and walk.earlier[0] >= walk.expected_id:
+            seen = walk.earlier[0]
+            cut = f"the log ends at record {walk.expected_id - 1}; an earlier verify saw {seen} (cut back)"
+            walk.problems.append((walk.expected_id, cut))
+            walk.rewritten = True
         if walk.problems:
             broken, problem = walk.problems[0]
-            return Verification(False, walk.checked, broken, problem, walk.prev_hash)
+            return Verification(False, walk.checked, broken, problem, walk.prev_hash, walk.rewritten)
         return Verification(True, walk.checked, head_hash=walk.prev_hash)
 
     async def _check_head(self, walk: _Walk, head: Row[Any] | None) -> None:
@@ -328,6 +341,11 @@ def _check(walk: _Walk, row: Row[Any]) -> bool:
         return False
     if record_hash(_hashed(values)) != row.hash:
         walk.problems.append((row.id, f"record {row.id} was altered (its hash does not match)"))
+        return False
+    if walk.earlier is not None and walk.earlier[0] == row.id and walk.earlier[1] != row.hash:
+        rewritten = f"record {row.id} is not the one an earlier verify saw (the log was rewritten up to it)"
+        walk.problems.append((row.id, rewritten))
+        walk.rewritten = True
         return False
     walk.expected_id, walk.prev_hash, walk.checked = row.id + 1, row.hash, walk.checked + 1
     return True

@@ -26,6 +26,10 @@ def register(
     p = sub.add_parser(
         "verify", help="check the hash chain; exit code 1 names the first broken record", parents=[common]
     )
+    p.add_argument(
+        "--earlier", metavar="COUNT:HASH", type=_earlier,
+        help="the records and head hash an earlier verify printed: exit 1 if the log no longer holds them",
+    )  # fmt: skip
     p.set_defaults(handler=verify_command)
     p = sub.add_parser(
         "show", help="records of one citizen or one department (or all), newest first", parents=[common]
@@ -44,15 +48,18 @@ def verify_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
 
     async def go() -> Verification:
         async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
-            return await AuditLog(session).verify()
+            return await AuditLog(session).verify(earlier=args.earlier)
 
     result = asyncio.run(go())
     if result.ok:
         print(f"audit log intact: {result.checked} records; head hash {result.head_hash}")
+        earlier = f"--earlier {result.checked}:{result.head_hash}"
+        print(f"keep a copy outside the database, to check later: govbot audit verify {earlier}")
         return 0
+    before = "may have been rewritten too" if result.rewritten else "are intact"
     print(
         f"govbot: audit log BROKEN at record {result.broken_id}: {result.problem} "
-        f"({result.checked} records before it are intact)",
+        f"({result.checked} records before it {before})",
         file=sys.stderr,
     )
     return 1
@@ -115,6 +122,14 @@ def _pairs(values: dict[str, Any]) -> str:
         if isinstance(value, dict | list) else f"{key}={value}"
         for key, value in sorted(values.items())
     )
+
+
+def _earlier(text: str) -> tuple[int, str]:
+    count, _, head_hash = text.strip().lower().partition(":")
+    number = whole_number(count, 0, 2**63 - 1)
+    if number is None or len(head_hash) != 64 or head_hash.strip("0123456789abcdef"):
+        raise argparse.ArgumentTypeError("must be COUNT:HASH as an earlier `govbot audit verify` printed it")
+    return number, head_hash
 
 
 def _limit(text: str) -> int:

@@ -172,3 +172,35 @@ def test_a_record_edited_in_the_sqlite_shell_is_named_without_a_traceback(
     assert capsys.readouterr().err == (
         f"govbot: audit log BROKEN: record 2 was altered ({problem}); `govbot audit verify` checks the rest\n"
     )
+
+
+def test_audit_verify_against_an_earlier_head_catches_a_log_cut_back_with_its_head(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["audit", "verify"]) == 0
+    later = capsys.readouterr().out.splitlines()[-1].split("govbot ", 1)[1]
+    assert later.startswith("audit verify --earlier 3:")
+    tamper(database, "DELETE FROM audit_records WHERE id = 3")
+    tamper_head = (
+        "UPDATE audit_head SET last_id = 2, last_hash = (SELECT hash FROM audit_records WHERE id = 2)"
+    )
+    asyncio.run(_execute(database, tamper_head))
+    assert main(["audit", "verify"]) == 0  # the chain alone holds together
+    capsys.readouterr()
+    assert main(later.split()) == 1
+    assert capsys.readouterr().err == (
+        "govbot: audit log BROKEN at record 3: the log ends at record 2; an earlier verify saw 3 (cut back) "
+        "(2 records before it may have been rewritten too)\n"
+    )
+    with pytest.raises(SystemExit):
+        main(["audit", "verify", "--earlier", "3:not-a-hash"])
+    assert "must be COUNT:HASH" in capsys.readouterr().err
+
+
+async def _execute(url: str, sql: str) -> None:
+    engine = db.create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()

@@ -327,3 +327,65 @@ def test_a_value_edited_to_one_govbot_never_writes_is_named_by_verify_and_search
     assert (result.broken_id, result.checked) == (3, 2)
     assert result.problem == f"record 3 was altered (its {name} cannot be read)"
     assert shown == result.problem
+
+
+async def _rewritten_verifications(url: str, earlier: list[tuple[int, str] | None]) -> list[Any]:
+    """Records 2 on deleted and others appended in their place, head and all: a rewrite by someone who
+    can write to the database, which the chain alone cannot show."""
+    engine = db.create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            transaction = await conn.begin()
+            await _lift_trigger(conn)
+            await conn.execute(delete(AuditRecord).where(AuditRecord.id >= 2))
+            first = text(
+                "UPDATE audit_head SET last_id = 1, last_hash = (SELECT hash FROM audit_records WHERE id = 1)"
+            )
+            await conn.execute(first)
+            session = AsyncSession(bind=conn)
+            log = AuditLog(session)
+            await log.append(AuditKind.EXPORT, now=NOW, details={"what": "a record not written then"})
+            results = [await log.verify(batch=2, earlier=copy) for copy in earlier]
+            await transaction.rollback()
+        return results
+    finally:
+        await engine.dispose()
+
+
+def test_a_log_rewritten_with_its_head_is_caught_only_against_an_earlier_head(chain: str) -> None:
+    async def heads() -> list[tuple[int, str]]:
+        engine = db.create_engine(chain)
+        try:
+            async with db.sessionmaker(engine)() as session:
+                entries = await AuditLog(session).search(limit=CHAIN)
+        finally:
+            await engine.dispose()
+        return [(entry.id, entry.hash) for entry in entries]
+
+    by_id = dict(asyncio.run(heads()))
+    plain, cut_back, rewritten, before = asyncio.run(
+        _rewritten_verifications(chain, [None, (CHAIN, by_id[CHAIN]), (2, by_id[2]), (1, by_id[1])])
+    )
+    assert plain.ok  # what an intruder with write access can do: the chain holds together
+    assert before.ok  # record 1 was left as it was
+    assert (cut_back.ok, cut_back.broken_id, cut_back.rewritten) == (False, 3, True)
+    assert cut_back.problem == f"the log ends at record 2; an earlier verify saw {CHAIN} (cut back)"
+    assert (rewritten.ok, rewritten.broken_id, rewritten.rewritten) == (False, 2, True)
+    assert rewritten.problem == (
+        "record 2 is not the one an earlier verify saw (the log was rewritten up to it)"
+    )
+
+
+async def test_a_log_that_grew_since_an_earlier_verify_passes_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await append_some(sessions, 3)
+    async with sessions() as session:
+        earlier = await AuditLog(session).verify()
+    await append_some(sessions, 2)
+    async with sessions() as session:
+        result = await AuditLog(session).verify(batch=2, earlier=(earlier.checked, earlier.head_hash))
+        empty_then = await AuditLog(session).verify(earlier=(0, GENESIS))
+    assert result.ok
+    assert result.checked == 5
+    assert empty_then.ok
