@@ -25,10 +25,27 @@ async def start(turn: Turn) -> list[Reply]:
     ]
 
 
+HELP_COMMANDS = ("menu", "language", "human", "status", "feedback", "mydata", "privacy", "forget")
+"""The commands /help explains, in its order; a channel's command menu lists these, /help and /start."""
+
+
+def help_text(lang: str) -> str:
+    """/help: how to ask, then each command with what it does."""
+    lines = [t(lang, "help_title"), "• " + t(lang, "help_ask")]
+    lines += [f"• /{name} — {t(lang, f'command_{name}')}" for name in HELP_COMMANDS]
+    return "\n".join(lines)
+
+
+def command_menu(lang: str) -> list[tuple[str, str]]:
+    """The commands a channel offers in its own menu (Telegram's "/" list), each with what it does."""
+    described = [(name, str(t(lang, f"command_{name}"))) for name in (*HELP_COMMANDS, "help", "start")]
+    return [(name, text[:1].upper() + text[1:]) for name, text in described]
+
+
 @router.command("help")
 async def help_(turn: Turn) -> list[Reply]:
     """What the account can do."""
-    return turn.say("help", kind="help")
+    return [Reply(help_text(turn.lang), kind="help")]
 
 
 @router.command("language", "lang")

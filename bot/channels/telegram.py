@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import InlineKeyboardMarkup, InputFile, User
+from telegram import BotCommand, InlineKeyboardMarkup, InputFile, User
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -46,7 +46,8 @@ from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
 from bot.log_masking import keep_libraries_quiet
 from bot.metrics import Metrics
 from bot.notify import Unreachable
-from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
+from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, t
+from handlers.start import command_menu
 from handlers.types import FLOOD_QUIET, Conversation, Incoming, Reply
 from storage.db import DATABASE_ERRORS, error_reason, out_of_reach
 from storage.inbox import InboxRepository
@@ -178,6 +179,7 @@ class TelegramChannel:
             log.info("telegram: polling as @%s", self.bot_user.username)
         else:
             log.info("telegram: webhook at %s for @%s", url, self.bot_user.username)
+        await self._offer_commands()  # last: updates are taken meanwhile
 
     def keep_starting(self, public_url: str | None, *, secret: str | None, failed: Exception,
                       started: Callable[[], None]) -> None:
@@ -203,6 +205,17 @@ class TelegramChannel:
                 continue
             started()
             return
+
+    async def _offer_commands(self) -> None:
+        """List the commands in Telegram's "/" menu, in English and, for Chinese clients, in Chinese; the
+        bot works without the menu, so a refusal is one warning."""
+        try:
+            for language in LANGUAGES:
+                commands = [BotCommand(name, text) for name, text in command_menu(language)]
+                code = None if language == DEFAULT_LANGUAGE else language
+                await self.application.bot.set_my_commands(commands, language_code=code)
+        except TelegramError as exc:
+            log.warning("telegram: the command menu was not set (%s)", _reason(exc))
 
     async def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:  # noqa: ASYNC109
         """Stop receiving, let updates in flight finish (up to ``timeout``), then disconnect."""

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.telegram import DATABASE_STOP_TIMEOUT, INBOX_LEASE
 from bot.channels.telegram_updates import CHANNEL
 from bot.keys import SESSIONS
-from handlers.i18n import t
+from handlers.start import help_text
 from handlers.types import Incoming, Reply
 from storage import db
 from storage.models import InboxUpdate, utcnow
@@ -63,7 +63,7 @@ async def test_webhook_updates_refused_in_an_outage_are_one_line_each_and_answer
     server.start()
     assert await telegram.deliver(update) == 200
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=10)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
 
 
 async def test_a_turn_answered_just_before_the_database_went_is_not_answered_again_once_it_is_back(

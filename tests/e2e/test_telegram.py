@@ -16,6 +16,7 @@ from bot.channels.telegram_updates import CHANNEL
 from bot.keys import ENGINE, SENDERS
 from bot.notify import Unreachable
 from handlers.i18n import t
+from handlers.start import command_menu, help_text
 from handlers.types import Button, Document, Incoming, Reply
 from tests.conftest import admin
 from tests.e2e.conftest import StartBot, inbox
@@ -38,6 +39,26 @@ async def test_start_is_answered_with_the_greeting_and_the_language_choice(
     assert languages.payloads == ["lang:en", "lang:zh"]
 
 
+async def test_the_commands_are_listed_in_telegrams_menu_in_english_and_chinese(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    for language in ("en", "zh"):
+        listed = telegram.commands(language_code="" if language == "en" else language)
+        assert [(c["command"], c["description"]) for c in listed] == command_menu(language)
+    assert [c["command"] for c in telegram.commands()][:3] == ["menu", "language", "human"]
+    assert telegram.commands(language_code="zh")[0]["description"] == "浏览主题"
+
+
+async def test_a_command_menu_telegram_refuses_does_not_stop_the_bot(
+        start_bot: StartBot, telegram: FakeTelegramServer, caplog: pytest.LogCaptureFixture) -> None:
+    telegram.fail_next("setMyCommands", 400, times=2)
+    await start_bot()
+    telegram.send_message(CITIZEN, "/help")
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == help_text("en")
+    assert any("command menu" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
 async def test_a_question_is_answered_from_the_knowledge_base_with_rating_buttons(
         start_bot: StartBot, telegram: FakeTelegramServer) -> None:
     bot = await start_bot()
@@ -57,7 +78,7 @@ async def test_the_reply_follows_the_citizens_telegram_language(
     await start_bot()
     telegram.send_message(CITIZEN, "/help", language_code="zh-hans")
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    assert reply.text == t("zh", "help")
+    assert reply.text == help_text("zh")
 
 
 async def test_an_update_sent_twice_is_answered_once(
@@ -69,7 +90,7 @@ async def test_an_update_sent_twice_is_answered_once(
     telegram.send_message(CITIZEN, "/menu")
     await telegram.wait_for_sent(2, chat_id=CITIZEN)
     help_reply, menu = telegram.sent
-    assert help_reply.text == t("en", "help")
+    assert help_reply.text == help_text("en")
     assert (menu.text or "").startswith(t("en", "menu_title"))
     stored = await inbox(sessions)
     assert sorted(stored) == ["1", "2"]
@@ -81,7 +102,7 @@ async def test_a_429_is_waited_out_and_the_reply_still_arrives(
     telegram.fail_next("sendMessage", 429, retry_after=1)
     telegram.send_message(CITIZEN, "/help")
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
     refused, accepted = [call for call in telegram.calls if call.method == "sendMessage"]
     assert (refused.status, accepted.status) == (429, 200)
     assert accepted.time - refused.time >= 1.0
@@ -93,7 +114,7 @@ async def test_a_429_is_waited_out_by_the_rate_limiter_when_it_is_on(
     telegram.fail_next("sendMessage", 429, retry_after=1)
     telegram.send_message(CITIZEN, "/help")
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
     refused, accepted = [call for call in telegram.calls if call.method == "sendMessage"]
     assert accepted.time - refused.time >= 1.0
 
@@ -237,7 +258,7 @@ async def test_a_failing_dialogue_gets_an_apology_and_the_next_message_is_still_
     failing = telegram.send_message(CITIZEN, "boom")
     telegram.send_message(CITIZEN, "/help")
     apology, answer = await telegram.wait_for_sent(2, chat_id=CITIZEN)
-    assert (apology.text, answer.text) == (t("en", "error"), t("en", "help"))
+    assert (apology.text, answer.text) == (t("en", "error"), help_text("en"))
     await bot.channel.idle()
     stored = await inbox(sessions)
     assert stored[str(failing["update_id"])].error == "RuntimeError: the dialogue broke"
@@ -277,7 +298,7 @@ async def test_polling_goes_on_after_an_unexpected_error(
     monkeypatch.setattr(bot.channel, "receive", fail_once)
     update = telegram.send_message(CITIZEN, "/help")
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=30)  # fetched again after 1 s
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
     assert failed == [update["update_id"]]
 
 
@@ -298,7 +319,7 @@ async def test_polling_goes_on_while_the_database_refuses_new_connections(
     finally:
         await admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=30)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
 
 
 async def test_a_polled_update_is_confirmed_to_telegram_only_once_it_is_stored(
@@ -321,7 +342,7 @@ async def test_a_polled_update_is_confirmed_to_telegram_only_once_it_is_stored(
         await session.execute(text("ALTER TABLE inbox_away RENAME TO inbox_updates"))
     # ... so Telegram sends it again, and once it is stored it is answered and confirmed.
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=30)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
     await telegram.wait_for_call("getUpdates", predicate=lambda call: offset(call) > update_id, timeout=30)
     await bot.channel.idle()
     assert (await inbox(sessions))[str(update_id)].processed_at is not None
@@ -370,7 +391,7 @@ async def test_an_update_cut_off_by_shutdown_is_processed_on_the_next_start(
     assert (await inbox(sessions))[str(update["update_id"])].processed_at is None
     again = await start_bot()
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
     await again.channel.idle()
     stored = (await inbox(sessions))[str(update["update_id"])]
     assert (stored.attempts, stored.processed_at is not None) == (2, True)
@@ -408,7 +429,7 @@ async def test_an_update_python_telegram_bot_cannot_read_does_not_hold_up_pollin
     unreadable = telegram.push_update({"message": no_date_nor_sender})
     telegram.send_message(CITIZEN, "/help")
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
     await bot.channel.idle()
     failed = (await inbox(sessions))[str(unreadable)]  # stored and failed alone, as by webhook
     assert (failed.processed_at, (failed.error or "").split(":")[0]) == (None, "KeyError")

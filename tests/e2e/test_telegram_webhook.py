@@ -17,6 +17,7 @@ from bot.channels.telegram import INBOX_LEASE, SECRET_HEADER, TELEGRAM, WEBHOOK_
 from bot.channels.telegram_updates import CHANNEL
 from bot.config import ConfigError
 from handlers.i18n import t
+from handlers.start import help_text
 from storage.inbox import InboxRepository
 from storage.models import InboxUpdate, Message, utcnow
 from storage.secrets import StoredSecret
@@ -59,7 +60,7 @@ async def test_an_update_with_the_secret_is_accepted_and_answered(
     await start_bot(webhook=True)
     assert await telegram.deliver(telegram.message(CITIZEN, "/help")) == 200
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
 
 
 async def test_the_update_is_stored_before_the_webhook_answers_200(
@@ -103,7 +104,7 @@ async def test_an_update_delivered_twice_is_answered_once(
     assert await telegram.deliver(update) == 200
     assert await telegram.deliver(update) == 200  # Telegram did not see the first 200 and re-sends
     await bot.channel.idle()
-    assert [m.text for m in telegram.sent] == [t("en", "help")]
+    assert [m.text for m in telegram.sent] == [help_text("en")]
 
 
 async def test_edited_messages_and_unknown_updates_are_stored_and_ignored(
@@ -127,7 +128,7 @@ async def test_a_malformed_update_is_recorded_as_failed_and_the_next_one_is_answ
     assert await telegram.deliver(malformed) == 200
     assert await telegram.deliver(telegram.message(CITIZEN, "/help")) == 200
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
     await bot.channel.idle()
     failed = (await inbox(sessions))[str(malformed["update_id"])]
     assert failed.processed_at is None
@@ -142,8 +143,8 @@ async def test_a_flooding_citizen_is_told_once_and_then_ignored(
     assert await telegram.deliver(telegram.message(CITIZEN + 1, "/help")) == 200
     await bot.channel.idle()
     to_citizen = [m.text for m in telegram.sent if m.chat_id == CITIZEN]
-    assert to_citizen == [t("en", "help"), t("en", "help"), t("en", "flood")]
-    assert [m.text for m in telegram.sent if m.chat_id == CITIZEN + 1] == [t("en", "help")]
+    assert to_citizen == [help_text("en"), help_text("en"), t("en", "flood")]
+    assert [m.text for m in telegram.sent if m.chat_id == CITIZEN + 1] == [help_text("en")]
 
 
 async def test_updates_left_unprocessed_by_a_crash_are_processed_on_start(
@@ -161,7 +162,7 @@ async def test_updates_left_unprocessed_by_a_crash_are_processed_on_start(
             assert await InboxRepository(session).claim(CHANNEL, "501", attempts, now=died)
     bot = await start_bot(webhook=True)
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
     await bot.channel.idle()
     stored = await inbox(sessions)
     assert stored["500"].processed_at is not None
@@ -185,7 +186,7 @@ async def test_an_update_another_process_is_still_handling_is_left_to_it_until_i
         row.received_at = utcnow() - INBOX_LEASE - timedelta(seconds=1)
     assert await bot.channel.recover() == 1
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
-    assert reply.text == t("en", "help")
+    assert reply.text == help_text("en")
     await bot.channel.idle()
     assert (await inbox(sessions))["600"].processed_at is not None
 

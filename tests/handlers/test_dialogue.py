@@ -15,6 +15,7 @@ from handlers.dialogue import Dialogue
 from handlers.i18n import t
 from handlers.router import Router, Turn
 from handlers.smalltalk import GREETINGS, THANKS
+from handlers.start import help_text
 from handlers.types import FLOOD, FLOOD_QUIET, Reply
 from knowledge.entry import Category
 from knowledge.normalise import normalise
@@ -227,7 +228,7 @@ async def test_menu_browses_topics_then_questions_then_an_answer(dialogue: Dialo
 
 async def test_a_command_ends_at_any_whitespace_not_only_a_space(dialogue: Dialogue) -> None:
     for text in ("/help\nplease", "/help\tplease", "/help\u3000please", "／help"):  # ／: Chinese input
-        assert (await dialogue.handle(said(text)))[0].text == t("en", "help"), repr(text)
+        assert (await dialogue.handle(said(text)))[0].text == help_text("en"), repr(text)
     assert said("/ help").command is None  # a slash and a space is not a command
 
 
