@@ -207,9 +207,12 @@ async def govern_all(
         case = known.cases.get(request.case_id)
         if case is not None and not known.erased.get(request.case_id, True):
             asks.append((case, request.department, governed))
-    await AuditLog(session).append_many(records, now=now)
     for case, department, governed in asks:
         await ask_consent(session, case, department, governed, now)
+    # The audit log's head last: a prompt needs the citizen's row, which their turn holds while it may
+    # append to the log itself (a consent decision, an erasure); holding the head first, each waited for
+    # the other and PostgreSQL broke the deadlock by failing one of them.
+    await AuditLog(session).append_many(records, now=now)
     return documents
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.webhooks import RETRY_DELAYS
@@ -18,6 +19,7 @@ from storage.citizens import CitizenRepository
 from storage.consent import ConsentRepository
 from storage.departments import DepartmentRepository
 from storage.governance import set_clearance, share_after_consent
+from storage.models import User
 from storage.notices import CitizenNotice
 from storage.outbox import OutboxEvent, OutboxRepository
 from tests.escalation.conftest import Dept
@@ -285,3 +287,37 @@ async def test_a_batch_of_deliveries_is_governed_case_by_case(
     assert sorted(r.ticket or "" for r in records) == [cases[0].ticket, cases[2].ticket]
     async with sessions() as session:
         assert (await AuditLog(session).verify()).ok
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_delivery_asking_consent_waits_for_the_citizens_turn_instead_of_deadlocking_with_it(
+    sessions: Sessions, transport: Receiver, tax: Receiver, clock: Clock
+) -> None:
+    """The citizen's turn holds their row and then appends to the audit log (a consent decision, an
+    erasure); the delivery's consent prompt needs that row. Taking the log's head before the prompt, a
+    delivery held the head while waiting for the row: PostgreSQL broke the deadlock by failing one side."""
+    case = await open_case(sessions, clock(), contact=CONTACT)
+    async with sessions.begin() as session:
+        await CaseRepository(session).transfer(case.id, "TRANSPORT", "TAX", "theirs", clock())
+    async with dispatcher(sessions, clock) as d:
+        async with sessions.begin() as turn:
+            await turn.get(User, case.citizen_id, with_for_update=True)
+            delivering = asyncio.create_task(d.run_once())
+            await _until_a_statement_waits_for_a_lock(sessions)
+            await AuditLog(turn).append(AuditKind.CONSENT, now=clock(), citizen=f"C{case.citizen_id}")
+        assert await delivering == 2
+    assert [r.payload["type"] for r in tax.received] == ["case.transferred"]
+
+
+async def _until_a_statement_waits_for_a_lock(sessions: Sessions) -> None:
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with sessions() as session:
+                if await session.scalar(waiting):
+                    return
+            await asyncio.sleep(0.02)
