@@ -18,7 +18,7 @@ from handlers.start import help_text
 from handlers.types import Incoming, Reply
 from storage import db
 from storage.models import InboxUpdate, utcnow
-from tests.e2e.conftest import StartBot
+from tests.e2e.conftest import RunningBot, StartBot
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.processes import until
@@ -66,18 +66,23 @@ async def test_webhook_updates_refused_in_an_outage_are_one_line_each_and_answer
     assert reply.text == help_text("en")
 
 
+def answer_as_the_database_goes(bot: RunningBot, server: PrivatePostgres) -> None:
+    """/slow is answered, and the database stops as the answer goes out."""
+
+    async def answered(incoming: Incoming) -> list[Reply]:
+        server.stop()
+        return [Reply("Here is your answer.")]
+
+    bot.puppet.scripts["/slow"] = answered
+
+
 async def test_a_turn_answered_just_before_the_database_went_is_not_answered_again_once_it_is_back(
         start_bot: StartBot, telegram: FakeTelegramServer, server: PrivatePostgres,
         caplog: pytest.LogCaptureFixture) -> None:
     # The reply went out, then the outcome could not be written: the update stayed unprocessed in the
     # inbox, and the sweep answered the citizen a second time once its lease ran out.
     bot = await start_bot(webhook=True)
-
-    async def answered_as_the_database_goes(incoming: Incoming) -> list[Reply]:
-        server.stop()
-        return [Reply("Here is your answer.")]
-
-    bot.puppet.scripts["/slow"] = answered_as_the_database_goes
+    answer_as_the_database_goes(bot, server)
     update = telegram.message(CITIZEN, "/slow")
     assert await telegram.deliver(update) == 200
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
@@ -98,12 +103,7 @@ async def test_stopping_while_outcomes_wait_for_the_database_does_not_wait_for_i
         start_bot: StartBot, telegram: FakeTelegramServer, server: PrivatePostgres,
         caplog: pytest.LogCaptureFixture) -> None:
     bot = await start_bot(webhook=True)
-
-    async def answered_as_the_database_goes(incoming: Incoming) -> list[Reply]:
-        server.stop()
-        return [Reply("Here is your answer.")]
-
-    bot.puppet.scripts["/slow"] = answered_as_the_database_goes
+    answer_as_the_database_goes(bot, server)
     assert await telegram.deliver(telegram.message(CITIZEN, "/slow")) == 200
     await until_the_inbox_logged(caplog)  # the outcome met the outage
     await asyncio.wait_for(bot.stop(), 10)
