@@ -98,7 +98,8 @@ def _read_simple(payload: JSON) -> Read | None:
         chat_id = str(chat["id"])
         return Read(chat_id, Incoming(CHANNEL, chat_id, str(sender["id"]), text=text,
                                       language=sender.get("language_code"),
-                                      message_id=str(message["message_id"]), display_name=_full_name(sender)),
+                                      message_id=str(message["message_id"]), display_name=_full_name(sender),
+                                      thread_id=_thread(message)),
                     None)
     query = payload.get("callback_query")
     if query is None or len(payload) != 2:
@@ -114,12 +115,18 @@ def _read_simple(payload: JSON) -> Read | None:
         group = chat.get("type") in (ChatType.GROUP, ChatType.SUPERGROUP)
     else:
         return None
-    in_topic = origin is not None and origin.get("is_topic_message") and "message_thread_id" in origin
     incoming = Incoming(CHANNEL, chat_id, str(sender["id"]), payload=data,
                         language=sender.get("language_code"), message_id=message_id, is_group=group,
                         display_name=_full_name(sender),
-                        thread_id=str(origin["message_thread_id"]) if in_topic else None)
+                        thread_id=_thread(origin) if origin is not None else None)
     return Read(chat_id, incoming, str(query["id"]))
+
+
+def _thread(message: JSON) -> str | None:
+    """:func:`_topic` of a message's JSON: a private chat with the bot has topics too (Bot API 9.3)."""
+    if not message.get("is_topic_message") or message.get("message_thread_id") is None:
+        return None
+    return str(message["message_thread_id"])
 
 
 def _full_name(user: JSON) -> str:

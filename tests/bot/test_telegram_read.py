@@ -34,6 +34,12 @@ COMMON = {
         "message": {"message_id": 8, "date": 0, "chat": PRIVATE}}},
     "a button on an inline message": {"update_id": 6, "callback_query": {
         "id": "q4", "from": ALICE, "chat_instance": "c", "data": "menu:1", "inline_message_id": "i"}},
+    "a question in a topic of the private chat": {"update_id": 7, "message": _message(
+        PRIVATE, ALICE, text="passport?", message_thread_id=3, is_topic_message=True)},
+    "a button in a topic of the private chat": {"update_id": 8, "callback_query": {
+        "id": "q6", "from": ALICE, "chat_instance": "c", "data": "menu:1", "message": _message(
+            PRIVATE, {"id": 999, "is_bot": True, "first_name": "Govbot"}, text="Menu", message_thread_id=3,
+            is_topic_message=True)}},
 }
 OTHERS = {
     "a group message": {"update_id": 10, "message": _message(

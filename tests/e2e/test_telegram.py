@@ -42,6 +42,7 @@ async def test_start_is_answered_with_the_greeting_and_the_language_choice(
 async def test_the_commands_are_listed_in_telegrams_menu_in_english_and_chinese(
         start_bot: StartBot, telegram: FakeTelegramServer) -> None:
     await start_bot()
+    await telegram.wait_for_call("setMyCommands", count=2)
     for language in ("en", "zh"):
         listed = telegram.commands(language_code="" if language == "en" else language)
         assert [(c["command"], c["description"]) for c in listed] == command_menu(language)
@@ -184,6 +185,16 @@ async def test_in_a_forum_topic_the_answer_goes_into_that_topic(
     assert topic.method == "editMessageText"
     telegram.send_message(GROUP, "/help", chat_type="supergroup", user_id=7)  # the General topic
     assert (await telegram.wait_for_sent(3, chat_id=GROUP))[-1].thread_id is None
+
+
+async def test_in_a_topic_of_the_private_chat_the_answer_goes_into_that_topic(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    asked = telegram.message(CITIZEN, "/help")
+    asked["message"] |= {"message_thread_id": 3, "is_topic_message": True}  # threaded mode (Bot API 9.3)
+    telegram.push_update(asked)
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert (reply.text, reply.thread_id) == (help_text("en"), 3)
 
 
 async def test_an_anonymous_group_admin_is_the_group_not_a_helper_bot_shared_by_every_group(
