@@ -117,5 +117,5 @@ async def _dialogue(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     extras = {DEFAULT_DEPARTMENT: settings.default_department}
     app[CONVERSATION] = Dialogue(app[SESSIONS], app[KNOWLEDGE], extras=extras,
-                                 flood_limit=settings.flood_limit_per_minute)
+                                 flood_limit=settings.flood_limit_per_minute, zone=settings.zone())
     yield

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields, replace
+from datetime import UTC, tzinfo
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 import yaml
@@ -96,6 +98,10 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=365, ge=1, le=36_500)
     """Conversations, messages and free text older than this are purged by a daily job."""
 
+    # The service desk's calendar (handlers/router.py, handlers/escalation.py).
+    timezone: str = "UTC"
+    """IANA name of the zone whose calendar citizens read dates in; storage stays in UTC."""
+
     @field_validator("matcher_thresholds")
     @classmethod
     def _known_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
@@ -164,6 +170,21 @@ class Settings(BaseSettings):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("must be a two-letter region code that phonenumbers knows, e.g. CN, HK, GB")
         return region
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        name = value.strip()
+        try:
+            _zone(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError("must be an IANA time zone name this system's time zone database knows, "
+                             "e.g. Asia/Shanghai or UTC") from None
+        return name
+
+    def zone(self) -> tzinfo:
+        """The zone of ``timezone``: local dates and calendar days are reckoned in it."""
+        return _zone(self.timezone)
 
     @field_validator("default_department", mode="before")
     @classmethod
@@ -235,6 +256,11 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     # The values as plain Settings: `--workers` pickles them for each worker, and the file's class above,
     # made in this function, cannot be pickled. They were validated; model_construct only copies them.
     return Settings.model_construct(_fields_set=loaded.model_fields_set, **dict(loaded))
+
+
+def _zone(name: str) -> tzinfo:
+    # UTC needs no time zone database: the default works on a host without one.
+    return UTC if name == "UTC" else ZoneInfo(name)
 
 
 def _check_settings_file(path: Path) -> None:

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,8 +48,12 @@ class Dialogue:
         extras: dict[str, Any] | None = None,
         clock: Callable[[], datetime] = utcnow,
         flood_limit: int | None = None,
+        zone: tzinfo = UTC,
     ) -> None:
-        """``flood_limit``: messages a citizen may send a minute; more are refused (once politely)."""
+        """``flood_limit``: messages a citizen may send a minute; more are refused (once politely).
+
+        ``zone``: the service desk's, in whose calendar citizens read dates and entries come into force.
+        """
         self.sessions = sessions
         self.flood_limit = flood_limit
         self.knowledge = knowledge
@@ -57,6 +61,7 @@ class Dialogue:
         self.router.include(*(routers if routers is not None else default_routers()))
         self.extras = extras or {}
         self.clock = clock
+        self.zone = zone
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Every reply for one event; a failure is logged and answered with an apology, never raised."""
@@ -107,6 +112,7 @@ class Dialogue:
                 knowledge=self.knowledge,
                 now=now,
                 extras=self.extras,
+                zone=self.zone,
             )
             flow = self._flow(turn)
             heard = [("in", incoming.text)] if incoming.text and not incoming.payload else []

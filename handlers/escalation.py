@@ -197,7 +197,7 @@ async def status(turn: Turn) -> list[Reply]:
                 ticket=case.ticket,
                 department=names.get(case.department, case.department),
                 status=_status_text(turn.lang, case.status),
-                date=_date(case.created_at),
+                date=_date(turn, case.created_at),
             )
         )
     buttons = tuple((Button(case.ticket, payload=f"case:show:{case.id}"),) for case in cases[:10])
@@ -454,7 +454,7 @@ async def _show(turn: Turn, case: Case) -> list[Reply]:
         ticket=case.ticket,
         department=department,
         status=_status_text(turn.lang, case.status),
-        date=_date(case.created_at),
+        date=_date(turn, case.created_at),
         description=description,
     )
     last = await turn.session.scalar(
@@ -466,7 +466,7 @@ async def _show(turn: Turn, case: Case) -> list[Reply]:
     if last is not None and last.text:
         room = MESSAGE_LIMIT - len(text) - 100
         reply = last.text if len(last.text) <= room else last.text[: max(room, 0)] + "…"
-        text = Html(text + turn.t("case_last_reply", date=_date(last.created_at), text=reply))
+        text = Html(text + turn.t("case_last_reply", date=_date(turn, last.created_at), text=reply))
     buttons: tuple[tuple[Button, ...], ...] = ()
     if case.is_open:
         buttons = (
@@ -508,8 +508,9 @@ def _localized(names: Any, lang: str) -> str:
     return str(names.get(lang) or next((v for v in names.values() if v), ""))
 
 
-def _date(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d")
+def _date(turn: Turn, moment: datetime) -> str:
+    """A stored moment as the citizen's calendar date: the service desk's, not UTC's."""
+    return f"{turn.local(moment):%Y-%m-%d}"
 
 
 def _cancel(turn: Turn, data: dict[str, Any]) -> tuple[Button, ...]:

@@ -39,7 +39,7 @@ async def mydata(turn: Turn) -> list[Reply]:
         AuditKind.ACCESS, now=turn.now, citizen=citizen_ref(turn.citizen.id), details={"by": "citizen"}
     )
     content = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
-    name = f"mydata-{citizen_ref(turn.citizen.id)}-{turn.now:%Y%m%d}.json"
+    name = f"mydata-{citizen_ref(turn.citizen.id)}-{turn.today:%Y%m%d}.json"
     return [Reply(turn.t("mydata_sent"), document=Document(name, content), kind="mydata")]
 
 

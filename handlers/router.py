@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,17 @@ class Turn:
     """What follows the command name (``/status TR-1`` → ``TR-1``) or the payload prefix."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Services a feature router needs (e.g. the escalation settings), set up by the Dialogue."""
+    zone: tzinfo = UTC
+    """The service desk's zone: the calendar of the dates citizens see and of entries' validity."""
+
+    @property
+    def today(self) -> date:
+        """The service desk's calendar date now."""
+        return self.local(self.now).date()
+
+    def local(self, moment: datetime) -> datetime:
+        """A stored (UTC) moment as the service desk's clock reads it."""
+        return moment.astimezone(self.zone)
 
     def t(self, key: str, **values: Any) -> Html:
         return t(self.lang, key, **values)

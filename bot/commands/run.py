@@ -139,7 +139,8 @@ def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
             await seed_knowledge(sessions, config.kb_paths)
             knowledge = LiveKnowledge(sessions, config.matcher_config(), recent=config.match_cache_size)
             await knowledge.load()
-            dialogue = Dialogue(sessions, knowledge, extras={DEFAULT_DEPARTMENT: config.default_department})
+            dialogue = Dialogue(sessions, knowledge, extras={DEFAULT_DEPARTMENT: config.default_department},
+                                zone=config.zone())
             notices = ConsoleNotices(sessions, sys.stdout)  # the department's replies to cases opened here
             await chat(dialogue, _stdin_lines(), sys.stdout, language=args.lang, notices=notices)
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pickle
+from datetime import UTC
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.cli import main
 from bot.config import SAMPLE_KB, ConfigError, load_settings
 from tests.conftest import clear_govbot_settings
 
@@ -69,6 +72,9 @@ def test_settings_from_a_config_file_can_be_handed_to_worker_processes(tmp_path:
         ("GOVBOT_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/33", "is not a network in CIDR notation"),
         ("GOVBOT_KB_PATHS", "kb/", r"invalid setting GOVBOT_KB_PATHS: not JSON \(a list or an object"),
         ("GOVBOT_MATCHER_THRESHOLDS", "answer_score=0.5", "GOVBOT_MATCHER_THRESHOLDS: not JSON"),
+        ("GOVBOT_TIMEZONE", "Asia/Shangai", "invalid setting GOVBOT_TIMEZONE: .*IANA time zone name"),
+        ("GOVBOT_TIMEZONE", "../../etc/passwd", "invalid setting GOVBOT_TIMEZONE: .*IANA time zone name"),
+        ("GOVBOT_TIMEZONE", "+08:00", "invalid setting GOVBOT_TIMEZONE: .*IANA time zone name"),
     ],
 )
 def test_invalid_value_names_the_setting(
@@ -78,6 +84,22 @@ def test_invalid_value_names_the_setting(
     with pytest.raises(ConfigError, match=message) as raised:
         load_settings()
     assert "hunter2" not in str(raised.value)
+
+
+def test_the_time_zone_is_utc_unless_an_iana_name_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().zone() is UTC  # no time zone database needed for the default
+    monkeypatch.setenv("GOVBOT_TIMEZONE", "Asia/Shanghai")
+    assert load_settings().zone() == ZoneInfo("Asia/Shanghai")
+
+
+def test_an_unknown_time_zone_stops_govbot_with_the_configuration_exit_code(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOVBOT_TIMEZONE", "Beijing")
+    assert main(["db", "upgrade"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("govbot: configuration error: invalid setting GOVBOT_TIMEZONE:")
+    assert "'Beijing'" in line
 
 
 def test_unknown_key_or_missing_or_malformed_config_file_is_a_clear_error(tmp_path: Path) -> None:
