@@ -179,7 +179,8 @@ class TelegramChannel:
             log.info("telegram: polling as @%s", self.bot_user.username)
         else:
             log.info("telegram: webhook at %s for @%s", url, self.bot_user.username)
-        await self._offer_commands()  # last: updates are taken meanwhile
+        # In the background: start-up (and with it the web server's listening) does not wait for it.
+        self._background.append(asyncio.create_task(self._offer_commands(), name="telegram-commands"))
 
     def keep_starting(self, public_url: str | None, *, secret: str | None, failed: Exception,
                       started: Callable[[], None]) -> None:

@@ -21,6 +21,7 @@ from handlers.types import Button, Document, Incoming, Reply
 from tests.conftest import admin
 from tests.e2e.conftest import StartBot, inbox
 from tests.fakes.telegram_server import Call, FakeTelegramServer
+from tests.processes import until
 
 Sessions = async_sessionmaker[AsyncSession]
 CITIZEN = 42
@@ -57,7 +58,11 @@ async def test_a_command_menu_telegram_refuses_does_not_stop_the_bot(
     telegram.send_message(CITIZEN, "/help")
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
     assert reply.text == help_text("en")
-    assert any("command menu" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+    async def warned() -> bool:
+        return any("command menu" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+    await until(warned, timeout=10)
 
 
 async def test_a_question_is_answered_from_the_knowledge_base_with_rating_buttons(
@@ -456,3 +461,18 @@ async def test_in_a_group_another_bots_bare_command_is_left_to_it_but_one_for_us
     await bot.channel.idle()
     unknown = t("en", "unknown_command", command="weather")
     assert [m.text for m in telegram.sent] == [unknown, unknown]
+
+
+async def test_in_a_group_a_command_for_another_bot_is_left_to_it_even_in_a_reply_to_us(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    telegram.send_message(GROUP, "/help", chat_type="group")
+    [help_reply] = await telegram.wait_for_sent(chat_id=GROUP)
+    for command in ("/start@some_other_bot", f"/help@{BOT}"):
+        reply_to_bot = telegram.message(GROUP, command, chat_type="group", user_id=7)
+        reply_to_bot["message"]["reply_to_message"] = telegram.messages[(GROUP, help_reply.message_id)]
+        telegram.push_update(reply_to_bot)
+    await telegram.wait_for_sent(2, chat_id=GROUP)
+    await bot.channel.idle()
+    assert [seen.text for seen in bot.puppet.seen] == ["/help", f"/help@{BOT}"]
+    assert [m.text for m in telegram.sent] == [help_text("en"), help_text("en")]
