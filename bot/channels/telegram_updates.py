@@ -140,20 +140,24 @@ def _unsupported(message: Message) -> str | None:
 
 
 def _addressed(message: Message, me: User) -> bool:
-    """A group message is for us when it replies to us, mentions us, or is a command not for another bot."""
+    """A group message is for us when it is a command not for another bot, or replies to us, or mentions us.
+
+    A command decides first: ``/help@otherbot`` in a reply to one of our answers is the other bot's.
+    """
+    entities = message.parse_entities() if message.text else message.parse_caption_entities()
+    username = (me.username or "").lower()
+    for entity, text in entities.items():
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            _, at, target = text.partition("@")
+            return not at or target.lower() == username
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
         return True
-    entities = message.parse_entities() if message.text else message.parse_caption_entities()
-    username = (me.username or "").lower()
     for entity, text in entities.items():
         if entity.type == MessageEntity.MENTION and text[1:].lower() == username:
             return True
         if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == me.id:
             return True
-        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
-            _, at, target = text.partition("@")
-            return not at or target.lower() == username
     return False
 
 
