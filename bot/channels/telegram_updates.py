@@ -29,6 +29,8 @@ def to_incoming(update: Update, me: User) -> Incoming | None:
     message = update.message
     if message is None or message.from_user is None:
         return None
+    if message.is_automatic_forward:
+        return None  # a channel's post copied into its discussion group: the channel speaking, not a citizen
     kind = None if message.text is not None else _unsupported(message)
     if message.text is None and kind is None:
         return None  # a service message: someone joined, a title changed …

@@ -213,6 +213,22 @@ async def test_an_anonymous_group_admin_is_the_group_not_a_helper_bot_shared_by_
     assert [seen.user_id for seen in bot.puppet.seen] == [str(GROUP), str(GROUP - 1)]
 
 
+async def test_a_channel_post_forwarded_into_its_discussion_group_is_not_taken_for_a_question(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    announcement = telegram.message(GROUP, f"Questions? Ask @{BOT} any time.", chat_type="supergroup",
+                                    user_id=777000, first_name="Telegram")
+    channel = {"id": GROUP - 1, "type": "channel", "title": "City news"}
+    announcement["message"] |= {"sender_chat": channel, "is_automatic_forward": True, "forward_origin": {
+        "type": "channel", "chat": channel, "message_id": 12, "date": announcement["message"]["date"]}}
+    telegram.push_update(announcement)
+    telegram.send_message(GROUP, f"@{BOT} /help", chat_type="supergroup", user_id=7)
+    [reply] = await telegram.wait_for_sent(chat_id=GROUP)
+    await bot.channel.idle()
+    assert reply.text == help_text("en")
+    assert [seen.user_id for seen in bot.puppet.seen] == ["7"]
+
+
 async def test_a_button_press_is_acknowledged_and_edits_the_message_it_was_on(
         start_bot: StartBot, telegram: FakeTelegramServer) -> None:
     await start_bot()
