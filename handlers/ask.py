@@ -26,7 +26,7 @@ async def ask(turn: Turn) -> list[Reply]:
     friendly = small_talk(turn, text)
     if friendly is not None:
         return friendly
-    match = turn.knowledge.matcher.match(text, turn.lang, today=turn.now.date())
+    match = turn.knowledge.matcher.match(text, turn.lang, today=turn.today)
     question_id = await _record(turn, text, match)
     # DEBUG: the questions table keeps the same for every question; an INFO line each cost masking CPU.
     log.debug("question %d: %s (%s)", question_id, match.decision.value, match.reason)

@@ -68,7 +68,7 @@ class Turn:
 
     def shows(self, entry: Entry) -> bool:
         """Whether the entry may be shown today: in force, and with an answer to show."""
-        return entry.is_valid_on(self.now.date()) and entry.has_answer
+        return entry.is_valid_on(self.today) and entry.has_answer
 
     def say(
         self, key: str, *, kind: str = "message", buttons: tuple[tuple[Button, ...], ...] = (), **values: Any

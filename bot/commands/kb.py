@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal, cast
 
@@ -204,14 +204,15 @@ def lint_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
     Departments and categories already in the database count as known, as for `kb import`, so that one
     file of a larger knowledge base can be checked alone; without a database the files alone count."""
     kb, sources = load_paths_with_sources(args.paths)
+    config = settings()
     try:
-        departments, categories = asyncio.run(_configured_codes(settings().database_url))
+        departments, categories = asyncio.run(_configured_codes(config.database_url))
         alone = None
     except (db.DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
         departments, categories = set(), set()
         alone = str(exc) if isinstance(exc, db.DatabaseUnavailable) else db.error_reason(exc)
     findings = lint(kb, known_departments=departments, known_categories=categories, sources=sources,
-                    today=date.today())
+                    today=_today(config))
     for finding in findings:
         print(finding)
     errors = sum(1 for f in findings if f.severity == "error")
@@ -232,6 +233,11 @@ async def _department_codes(session: AsyncSession) -> set[str]:
     return {department.code for department in await DepartmentRepository(session).all()}
 
 
+def _today(config: Settings) -> date:
+    """The service desk's date: entries come into force and expire by its calendar, as in the dialogue."""
+    return datetime.now(config.zone()).date()
+
+
 def ask_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Print the decision for one question, with the top candidates and their scores."""
     config = settings()
@@ -245,7 +251,7 @@ def ask_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> i
         )
         return 1
     matcher = Matcher(kb, config.matcher_config())
-    match = matcher.match(args.question, args.lang)
+    match = matcher.match(args.question, args.lang, today=_today(config))
     if args.json:
         print(json.dumps(match.to_dict(), ensure_ascii=False, indent=2))
     else:

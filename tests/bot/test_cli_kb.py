@@ -7,7 +7,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -416,3 +418,23 @@ def test_a_reader_that_goes_away_stops_the_command_quietly() -> None:
     _, errors = process.communicate(timeout=60)
     assert errors.decode() == ""
     assert process.returncode == 128 + signal.SIGPIPE
+
+
+AHEAD, BEHIND = "Etc/GMT-14", "Etc/GMT+12"
+"""UTC+14 and UTC-12: 26 hours apart, so their calendars never show the same day."""
+
+
+@pytest.mark.parametrize(("zone", "expired"), [(AHEAD, True), (BEHIND, False)])
+def test_lint_and_ask_take_today_from_the_desks_calendar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    zone: str, expired: bool,
+) -> None:
+    kb = write_kb(tmp_path / "kb")
+    last_day = datetime.now(ZoneInfo(BEHIND)).date()
+    with (kb / "tax.yaml").open("a", encoding="utf-8") as file:
+        file.write(f"    valid_until: {last_day}\n")
+    monkeypatch.setenv("GOVBOT_TIMEZONE", zone)
+    assert main(["kb", "lint", str(kb)]) == 0
+    assert (f"expired on {last_day}" in capsys.readouterr().out) is expired
+    assert main(["kb", "ask", "How do I pay property tax?", "--kb", str(kb), "--json"]) == 0
+    assert (json.loads(capsys.readouterr().out)["decision"] == "answer") is not expired

@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.dialogue import Dialogue
+from knowledge.entry import Entry
 from storage.cases import CaseRepository
+from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
-from tests.handlers.conftest import said
+from tests.handlers.conftest import payloads, said, small_kb
 from tests.handlers.test_escalation import button, open_case_by_dialogue
 
 Sessions = async_sessionmaker[AsyncSession]
 NEW_YEARS_EVE = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
 """07:30 on 1 January 2027 in Shanghai (UTC+8)."""
 ZONES = [("Asia/Shanghai", "2027-01-01"), ("UTC", "2026-12-31")]
+MIDNIGHT_IN_SHANGHAI = datetime(2026, 12, 31, 16, 30, tzinfo=UTC)
+"""00:30 on 1 January 2027 in Shanghai, still the afternoon of 31 December in UTC."""
+SUBSIDY = Entry(
+    id="tax-2027-subsidy",
+    category="tax",
+    department="TAX",
+    valid_from=date(2027, 1, 1),
+    question={"en": "How do I apply for the 2027 childcare subsidy?", "zh": "如何申请2027年育儿补贴？"},
+    alternatives={
+        "en": ["childcare subsidy", "apply for childcare subsidy"],
+        "zh": ["育儿补贴", "申请育儿补贴"],
+    },
+    answer={
+        "en": "Apply for the childcare subsidy at any tax office.",
+        "zh": "可到任一税务窗口申请育儿补贴。",
+    },
+)
+
+
+@pytest.fixture
+async def knowledge(sessions: Sessions) -> LiveKnowledge:
+    """The handlers' small knowledge base and an entry that comes into force on 1 January 2027."""
+    kb = small_kb()
+    kb.entries.append(SUBSIDY)
+    async with sessions.begin() as session:
+        await KnowledgeRepository(session).apply_import(kb, "test")
+    live = LiveKnowledge(sessions)
+    await live.load()
+    return live
 
 
 def desk(sessions: Sessions, knowledge: LiveKnowledge, zone: str, now: list[datetime]) -> Dialogue:
@@ -50,3 +81,17 @@ async def test_the_mydata_file_is_named_after_the_desks_date(
     [reply] = await dialogue.handle(said("/mydata"))
     assert reply.document is not None
     assert reply.document.filename.endswith(f"-{day.replace('-', '')}.json")
+
+
+@pytest.mark.parametrize(("zone", "in_force"), [("Asia/Shanghai", True), ("UTC", False)])
+async def test_an_entry_comes_into_force_at_the_desks_midnight(
+    sessions: Sessions, knowledge: LiveKnowledge, zone: str, in_force: bool
+) -> None:
+    dialogue = desk(sessions, knowledge, zone, [MIDNIGHT_IN_SHANGHAI])
+    replies = await dialogue.handle(said("How do I apply for the 2027 childcare subsidy?"))
+    assert (replies[0].kind == "answer") is in_force
+    assert ("at any tax office" in replies[0].text) is in_force
+    listed = await dialogue.handle(said(payload="cat:tax:1"))
+    assert (f"show:{SUBSIDY.id}" in payloads(listed)) is in_force
+    shown = await dialogue.handle(said(payload=f"show:{SUBSIDY.id}"))
+    assert (shown[0].kind == "expired") is not in_force
