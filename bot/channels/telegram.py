@@ -26,6 +26,7 @@ from telegram import BotCommand, InlineKeyboardMarkup, InputFile, User
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
+    ChatMigrated,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -441,7 +442,11 @@ class TelegramChannel:
     async def _reply(self, incoming: Incoming, reply: Reply) -> None:
         pressed = incoming.message_id if incoming.payload is not None else None  # the button's message
         thread = int(incoming.thread_id) if incoming.thread_id is not None else None
-        await self._send(int(incoming.chat_id), reply, int(pressed) if pressed is not None else None, thread)
+        try:
+            await self._send(int(incoming.chat_id), reply, int(pressed) if pressed is not None else None,
+                             thread)
+        except ChatMigrated as exc:  # the group became a supergroup since it wrote (a late update)
+            await self._send(int(exc.new_chat_id), reply)
 
     async def _send(
         self, chat_id: int, reply: Reply, pressed: int | None = None, thread: int | None = None

@@ -229,6 +229,16 @@ async def test_a_channel_post_forwarded_into_its_discussion_group_is_not_taken_f
     assert [seen.user_id for seen in bot.puppet.seen] == ["7"]
 
 
+async def test_a_late_update_from_a_group_since_upgraded_to_a_supergroup_is_answered_there(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    telegram.send_message(GROUP, "/help", chat_type="group")  # sent while the bot was down
+    telegram.upgrade_group(GROUP, GROUP * 1000)
+    await start_bot()
+    [reply] = await telegram.wait_for_sent(chat_id=GROUP * 1000)
+    assert reply.text == help_text("en")
+    assert [call.status for call in telegram.calls if call.method == "sendMessage"] == [400, 200]
+
+
 async def test_a_button_press_is_acknowledged_and_edits_the_message_it_was_on(
         start_bot: StartBot, telegram: FakeTelegramServer) -> None:
     await start_bot()

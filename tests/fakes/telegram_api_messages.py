@@ -23,6 +23,7 @@ class MessageMethods(ServerState):
 
     async def _api_send_message(self, params: JSON) -> JSON:
         chat_id, text = chat_id_param(params), str_param(params, "text") or ""
+        self._writable(chat_id)
         plain = self._checked_text(text, str_param(params, "parse_mode"), MESSAGE_LIMIT, "message text")
         markup = check_reply_markup(params.get("reply_markup"))
         message = self.outgoing(chat_id, {"text": plain}, markup)
@@ -31,6 +32,7 @@ class MessageMethods(ServerState):
 
     async def _api_send_document(self, params: JSON) -> JSON:
         chat_id, document = chat_id_param(params), params.get("document")
+        self._writable(chat_id)
         if not isinstance(document, Upload | str) or not document:
             raise ApiError(400, "Bad Request: there is no document in the request")
         caption = str_param(params, "caption")
@@ -102,6 +104,7 @@ class MessageMethods(ServerState):
 
     def _editable(self, params: JSON) -> tuple[int | str, JSON]:
         chat_id = chat_id_param(params)
+        self._writable(chat_id)
         stored = self.messages.get((chat_id, required_int_param(params, "message_id")))
         if stored is None:
             raise ApiError(400, "Bad Request: message to edit not found")

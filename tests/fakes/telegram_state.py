@@ -25,15 +25,19 @@ class Secret(enum.Enum):
 class ApiError(Exception):
     """An error the fake answers with, in Telegram's words."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(self, status: int, description: str, retry_after: int | None = None, *,
+                 migrate_to_chat_id: int | None = None) -> None:
         super().__init__(description)
         self.status, self.description, self.retry_after = status, description, retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def body(self) -> JSON:
         """The JSON body Telegram returns for this error."""
         body: JSON = {"ok": False, "error_code": self.status, "description": self.description}
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
+        if self.migrate_to_chat_id is not None:
+            body["parameters"] = {"migrate_to_chat_id": self.migrate_to_chat_id}
         return body
 
 
@@ -127,6 +131,20 @@ class ServerState(build.Chats):
         self._faults: defaultdict[str, deque[Fault]] = defaultdict(deque)
         self._changed = asyncio.Event()
         self._closing = False
+        self.upgraded: dict[int | str, int] = {}
+        """Groups upgraded to a supergroup: old chat id -> the supergroup's."""
+
+    def upgrade_group(self, group_id: int, supergroup_id: int) -> None:
+        """The group becomes a supergroup with a new id; the bot can no longer write to the old one."""
+        self.upgraded[group_id] = supergroup_id
+        self.chats[supergroup_id] = {"id": supergroup_id, "type": "supergroup",
+                                     "title": self.chat(group_id).get("title", f"Group {supergroup_id}")}
+
+    def _writable(self, chat_id: int | str) -> None:
+        """Refuse, as Telegram does, to write to a group that became a supergroup, naming the new id."""
+        if chat_id in self.upgraded:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           migrate_to_chat_id=self.upgraded[chat_id])
 
     def _bump(self) -> None:
         """Wake every waiter; each re-checks its own condition."""
