@@ -434,7 +434,7 @@ async def _open(turn: Turn, data: dict[str, Any], *, contact: str | None) -> lis
     )
     turn.state.clear()
     try:
-        case = await CaseRepository(turn.session).open_case(new, turn.now)
+        case = await CaseRepository(turn.session).open_case(new, turn.now, zone=turn.zone)
     except CaseError:
         return turn.say("esc_no_department", kind="escalation_unavailable")
     department = await _department_name(turn, case.department)

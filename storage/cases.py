@@ -10,7 +10,7 @@ import enum
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, ForeignKey, Index, Integer, Row, String, select, update
@@ -234,13 +234,16 @@ class CaseRepository:
         self.departments = DepartmentRepository(session)
         self.outbox = OutboxRepository(session)
 
-    async def open_case(self, new: NewCase, now: datetime) -> Case:
-        """Create the case with its ticket, history and ``case.created`` event."""
+    async def open_case(self, new: NewCase, now: datetime, *, zone: tzinfo = UTC) -> Case:
+        """Create the case with its ticket, history and ``case.created`` event.
+
+        The ticket's year is the year in ``zone``, the service desk's: numbering restarts at its New Year.
+        """
         department = await self.departments.get(new.department)
         if department is None:
             raise InvalidTransfer(f"no department {new.department!r}")
         row = CaseRecord(
-            ticket=await self._next_ticket(department.ticket_prefix, now.year),
+            ticket=await self._next_ticket(department.ticket_prefix, now.astimezone(zone).year),
             department=department.code,
             user_id=new.citizen_id,
             channel=new.channel,

@@ -95,3 +95,17 @@ async def test_an_entry_comes_into_force_at_the_desks_midnight(
     assert (f"show:{SUBSIDY.id}" in payloads(listed)) is in_force
     shown = await dialogue.handle(said(payload=f"show:{SUBSIDY.id}"))
     assert (shown[0].kind == "expired") is not in_force
+
+
+@pytest.mark.parametrize(
+    ("zone", "before", "after"),
+    [("Asia/Shanghai", "TA-2027-000001", "TA-2027-000002"), ("UTC", "TA-2026-000001", "TA-2027-000001")],
+)
+async def test_the_ticket_number_takes_the_year_of_the_desks_calendar(
+    sessions: Sessions, knowledge: LiveKnowledge, zone: str, before: str, after: str
+) -> None:
+    now = [NEW_YEARS_EVE - timedelta(hours=1)]  # 06:30 on 1 January in Shanghai, 22:30 on 31 December in UTC
+    dialogue = desk(sessions, knowledge, zone, now)
+    assert before in await open_case_by_dialogue(dialogue)
+    now[0] = NEW_YEARS_EVE + timedelta(hours=1)  # New Year in UTC as well
+    assert after in await open_case_by_dialogue(dialogue)
