@@ -209,7 +209,11 @@ COUNT = _object(
     {"value": {"type": ["integer", "null"]}, "suppressed": FIGURE["properties"]["suppressed"]},
     required=("value", "suppressed"),
 )
-MONTH = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$", "description": "`YYYY-MM` (UTC)"}
+MONTH = {
+    "type": "string",
+    "pattern": "^[0-9]{4}-[0-9]{2}$",
+    "description": "`YYYY-MM` of the service desk's calendar (`GOVBOT_TIMEZONE`)",
+}
 
 
 def _with(figure: JSON, **fields: JSON) -> JSON:

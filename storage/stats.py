@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy import case, distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,14 +44,15 @@ class Figures:
     until: datetime
 
 
-def month_starts(now: datetime, months: int = MONTHS) -> list[datetime]:
-    """The first instants (UTC) of the last ``months`` months, oldest first, then the next month's."""
-    now = now.astimezone(UTC)
+def month_starts(now: datetime, months: int = MONTHS, zone: tzinfo = UTC) -> list[datetime]:
+    """The first instants of the last ``months`` months of ``zone``'s calendar, oldest first, then the next
+    month's; each in ``zone``, so that its month is the one it starts."""
+    now = now.astimezone(zone)
     year, month = now.year, now.month
     starts = []
     for back in range(months - 1, -2, -1):
         index = year * 12 + month - 1 - back
-        starts.append(datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC))
+        starts.append(datetime(index // 12, index % 12 + 1, 1, tzinfo=zone))
     return starts
 
 
@@ -105,9 +106,11 @@ def _complemented(points: list[Point], people: list[int]) -> tuple[Point, ...]:
     return tuple(Point(p.label, None) if index == fewest else p for index, p in enumerate(points))
 
 
-async def transparency_figures(session: AsyncSession, *, now: datetime, months: int = MONTHS) -> Figures:
+async def transparency_figures(
+    session: AsyncSession, *, now: datetime, months: int = MONTHS, zone: tzinfo = UTC
+) -> Figures:
     """Questions asked, the share answered and the share of rated answers found helpful, by month."""
-    starts = month_starts(now, months)
+    starts = month_starts(now, months, zone)
     asked, answered, helpful = [], [], []
     asking, rating = [], []
     for start, end in itertools.pairwise(starts):
@@ -126,6 +129,6 @@ async def transparency_figures(session: AsyncSession, *, now: datetime, months: 
             Series("answer_rate", "percent", _complemented(answered, asking), total_answered),
             Series("helpful_rate", "percent", _complemented(helpful, rating), total_helpful),
         ),
-        since=starts[0],
-        until=starts[-1],
+        since=starts[0].astimezone(UTC),
+        until=starts[-1].astimezone(UTC),
     )

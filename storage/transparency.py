@@ -12,7 +12,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func, select
@@ -103,9 +103,12 @@ def _complement(departments: dict[str, dict[str, Any]], key: str, people: dict[s
         departments[min(shown, key=lambda code: people[code])][key] = figure(None, 0)
 
 
-async def public_stats(session: AsyncSession, *, now: datetime, months: int = MONTHS) -> dict[str, Any]:
-    """Every public figure for the last ``months`` months (the transparency page's window)."""
-    return await stats_document(session, await transparency_figures(session, now=now, months=months), now=now)
+async def public_stats(
+    session: AsyncSession, *, now: datetime, months: int = MONTHS, zone: tzinfo = UTC
+) -> dict[str, Any]:
+    """Every public figure for the last ``months`` months of ``zone`` (the transparency page's window)."""
+    figures = await transparency_figures(session, now=now, months=months, zone=zone)
+    return await stats_document(session, figures, now=now)
 
 
 async def stats_document(session: AsyncSession, resolved: Figures, *, now: datetime) -> dict[str, Any]:

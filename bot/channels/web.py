@@ -223,7 +223,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/chat/updates", updates, name="web.updates")
     app.router.add_get("/api/chat/documents/{seq}", download, name="web.document")
     app.router.add_static("/static/", pages.STATIC, name="web.static")
-    transparency.setup(app)
+    transparency.setup(app, zone=settings.zone())
 
 
 async def _web_context(app: web.Application) -> AsyncIterator[None]:

@@ -32,8 +32,9 @@ def stats_command(args: argparse.Namespace, settings: Callable[[], Settings]) ->
     """Print the transparency figures."""
 
     async def go() -> dict[str, Any]:
-        async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
-            return await public_stats(session, now=utcnow())
+        config = settings()
+        async with db.connected(config.database_url) as engine, db.sessionmaker(engine)() as session:
+            return await public_stats(session, now=utcnow(), zone=config.zone())
 
     print(render_stats(asyncio.run(go()), args.format))
     return 0

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -78,25 +78,28 @@ Counted = tuple[Figures, dict[str, Any]]
 """The question series and the stats document made from them (``GET /api/v1/stats``)."""
 
 
-async def count(sessions: async_sessionmaker[AsyncSession], now: datetime) -> Counted:
-    """The public figures of this database, the question series counted once for both."""
+async def count(sessions: async_sessionmaker[AsyncSession], now: datetime, zone: tzinfo = UTC) -> Counted:
+    """The public figures of this database by month of ``zone``, the question series counted once for both."""
     async with sessions() as session:
-        figures = await transparency_figures(session, now=now)
+        figures = await transparency_figures(session, now=now, zone=zone)
         return figures, await stats_document(session, figures, now=now)
 
 
 class PublicFigures:
     """The public figures, counted at most once per ``fresh`` seconds in this process."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, fresh: float = FRESH_SECONDS) -> None:
-        self._clock, self._fresh = clock, fresh
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, fresh: float = FRESH_SECONDS, zone: tzinfo = UTC
+    ) -> None:
+        """``zone``: the service desk's, whose calendar months the figures are counted by."""
+        self._clock, self._fresh, self._zone = clock, fresh, zone
         self._lock = asyncio.Lock()
         self._counted: tuple[float, Counted] | None = None
 
     async def get(self, sessions: async_sessionmaker[AsyncSession], now: datetime) -> Counted:
         async with self._lock:  # requests arriving during a count wait for it instead of counting too
             if self._counted is None or self._clock() - self._counted[0] >= self._fresh:
-                self._counted = (self._clock(), await count(sessions, now))
+                self._counted = (self._clock(), await count(sessions, now, self._zone))
             return self._counted[1]
 
 
@@ -146,9 +149,11 @@ def _names(value: object) -> dict[str, str]:
 FIGURES = web.AppKey("transparency_figures", FiguresSource)
 
 
-def setup(app: web.Application) -> None:
-    """Serve the page; keep a figures source someone set up before, else count in the database."""
-    app[PUBLIC] = PublicFigures()
+def setup(app: web.Application, *, zone: tzinfo = UTC) -> None:
+    """Serve the page; keep a figures source someone set up before, else count in the database.
+
+    ``zone``: the service desk's; its calendar months are the page's and ``GET /api/v1/stats``'s."""
+    app[PUBLIC] = PublicFigures(zone=zone)
     if FIGURES not in app:
         app[FIGURES] = database_figures
     app.router.add_get("/transparency", transparency_page, name="web.transparency")

@@ -177,3 +177,18 @@ async def test_the_stats_api_is_under_the_per_address_limit(database_url: str) -
     async with Client(TestServer(app)) as client:
         statuses = [(await client.get("/api/v1/stats")).status for _ in range(3)]
         assert statuses == [200, 200, 429]
+
+
+@pytest.mark.parametrize(("zone", "midnight"), [("Etc/GMT-14", "T10:00:00Z"), ("UTC", "T00:00:00Z")])
+async def test_the_public_figures_count_the_desks_calendar_months(
+    database_url: str, sessions: Sessions, zone: str, midnight: str
+) -> None:
+    client = Client(TestServer(create_app(load_settings(database_url=database_url, timezone=zone))))
+    await client.start_server()
+    try:
+        response = await client.get("/api/v1/stats")
+        document = await response.json()
+    finally:
+        await client.close()
+    assert document["since"].endswith(midnight)  # UTC+14's 1st began at 10:00 UTC the day before
+    assert document["until"].endswith(midnight)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -100,3 +101,20 @@ async def test_none_of_these_in_did_you_mean_is_not_counted_as_answered(
         figures = await transparency_figures(session, now=NOW)
     _, answered, _ = figures.series
     assert answered.total.value == 100.0 / 6
+
+
+async def test_months_are_the_desks_calendar_months(sessions: async_sessionmaker[AsyncSession]) -> None:
+    # 17:00 UTC on 30 November is 01:00 on 1 December in Shanghai: a December question there.
+    async with sessions.begin() as session:
+        for user_id in await add_citizens(session, MIN_PEOPLE):
+            session.add(question(user_id, datetime(2026, 11, 30, 17, tzinfo=UTC), "answer"))
+    early_december = datetime(2026, 12, 5, tzinfo=UTC)
+    async with sessions() as session:
+        shanghai = await transparency_figures(session, now=early_december, zone=ZoneInfo("Asia/Shanghai"))
+        utc = await transparency_figures(session, now=early_december)
+    by_month = {p.label: p.value for p in shanghai.series[0].points}
+    assert (by_month["2026-11"], by_month["2026-12"]) == (None, MIN_PEOPLE)
+    by_month = {p.label: p.value for p in utc.series[0].points}
+    assert (by_month["2026-11"], by_month["2026-12"]) == (MIN_PEOPLE, None)
+    assert shanghai.since == datetime(2026, 6, 30, 16, tzinfo=UTC)  # midnight on 1 July in Shanghai
+    assert shanghai.until == datetime(2026, 12, 31, 16, tzinfo=UTC)
