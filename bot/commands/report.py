@@ -70,10 +70,11 @@ def register(
 
 def unanswered_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Print the clusters of unanswered questions in the window."""
-    window = Window(window_start(args.since, now := utcnow()), now)
+    config = settings()
+    window = Window(window_start(args.since, now := utcnow(), config.zone()), now)
 
     async def go() -> list[Cluster]:
-        async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
+        async with db.connected(config.database_url) as engine, db.sessionmaker(engine)() as session:
             clusters = cluster_questions(await FeedbackRepository(session).unanswered(window.start))
             since = {"since": window.start.isoformat()}
             await record_export(db.sessionmaker(engine), "report unanswered", now=now, details=since)
@@ -85,10 +86,11 @@ def unanswered_command(args: argparse.Namespace, settings: Callable[[], Settings
 
 def feedback_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Print the per-entry feedback figures and the latest comments in the window."""
-    window = Window(window_start(args.since, now := utcnow()), now)
+    config = settings()
+    window = Window(window_start(args.since, now := utcnow(), config.zone()), now)
 
     async def go() -> FeedbackReport:
-        async with db.connected(settings().database_url) as engine, db.sessionmaker(engine)() as session:
+        async with db.connected(config.database_url) as engine, db.sessionmaker(engine)() as session:
             report = await feedback_report(FeedbackRepository(session), window.start)
             since = {"since": window.start.isoformat()}
             await record_export(db.sessionmaker(engine), "report feedback", now=now, details=since)
@@ -178,7 +180,8 @@ def _add_since(parser: argparse.ArgumentParser, default: str) -> None:
         type=since_argument,
         default=since_argument(default),
         metavar="WHEN",
-        help=f"a period before now (7d, 24h, 2w) or an ISO date (2026-11-01); default {default}",
+        help=f"a period before now (7d, 24h, 2w) or an ISO date (2026-11-01, midnight in GOVBOT_TIMEZONE); "
+             f"default {default}",
     )
     add_format(parser)
 

@@ -9,7 +9,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 FORMATS = ("table", "csv", "json")
@@ -28,12 +28,17 @@ def add_format(parser: argparse.ArgumentParser) -> None:
 
 
 def since_argument(text: str) -> timedelta | datetime:
-    """``7d``, ``24h``, ``2w`` (a period before now) or an ISO date or time (UTC unless it says otherwise)."""
+    """``7d``, ``24h``, ``2w`` (a period before now) or an ISO date or time.
+
+    A time with an offset comes back in UTC; one without comes back naive, as it means the service desk's
+    clock (``GOVBOT_TIMEZONE``), which :func:`window_start` is given once the settings are read."""
     value = text.strip().lower()
     found = _DURATION.match(value)
     if found:
         return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
     moment = utc_moment(text)
+    if moment is not None and not _has_offset(text):
+        moment = moment.replace(tzinfo=None)
     if moment is None:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a period like 7d, 24h or 2w, nor an ISO date like 2026-11-01"
@@ -51,9 +56,18 @@ def utc_moment(text: str) -> datetime | None:
         return None
 
 
-def window_start(since: timedelta | datetime, now: datetime) -> datetime:
-    """The moment a report starts at."""
-    return now - since if isinstance(since, timedelta) else since
+def _has_offset(text: str) -> bool:
+    return datetime.fromisoformat(text.strip()).tzinfo is not None
+
+
+def window_start(since: timedelta | datetime, now: datetime, zone: tzinfo = UTC) -> datetime:
+    """The moment (UTC) a report starts at; a date or time without an offset is read on ``zone``'s clock."""
+    if isinstance(since, timedelta):
+        return now - since
+    try:
+        return (since if since.tzinfo else since.replace(tzinfo=zone)).astimezone(UTC)
+    except OverflowError:  # a time in year 1 or 9999 that UTC puts outside the calendar: as far as it goes
+        return (datetime.min if since.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def render_json(document: dict[str, Any]) -> str:

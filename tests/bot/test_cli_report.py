@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -246,6 +247,28 @@ def test_since_accepts_periods_and_iso_dates() -> None:
     assert window_start(since_argument("2W"), now) == now - timedelta(weeks=2)
     assert window_start(since_argument("2026-11-01"), now) == datetime(2026, 11, 1, tzinfo=UTC)
     assert window_start(since_argument("2026-11-01T08:00+08:00"), now) == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_since_a_date_without_an_offset_starts_at_the_desks_midnight() -> None:
+    now, shanghai = datetime(2026, 11, 23, 9, 30, tzinfo=UTC), ZoneInfo("Asia/Shanghai")
+
+    def start(typed: str, zone: ZoneInfo = shanghai) -> datetime:
+        return window_start(since_argument(typed), now, zone)
+
+    assert start("2026-11-01") == datetime(2026, 10, 31, 16, tzinfo=UTC)
+    assert start("2026-11-01T08:00") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert start("2026-11-01T08:00Z") == datetime(2026, 11, 1, 8, tzinfo=UTC)  # an offset says whose clock
+    assert start("7d") == now - timedelta(days=7)
+    assert start("0001-01-01") == datetime.min.replace(tzinfo=UTC)
+    assert start("9999-12-31T23:00", ZoneInfo("America/New_York")).year == 9999
+
+
+def test_a_report_since_a_date_is_titled_with_the_desks_midnight_in_utc(
+    cli_database: str, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    monkeypatch.setenv("GOVBOT_TIMEZONE", "Asia/Shanghai")
+    assert main(["report", "unanswered", "--since", "2026-11-01"]) == 0
+    assert "since 2026-10-31 16:00 UTC" in capsys.readouterr().out
 
 
 def test_tables_align_chinese_text_by_its_display_width() -> None:
