@@ -38,7 +38,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.channels.telegram_http import DEFAULT_TIMEOUT, AiohttpRequest
-from bot.channels.telegram_inbox import Arrivals, Outcomes
+from bot.channels.telegram_inbox import Arrivals, Outcomes, backoff
 from bot.channels.telegram_render import fits_caption, keyboard, keyboard_json, plain, split_html
 from bot.channels.telegram_updates import CHANNEL, read_update
 from bot.channels.turns import ChatTurns
@@ -320,7 +320,7 @@ class TelegramChannel:
             except Exception as exc:  # whatever failed, polling goes on: a stopped poller is a silent bot
                 # Not confirmed, so Telegram sends the same updates again; the inbox drops what it has.
                 failures += 1
-                delay = _backoff(failures)
+                delay = backoff(failures, BACKOFF_MAX)
                 if isinstance(exc, (TelegramError, *DATABASE_ERRORS)):
                     level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
                     log.log(level, "telegram: polling failed (%s); again in %.0f s", _reason(exc), delay)
@@ -554,13 +554,8 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
 
 
-def _backoff(failures: int) -> float:
-    """Seconds before the next try after ``failures`` in a row: 1, 2, 4 … up to BACKOFF_MAX."""
-    return min(2.0 ** (failures - 1), BACKOFF_MAX)
-
-
 def _start_delay(failures: int, exc: Exception) -> float:
-    delay = _backoff(failures)
+    delay = backoff(failures, BACKOFF_MAX)
     return max(delay, _seconds(exc)) if isinstance(exc, RetryAfter) else delay
 
 
@@ -570,9 +565,9 @@ def _log_start_failure(exc: Exception, logged: bool | None) -> bool:
     if logged is out_of_reach:
         return out_of_reach
     if out_of_reach:
-        log.warning("telegram: cannot reach the Bot API (%s: %s); the web chat, the department API and "
+        log.warning("telegram: cannot reach the Bot API (%s); the web chat, the department API and "
                     "the dispatcher go on, and Telegram is tried again at most every %.0f s",
-                    type(exc).__name__, exc, BACKOFF_MAX)
+                    _reason(exc), BACKOFF_MAX)
     elif isinstance(exc, InvalidToken):  # its text holds the token
         log.error("telegram: the Bot API refuses GOVBOT_TELEGRAM_TOKEN; tried again at most every %.0f s",
                   BACKOFF_MAX)

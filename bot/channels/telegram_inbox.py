@@ -142,15 +142,15 @@ class Outcomes(Batched[str | None]):
                 self._waiting = batch | self._waiting  # first in the next batch, after a back-off
                 self._failures += 1
                 with contextlib.suppress(TimeoutError):  # a stop cuts the wait short
-                    await asyncio.wait_for(self._closing.wait(), _backoff(self._failures))
+                    await asyncio.wait_for(self._closing.wait(), backoff(self._failures, OUTCOME_BACKOFF_MAX))
             return
         self._failures = 0
         self._outage.ended()
 
 
-def _backoff(failures: int) -> float:
-    """Seconds before writing again after ``failures`` in a row: 1, 2, 4 … up to OUTCOME_BACKOFF_MAX."""
-    return min(2.0 ** (failures - 1), OUTCOME_BACKOFF_MAX)
+def backoff(failures: int, most: float) -> float:
+    """Seconds before the next try after ``failures`` in a row: 1, 2, 4 … up to ``most``."""
+    return min(2.0 ** (failures - 1), most)
 
 
 class Arrivals(Batched[tuple[JSON, list["asyncio.Future[bool]"]]]):
