@@ -36,14 +36,13 @@ def since_argument(text: str) -> timedelta | datetime:
     found = _DURATION.match(value)
     if found:
         return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
-    moment = utc_moment(text)
-    if moment is not None and not _has_offset(text):
-        moment = moment.replace(tzinfo=None)
-    if moment is None:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+        return moment.astimezone(UTC) if moment.tzinfo else moment
+    except (ValueError, OverflowError):  # not a date, or an offset that carries it past year 1 or 9999
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a period like 7d, 24h or 2w, nor an ISO date like 2026-11-01"
-        )
-    return moment
+        ) from None
 
 
 def utc_moment(text: str) -> datetime | None:
@@ -54,10 +53,6 @@ def utc_moment(text: str) -> datetime | None:
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except (ValueError, OverflowError):
         return None
-
-
-def _has_offset(text: str) -> bool:
-    return datetime.fromisoformat(text.strip()).tzinfo is not None
 
 
 def window_start(since: timedelta | datetime, now: datetime, zone: tzinfo = UTC) -> datetime:
