@@ -31,9 +31,10 @@ THANKS = frozenset(
 def small_talk(turn: Turn, text: str) -> list[Reply] | None:
     """The reply to a message that is only a greeting or a thanks; None for anything else."""
     said = normalise(text)
-    if said in GREETINGS or said.replace(" ", "") in GREETINGS:
+    forms = {said, said.replace(" ", "")}  # Chinese phrases are kept without the spaces punctuation leaves
+    if forms & GREETINGS:
         menu = (Button(turn.t("btn_menu"), payload="menu:1"),)
         return [Reply(turn.t("greeting"), buttons=(menu,), kind="greeting")]
-    if said in THANKS or said.replace(" ", "") in THANKS:
+    if forms & THANKS:
         return [Reply(turn.t("you_are_welcome"), kind="thanks")]
     return None
