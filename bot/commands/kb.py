@@ -273,6 +273,10 @@ def format_match(match: Match, matcher: Matcher) -> str:
 def eval_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Run every case against the given files and print the quality and latency figures."""
     kb = load_paths(args.kb)
+    if not kb.entries:  # figures of nothing would read as an evaluation that ran
+        print(f"govbot: the knowledge base in {' '.join(args.kb)} has no entries; nothing to evaluate",
+              file=sys.stderr)
+        return 1
     try:
         cases = load_cases(args.cases)
     except CaseFileError as exc:

@@ -263,6 +263,20 @@ def test_an_evaluation_without_cases_fails_instead_of_reporting_zeros(
     assert f"{empty}: no cases" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content", ["", '{"kind": "synonyms", "terms": ["tax", "levy"]}\n'])
+def test_an_evaluation_without_entries_fails_instead_of_reporting_zeros(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(content, encoding="utf-8")
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"query": "pay tax", "lang": "en", "relevant": ["tax-pay"]}\n', encoding="utf-8")
+    assert main(["kb", "eval", "--kb", str(kb), "--cases", str(cases)]) == 1
+    captured = capsys.readouterr()
+    assert f"the knowledge base in {kb} has no entries; nothing to evaluate" in captured.err
+    assert captured.out == ""
+
+
 def test_an_evaluation_names_the_cases_whose_entries_the_knowledge_base_lacks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
