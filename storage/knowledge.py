@@ -70,6 +70,16 @@ class KnowledgeChanges:
         return not (self.entries or self.deleted or self.meta_changed)
 
 
+@dataclass(frozen=True)
+class HistoryMark:
+    """How far a reader knows the change history: the change number and the newest revision (its key and
+    time). A database restored from an older backup has a lower number, or lacks that revision or holds
+    another under its key, even once new edits have taken the number past it again."""
+
+    seq: int
+    revision: tuple[int, datetime] | None
+
+
 class KnowledgeRepository:
     """Reads and writes the knowledge base within one unit of work (session)."""
 
@@ -104,6 +114,22 @@ class KnowledgeRepository:
 
     async def current_seq(self) -> int:
         return int(await self.session.scalar(select(KbSequence.value).where(KbSequence.id == 1)) or 0)
+
+    async def newest_revision(self) -> tuple[int, datetime] | None:
+        """The key and time of the newest revision, for a ``HistoryMark``."""
+        newest = select(KbEntryRevision.pk, KbEntryRevision.created_at).order_by(KbEntryRevision.pk.desc())
+        row = (await self.session.execute(newest.limit(1))).first()
+        return None if row is None else (row.pk, row.created_at)
+
+    async def holds(self, mark: HistoryMark) -> bool:
+        """Whether the history still reaches ``mark``: not after a restore from a backup taken before it."""
+        if await self.current_seq() < mark.seq:
+            return False
+        if mark.revision is None:
+            return True
+        pk, created_at = mark.revision
+        found = await self.session.scalar(select(KbEntryRevision.created_at).where(KbEntryRevision.pk == pk))
+        return found == created_at
 
     async def entry(self, entry_id: str, *, for_update: bool = False) -> Entry | None:
         """The current entry; ``for_update`` locks its row until commit, for an edit built on it."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from knowledge.entry import Category, Entry, KnowledgeBase
 from knowledge.matcher import RECENT_MATCHES, Matcher, MatcherConfig
 from storage import db
-from storage.knowledge import KnowledgeRepository
+from storage.knowledge import HistoryMark, KnowledgeRepository
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +31,32 @@ class LiveKnowledge:
         self.matcher = Matcher(self.kb, config, recent=recent)
         self.seq = -1
         self.loaded = False
+        self._revision: tuple[int, datetime] | None = None
+        """The newest revision known (see ``HistoryMark``)."""
 
     async def load(self) -> None:
         """Read the whole knowledge base and build the index."""
-        async with self._sessions() as session:
-            kb, seq = await KnowledgeRepository(session).load()
-        self.kb = kb
-        self.matcher = Matcher(kb, self._config, recent=self._recent)
-        self.seq = seq
-        self.loaded = True
-        log.info("knowledge base loaded: %d entries at change %d", len(kb.entries), seq)
+        await self._read()
+        log.info("knowledge base loaded: %d entries at change %d", len(self.kb.entries), self.seq)
 
     async def refresh(self) -> bool:
-        """Apply changes made since the last look (by any process); True when something changed."""
+        """Apply changes made since the last look (by any process); True when something changed.
+
+        After a restore from a backup the change numbers go back: the whole knowledge base is read again."""
         async with self._sessions() as session:
-            changes = await KnowledgeRepository(session).changes_since(self.seq)
+            repo = KnowledgeRepository(session)
+            if await repo.holds(HistoryMark(self.seq, self._revision)):
+                newest = await repo.newest_revision()  # before the changes: it is one of them or older
+                changes = await repo.changes_since(self.seq)
+            else:
+                changes = None
+        if changes is None:
+            known = self.seq
+            await self._read()
+            log.warning("knowledge base: change %d is no longer in the database (restored from a backup?); "
+                        "read again whole: %d entries at change %d", known, len(self.kb.entries), self.seq)
+            return True
+        self._revision = newest
         if changes.empty:
             self.seq = max(self.seq, changes.seq)
             return False
@@ -82,6 +94,16 @@ class LiveKnowledge:
                     log.exception("knowledge base refresh failed; keeping the current index")
                 continue
             outage.ended()
+
+    async def _read(self) -> None:
+        async with self._sessions() as session:
+            repo = KnowledgeRepository(session)
+            newest = await repo.newest_revision()  # before the entries: it is one of them or older
+            kb, seq = await repo.load()
+        self.kb = kb
+        self.matcher = Matcher(kb, self._config, recent=self._recent)
+        self.seq, self._revision = seq, newest
+        self.loaded = True
 
     def entry(self, entry_id: str) -> Entry | None:
         return self.matcher.entry(entry_id)
