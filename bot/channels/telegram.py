@@ -74,6 +74,9 @@ process (or this one, on its next sweep) takes the update over; real turns take 
 SWEEP_SECONDS = 30.0
 """How often the inbox is searched for updates whose attempt died."""
 RATE_LIMIT_RETRIES = 3
+RETRY_AFTER_MAX = 120.0
+"""Most seconds one Bot API request waits in all behind Telegram's 429s, honouring each retry_after, before
+it is given up: well within INBOX_LEASE, after which another process would take its update over."""
 NOTICE_LIMIT = 200
 """Telegram's limit on the text of a button press's acknowledgement."""
 _UNCHANGED = "message is not modified"
@@ -520,14 +523,22 @@ class TelegramChannel:
             await self._reply(incoming, Reply(catalogue_text(incoming.language, "error"), kind="error"))
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
-        """Run a Bot API request, again after the wait a 429 asks for (the rate limiter does that if on)."""
-        try:
-            return await request()
-        except RetryAfter as exc:
-            if self._rate_limited:
-                raise
-            await self._sleep(_seconds(exc))
-            return await request()
+        """Run a Bot API request, again after each wait a 429 asks for, up to RETRY_AFTER_MAX seconds in all
+        (the rate limiter does that if on).
+
+        A reply given up here is lost: its turn is recorded as done (see _process). A stop does not wait
+        for these waits longer than its timeout; the updates still waiting are left for the next start.
+        """
+        waited = 0.0
+        while True:
+            try:
+                return await request()
+            except RetryAfter as exc:
+                delay = _seconds(exc)
+                if self._rate_limited or waited + delay > RETRY_AFTER_MAX:
+                    raise
+                await self._sleep(delay)
+                waited += delay
 
 
 def _gone(exc: Exception) -> bool:
