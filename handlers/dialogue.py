@@ -125,7 +125,10 @@ class Dialogue:
             said = [("out", reply.text) for reply in replies if reply.text and not reply.replace]
             await citizens.record_messages(citizen.id, heard + said, now=now)
             await citizens.save_state(citizen.id, turn.state)
-        return [Reply(turn.t("too_long")), *replies] if cut else replies
+        notes = [Reply(turn.t("too_long"))] if cut else []
+        if _captioned(incoming):  # once, with the answer: the citizen knows what was and was not read
+            notes.append(Reply(turn.t("attachment_not_read"), kind="attachment"))
+        return [*notes, *replies]
 
     def _flow(self, turn: Turn) -> Flow:
         """The flow for this event (a command abandons whatever was pending)."""
@@ -142,7 +145,7 @@ class Dialogue:
             if pending and private and not router.same_feature(prefix, pending):
                 turn.state.clear()  # another feature's button leaves the step, as a command does
             return flow
-        if incoming.unsupported:
+        if incoming.unsupported and not _captioned(incoming):
             return _saying("text_only", kind="text_only")
         command = incoming.command
         if command is not None:
@@ -206,6 +209,11 @@ def sanitise(incoming: Incoming) -> tuple[Incoming, bool]:
 def _visible(text: str) -> bool:
     """Whether any character shows: not only spaces, controls, or format marks (zero-width, direction)."""
     return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+
+
+def _captioned(incoming: Incoming) -> bool:
+    """Whether an attachment we cannot read came with words to answer (a photo's caption)."""
+    return incoming.unsupported is not None and _visible(incoming.text or "")
 
 
 def _language_guess(incoming: Incoming) -> str:

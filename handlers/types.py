@@ -30,7 +30,8 @@ class Incoming:
     thread_id: str | None = None
     """The platform's thread (a forum topic) the event came from; the replies go back into it."""
     unsupported: str | None = None
-    """The kind of content that is not text (``sticker``, ``photo``, ``voice``…), if that is what arrived."""
+    """The kind of content that is not text (``sticker``, ``photo``, ``voice``…), if that is what arrived;
+    ``text`` is then its caption, if it had one."""
 
     @property
     def command(self) -> tuple[str, str] | None:

@@ -37,7 +37,9 @@ def to_incoming(update: Update, me: User) -> Incoming | None:
     group = message.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
     if group and not _addressed(message, me):
         return None
-    text = _without_mention(message.text, me.username) if group and message.text else message.text
+    # A photo of a form captioned "how do I fill this in?": the caption is the question.
+    said = message.text if message.text is not None else message.caption
+    text = _without_mention(said, me.username) if group and said else said
     sender = message.from_user
     # An anonymous admin or a channel writes as the same helper bot in every group: the chat is who it is.
     who = str(message.sender_chat.id) if message.sender_chat is not None else str(sender.id)

@@ -14,6 +14,8 @@ ALICE = {"id": 42, "is_bot": False, "first_name": "Alice", "last_name": "Liddell
 BOB = {"id": 43, "is_bot": False, "first_name": "Bob"}
 PRIVATE = {"id": 42, "type": "private", "first_name": "Alice"}
 GROUP = {"id": -100, "type": "group", "title": "Neighbours"}
+PHOTO = {"file_id": "p", "file_unique_id": "up", "width": 1, "height": 1}
+FILE = {"file_id": "d", "file_unique_id": "ud"}
 
 
 def _message(chat: dict[str, Any], sender: dict[str, Any], **content: Any) -> dict[str, Any]:
@@ -51,6 +53,14 @@ OTHERS = {
     "an edit": {"update_id": 13, "edited_message": _message(PRIVATE, ALICE, text="edited", edit_date=1)},
     "a game button": {"update_id": 14, "callback_query": {
         "id": "q5", "from": ALICE, "chat_instance": "c", "game_short_name": "g"}},
+    "a photo with a caption": {"update_id": 15, "message": _message(
+        PRIVATE, ALICE, photo=[PHOTO], caption="how do I fill this in?")},
+    "a photo without a caption": {"update_id": 16, "message": _message(PRIVATE, ALICE, photo=[PHOTO])},
+    "a document whose caption mentions the bot in a group": {"update_id": 17, "message": _message(
+        GROUP, ALICE, document=FILE, caption="@govbot is this form right?",
+        caption_entities=[{"type": "mention", "offset": 0, "length": 7}])},
+    "a video with a caption in a group, for nobody": {"update_id": 18, "message": _message(
+        GROUP, ALICE, video=FILE | {"width": 1, "height": 1, "duration": 1}, caption="look at the queue")},
 }
 
 
@@ -71,6 +81,22 @@ def test_group_messages_are_still_checked_for_being_addressed_to_the_bot() -> No
     read = read_update(OTHERS["a group message"], ME, None)
     assert read.incoming is not None
     assert (read.incoming.text, read.incoming.is_group) == ("passport?", True)
+
+
+@pytest.mark.parametrize(("name", "read"), [
+    ("a photo with a caption", ("how do I fill this in?", "photo")),
+    ("a photo without a caption", (None, "photo")),
+    ("a document whose caption mentions the bot in a group", ("is this form right?", "document")),
+])
+def test_a_caption_is_read_as_the_text_of_the_attachment_it_came_with(
+        name: str, read: tuple[str | None, str]) -> None:
+    incoming = read_update(OTHERS[name], ME, None).incoming
+    assert incoming is not None
+    assert (incoming.text, incoming.unsupported) == read
+
+
+def test_a_caption_in_a_group_that_is_not_for_the_bot_is_ignored() -> None:
+    assert read_update(OTHERS["a video with a caption in a group, for nobody"], ME, None).incoming is None
 
 
 @pytest.mark.parametrize("payload", list(COMMON.values()), ids=list(COMMON))

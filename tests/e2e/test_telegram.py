@@ -144,14 +144,40 @@ async def test_a_reply_over_4096_characters_arrives_in_valid_parts_with_the_butt
     assert [part.payloads for part in parts] == [[]] * (len(expected) - 1) + [["rate:1:1"]]
 
 
-async def test_a_sticker_gets_the_polite_text_only_reply(
+async def test_a_sticker_or_a_photo_without_a_caption_gets_the_polite_text_only_reply(
         start_bot: StartBot, telegram: FakeTelegramServer) -> None:
     bot = await start_bot()
     telegram.send_sticker(CITIZEN)
-    telegram.send_photo(CITIZEN, caption="see attached")
+    telegram.send_photo(CITIZEN)
     sticker_reply, photo_reply = await telegram.wait_for_sent(2, chat_id=CITIZEN)
     assert sticker_reply.text == photo_reply.text == t("en", "text_only")
     assert [(seen.unsupported, seen.text) for seen in bot.puppet.seen] == [("sticker", None), ("photo", None)]
+
+
+@pytest.mark.parametrize(("lang", "caption"), [("en", "How do I renew my identity card?"),
+                                               ("zh", "身份证到期了怎么换")])
+async def test_a_photos_caption_is_answered_as_typed_and_the_citizen_told_the_photo_was_not_read(
+        lang: str, caption: str, start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    telegram.send_photo(CITIZEN, caption=caption, language_code=lang)
+    note, answer = await telegram.wait_for_sent(2, chat_id=CITIZEN)
+    assert note.text == t(lang, "attachment_not_read")
+    telegram.send_message(CITIZEN, caption, language_code=lang)
+    typed = (await telegram.wait_for_sent(3, chat_id=CITIZEN))[-1]
+    assert answer.text == typed.text
+    assert [p.split(":")[0] for p in answer.payloads[-2:]] == ["rate", "rate"]
+
+
+async def test_in_a_group_a_caption_is_answered_only_when_it_mentions_the_bot(
+        start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    bot = await start_bot()
+    telegram.send_photo(GROUP, caption="our new office", chat_type="group", user_id=7)
+    telegram.send_photo(GROUP, caption=f"@{BOT} how do I fill this in?", chat_type="group", user_id=7)
+    note, _ = await telegram.wait_for_sent(2, chat_id=GROUP)
+    await bot.channel.idle()
+    assert note.text == t("en", "attachment_not_read")
+    assert [(seen.text, seen.unsupported) for seen in bot.puppet.seen] == [
+        ("how do I fill this in?", "photo")]
 
 
 async def test_in_a_group_only_commands_mentions_and_replies_to_the_bot_are_answered(

@@ -338,6 +338,14 @@ async def test_expired_entry_is_never_answered(dialogue: Dialogue) -> None:
     assert all(r.kind != "answer" for r in replies)
 
 
+async def test_a_caption_is_answered_after_a_note_that_its_attachment_was_not_read(
+    dialogue: Dialogue,
+) -> None:
+    note, answer = await dialogue.handle(said("How do I renew my identity card?", unsupported="photo"))
+    assert (note.kind, answer.kind) == ("attachment", "answer")
+    assert [r.kind for r in await dialogue.handle(said("\u200b", unsupported="photo"))] == ["text_only"]
+
+
 async def test_bad_input_gets_a_clear_reply(dialogue: Dialogue) -> None:
     assert (await dialogue.handle(said(unsupported="sticker")))[0].kind == "text_only"
     assert (await dialogue.handle(said("   ")))[0].kind == "empty"
