@@ -17,7 +17,7 @@ from bot.channels import web as web_channel
 from bot.channels.telegram import WEBHOOK_PATH, telegram_context, telegram_webhook
 from bot.config import Settings
 from bot.governance import retention_job
-from bot.keys import CONVERSATION, ENGINE, KNOWLEDGE, METRICS, SENDERS, SESSIONS, SETTINGS, WAKE
+from bot.keys import CONVERSATION, ENGINE, KNOWLEDGE, METRICS, READINESS, SENDERS, SESSIONS, SETTINGS, WAKE
 from bot.metrics import Metrics
 from bot.workers import outbox_workers
 from handlers.dialogue import Dialogue
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[SENDERS] = {}
     app[WAKE] = []
+    app[READINESS] = db.Outage(log, "readiness", "/readyz answers 503 until it is back")
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_knowledge)
     app.cleanup_ctx.append(_dialogue)
@@ -61,11 +62,13 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """The database answers and the knowledge base is loaded."""
     checks: dict[str, str] = {}
+    outage = request.app[READINESS]  # probes come every few seconds: one line an outage, not one a probe
     try:
         await db.check(request.app[ENGINE])
+        outage.ended()
         checks["database"] = "ok"
     except db.DatabaseUnavailable as exc:
-        log.warning("readiness: %s", exc)
+        outage.began(exc)
         checks["database"] = "unavailable"
     knowledge = request.app[KNOWLEDGE]
     checks["knowledge"] = "ok" if knowledge.loaded else "loading"

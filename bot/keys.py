@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.metrics import Metrics
 from bot.notify import Sender
 from handlers.types import Conversation
+from storage.db import Outage
 from storage.knowledge_sync import LiveKnowledge
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -23,3 +24,5 @@ SENDERS = web.AppKey("senders", dict[str, Sender])
 """Channels that can message a citizen unprompted (department replies): ``app[SENDERS]["telegram"] = …``."""
 WAKE = web.AppKey("wake", list[Callable[[], None]])
 """Called after a commit that queued events or notices, so the dispatcher and notifier look at once."""
+READINESS = web.AppKey("readiness", Outage)
+"""/readyz's view of a database outage, so that probes log its start and end once."""
