@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,6 +121,11 @@ def _read_file(path: Path) -> Reader:
         reader = Reader(str(path))
         reader.error(None, None, f"cannot read: {exc.strerror or exc}")
         return reader
+    utf16 = _utf16(raw)
+    if utf16 is not None:  # before UTF-8: English text in UTF-16 is valid UTF-8, a zero byte every other
+        reader = Reader(str(path))
+        reader.error(None, None, _not_utf8_but(utf16, fmt))
+        return reader
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -133,6 +139,26 @@ def _not_utf8(byte: int, fmt: Format) -> str:
     hint = " (Excel: Save As, 'CSV UTF-8')" if fmt == "csv" else ""
     return (f"not valid UTF-8 (byte 0x{byte:02x}); the file is probably in another encoding such as "
             f"GBK/GB18030 or Windows-1252; re-save it as UTF-8{hint}")
+
+
+def _utf16(raw: bytes) -> str | None:
+    """Which UTF-16 ``raw`` is in (Notepad's and Excel's "Unicode text"), or None when it is in neither.
+
+    Without a byte-order mark it shows in the zero byte beside each ASCII character (field names,
+    punctuation, line breaks), all on one side; a UTF-8 text file has none."""
+    if raw.startswith(codecs.BOM_UTF16_LE):
+        return "UTF-16 LE"
+    if raw.startswith(codecs.BOM_UTF16_BE):
+        return "UTF-16 BE"
+    even, odd = raw[0::2].count(0), raw[1::2].count(0)
+    if max(even, odd) * 8 <= len(raw) or min(even, odd) * 8 > max(even, odd):
+        return None
+    return "UTF-16 LE" if odd > even else "UTF-16 BE"
+
+
+def _not_utf8_but(encoding: str, fmt: Format) -> str:
+    hint = "Excel: Save As, 'CSV UTF-8'" if fmt == "csv" else "Notepad: Save As, Encoding 'UTF-8'"
+    return f"the file is in {encoding} (\"Unicode text\"), not UTF-8; save it as UTF-8 ({hint})"
 
 
 def _parse(text: str, fmt: Format, path: str) -> Reader:

@@ -465,6 +465,43 @@ def test_gbk_csv_is_an_error_that_says_to_resave_as_utf8(tmp_path: Path) -> None
     assert "re-save it as UTF-8" in error.message
 
 
+UNICODE_TEXT = {  # one entry in each format, as Notepad or Excel would save it
+    "kb.csv": "id,question_en,question_zh,answer_en,answer_zh\nx,Pay tax?,怎么交税,Online.,网上缴纳。\n",
+    "kb.yaml": "entries:\n  - id: x\n    question: {en: Pay tax?, zh: 怎么交税}\n    answer: {en: Online.}\n",
+    "kb.jsonl": '{"id": "x", "question": {"en": "Pay tax?", "zh": "怎么交税"}, "answer": {"en": "Online."}}'
+                '\n',
+}
+
+
+@pytest.mark.parametrize("name", UNICODE_TEXT)
+@pytest.mark.parametrize(("encoding", "bom", "said"), [
+    ("utf-16-le", b"\xff\xfe", "UTF-16 LE"), ("utf-16-be", b"\xfe\xff", "UTF-16 BE"),
+    ("utf-16-le", b"", "UTF-16 LE"), ("utf-16-be", b"", "UTF-16 BE"),
+])
+def test_utf16_is_an_error_that_names_it_and_says_to_save_as_utf8(
+    tmp_path: Path, name: str, encoding: str, bom: bytes, said: str
+) -> None:
+    path = write(tmp_path, name, bom + UNICODE_TEXT[name].encode(encoding))
+    [error] = load_errors(path)
+    assert error.line is None
+    assert said in error.message
+    assert "save it as UTF-8" in error.message
+
+
+def test_utf16_of_english_only_is_not_read_as_utf8_with_zero_bytes(tmp_path: Path) -> None:
+    # Every byte pair of English text in UTF-16 is valid UTF-8: a character and a zero byte.
+    path = write(tmp_path, "kb.csv", "id,question_en,answer_en\nx,Pay tax?,Online.\n".encode("utf-16-le"))
+    [error] = load_errors(path)
+    assert "UTF-16 LE" in error.message
+
+
+@pytest.mark.parametrize("name", UNICODE_TEXT)
+def test_utf8_with_a_bom_loads_in_every_format(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, name, UNICODE_TEXT[name].encode("utf-8-sig"))
+    [entry] = load_file(path).entries
+    assert entry.question == {"en": "Pay tax?", "zh": "怎么交税"}
+
+
 def test_csv_row_with_wrong_cell_count_names_its_line() -> None:
     [error] = text_errors("id,question_en\na,x\nb,y,z\n", "csv")
     assert error.line == 3
