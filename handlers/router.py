@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.i18n import Html, t
 from handlers.types import Button, Incoming, Reply
-from knowledge.entry import Entry
+from knowledge.entry import Entry, local_date
 from storage.citizens import Citizen, CitizenRepository, DialogueState
 from storage.knowledge_sync import LiveKnowledge
 from storage.numbers import whole_number
@@ -40,7 +40,7 @@ class Turn:
     @property
     def today(self) -> date:
         """The service desk's calendar date now."""
-        return self.local(self.now).date()
+        return local_date(self.now, self.zone)
 
     def local(self, moment: datetime) -> datetime:
         """A stored (UTC) moment as the service desk's clock reads it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 LANGUAGES: tuple[str, ...] = ("en", "zh")
@@ -151,3 +151,8 @@ def _date_or_none(value: Any) -> date | None:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+def local_date(moment: datetime, zone: tzinfo) -> date:
+    """The calendar date at ``moment`` in ``zone``: the service desk's day, which validity is judged on."""
+    return moment.astimezone(zone).date()

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal, cast
 
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands import suggestions
 from bot.config import Settings
-from knowledge.entry import KnowledgeBase
+from knowledge.entry import KnowledgeBase, local_date
 from knowledge.evaluate import CaseFileError, evaluate, load_cases, render_table
 from knowledge.formats import (
     KnowledgeFileError,
@@ -235,7 +235,7 @@ async def _department_codes(session: AsyncSession) -> set[str]:
 
 def _today(config: Settings) -> date:
     """The service desk's date: entries come into force and expire by its calendar, as in the dialogue."""
-    return datetime.now(config.zone()).date()
+    return local_date(datetime.now(UTC), config.zone())
 
 
 def ask_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
