@@ -37,12 +37,17 @@ async def menu_page(turn: Turn) -> list[Reply]:
 async def category(turn: Turn) -> list[Reply]:
     """A page of the questions in one topic."""
     code, _, page = turn.args.rpartition(":")
+    return [topic(turn, code, _page(page), replace=True)]
+
+
+def topic(turn: Turn, code: str, page: int, *, replace: bool) -> Reply:
+    """A page of the questions in one topic; the topics, when it has none to show."""
     found = turn.knowledge.category(code)
     entries = [e for e in turn.knowledge.entries_in(code) if turn.shows(e) and _fits(e)]
     if found is None or not entries:
-        return [_topics(turn, 1, replace=True)]
+        return _topics(turn, 1, replace=replace)
     pages = max(1, math.ceil(len(entries) / QUESTIONS_PER_PAGE))
-    current = min(_page(page), pages)
+    current = min(page, pages)
     shown = entries[(current - 1) * QUESTIONS_PER_PAGE : current * QUESTIONS_PER_PAGE]
     rows: list[tuple[Button, ...]] = [
         (Button(entry_label(turn, e), payload=f"show:{e.id}"),) for e in shown
@@ -52,7 +57,7 @@ async def category(turn: Turn) -> list[Reply]:
     text: str = turn.t("category_title", category=turn.localized(found.name) or code)
     if pages > 1:
         text += "\n" + turn.t("page", page=current, pages=pages)
-    return [Reply(text, buttons=tuple(row for row in rows if row), replace=True, kind="menu")]
+    return Reply(text, buttons=tuple(row for row in rows if row), replace=replace, kind="menu")
 
 
 @router.button("show")
@@ -61,8 +66,13 @@ async def show(turn: Turn) -> list[Reply]:
     entry = turn.entry(turn.args)
     if entry is None:
         return turn.say("entry_gone", kind="expired")
-    answer_id = await turn.questions.record_answer(turn.citizen.id, entry.id, how="browsed", now=turn.now)
-    return [answer_reply(turn, entry, answer_id)]
+    return [await shown(turn, entry, how="browsed")]
+
+
+async def shown(turn: Turn, entry: Entry, *, how: str) -> Reply:
+    """The entry's answer, recorded as shown to the citizen ``how`` (``browsed``, ``linked``)."""
+    answer_id = await turn.questions.record_answer(turn.citizen.id, entry.id, how=how, now=turn.now)
+    return answer_reply(turn, entry, answer_id)
 
 
 def _topics(turn: Turn, page: int, *, replace: bool) -> Reply:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from handlers import browse
 from handlers.i18n import LANGUAGES, t
 from handlers.router import Router, Turn
 from handlers.types import Button, Reply
@@ -9,6 +12,9 @@ from handlers.types import Button, Reply
 router = Router()
 
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
+DEEP_LINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What Telegram lets a ``start`` deep link carry; anything else was not made by a link."""
+TOPIC_LINK = "topic_"
 
 
 def language_buttons() -> tuple[tuple[Button, ...], ...]:
@@ -17,12 +23,26 @@ def language_buttons() -> tuple[tuple[Button, ...], ...]:
 
 @router.command("start")
 async def start(turn: Turn) -> list[Reply]:
-    """Greet, show the privacy notice, offer the languages and the menu."""
+    """Greet, show the privacy notice, offer the languages and the menu; then what a deep link opens."""
     menu = (Button(turn.t("btn_menu"), payload="menu:1"),)
     return [
         Reply(turn.t("greeting") + "\n\n" + turn.t("privacy_notice"), buttons=(menu,), kind="start"),
         Reply(turn.t("choose_language"), buttons=language_buttons(), kind="language"),
+        *await _linked(turn, turn.args),
     ]
+
+
+async def _linked(turn: Turn, link: str) -> list[Reply]:
+    """What a deep link (``t.me/<bot>?start=<link>``, on a poster or a web page) opens: ``topic_<category>``
+    a topic's questions, ``<entry id>`` an entry's answer; nothing for anything else (mistyped, forged,
+    an entry withdrawn since), which leaves the plain greeting."""
+    if not DEEP_LINK.fullmatch(link):
+        return []
+    code = link.removeprefix(TOPIC_LINK)
+    if code != link and turn.knowledge.category(code) is not None:
+        return [browse.topic(turn, code, 1, replace=False)]
+    entry = turn.entry(link)
+    return [await browse.shown(turn, entry, how="linked")] if entry is not None else []
 
 
 HELP_COMMANDS = ("menu", "language", "human", "status", "feedback", "mydata", "privacy", "forget")

@@ -219,7 +219,8 @@ class Answer(Base):
     question_id: Mapped[int | None] = mapped_column(ForeignKey("questions.id", ondelete="SET NULL"))
     entry_id: Mapped[str] = mapped_column(String(200), index=True)
     how: Mapped[str] = mapped_column(String(10))
-    """``matched`` (the matcher answered), ``picked`` (did you mean), ``browsed`` (menu)."""
+    """``matched`` (the matcher answered), ``picked`` (did you mean), ``browsed`` (menu), ``linked`` (a
+    Telegram deep link, ``/start <entry id>``)."""
     score: Mapped[float | None]
     rating: Mapped[str | None] = mapped_column(String(12))
     """``helpful`` or ``not_helpful``; a second press changes it."""

@@ -40,6 +40,23 @@ async def test_start_is_answered_with_the_greeting_and_the_language_choice(
     assert languages.payloads == ["lang:en", "lang:zh"]
 
 
+@pytest.mark.parametrize(("lang", "answer"), [("en", "You can renew your identity card"),
+                                              ("zh", "身份证有效期满前")])
+async def test_a_deep_link_from_a_poster_opens_its_entry_after_the_greeting_and_a_forged_one_greets(
+        lang: str, answer: str, start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    telegram.send_message(CITIZEN, "/start civil-registry-id-card-renew", language_code=lang)
+    greeting, _, opened = await telegram.wait_for_sent(3, chat_id=CITIZEN)
+    assert greeting.text == t(lang, "greeting") + "\n\n" + t(lang, "privacy_notice")
+    assert (opened.text or "").startswith(answer)
+    assert [p.split(":")[0] for p in opened.payloads[-2:]] == ["rate", "rate"]
+    telegram.mark()
+    telegram.send_message(CITIZEN, "/start topic_civil-registry<script>", language_code=lang)
+    telegram.send_message(CITIZEN, "/help", language_code=lang)
+    forged = await telegram.wait_for_sent(3, chat_id=CITIZEN)
+    assert [sent.text for sent in forged] == [greeting.text, t(lang, "choose_language"), help_text(lang)]
+
+
 async def test_the_commands_are_listed_in_telegrams_menu_in_english_and_chinese(
         start_bot: StartBot, telegram: FakeTelegramServer) -> None:
     await start_bot()

@@ -39,6 +39,26 @@ async def test_start_greets_with_privacy_notice_and_language_choice(dialogue: Di
     assert payloads(replies) == ["menu:1", "lang:en", "lang:zh"]
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_a_deep_link_opens_its_entry_or_its_topic_after_the_greeting(
+    dialogue: Dialogue, lang: str
+) -> None:
+    greeting, choice, answer = await dialogue.handle(said("/start id-card-renew", language=lang))
+    assert (greeting.kind, choice.kind, answer.kind) == ("start", "language", "answer")
+    assert answer.text.startswith(small_kb().entries[0].answer[lang])
+    *_, topic = await dialogue.handle(said("/start topic_tax", language=lang))
+    title = t(lang, "category_title", category=small_kb().categories[1].name[lang])
+    assert (topic.text, topic.replace) == (title, False)
+    assert payloads([topic]) == ["show:tax-property-pay", "menu:1"]
+
+
+@pytest.mark.parametrize("payload", [
+    "nowhere", "topic_nowhere", "topic_", "tax-old-rebate", "ID-CARD-RENEW", "show:id-card-renew",
+    "id-card-renew now", "../id-card-renew", "身份证", "topic_tax%00", "x" * 65])
+async def test_a_deep_link_to_nothing_we_show_is_the_plain_start(dialogue: Dialogue, payload: str) -> None:
+    assert [r.kind for r in await dialogue.handle(said(f"/start {payload}"))] == ["start", "language"]
+
+
 async def test_chosen_language_is_remembered_across_a_restart(
     dialogue: Dialogue, sessions: Sessions, knowledge: LiveKnowledge
 ) -> None:
