@@ -68,6 +68,9 @@ POLL_TIMEOUT = 10
 """Seconds a getUpdates long poll waits for news."""
 BACKOFF_MAX = 60.0
 """Most seconds between tries to reach Telegram: polling after failures, starting while it is out of reach."""
+DATABASE_BACKOFF_MAX = 5.0
+"""Most seconds between polls while the database cannot store what they fetch: each costs one getUpdates and
+one failed connection, and citizens' messages wait no longer than this once the database is back."""
 INBOX_LEASE = timedelta(minutes=5)
 """An attempt at an update running longer than this is taken to have died with its process, and another
 process (or this one, on its next sweep) takes the update over; real turns take milliseconds."""
@@ -323,7 +326,8 @@ class TelegramChannel:
             except Exception as exc:  # whatever failed, polling goes on: a stopped poller is a silent bot
                 # Not confirmed, so Telegram sends the same updates again; the inbox drops what it has.
                 failures += 1
-                delay = backoff(failures, BACKOFF_MAX)
+                most = DATABASE_BACKOFF_MAX if isinstance(exc, DATABASE_ERRORS) else BACKOFF_MAX
+                delay = backoff(failures, most)
                 if isinstance(exc, (TelegramError, *DATABASE_ERRORS)):
                     level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
                     log.log(level, "telegram: polling failed (%s); again in %.0f s", _reason(exc), delay)

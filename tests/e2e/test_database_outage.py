@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.postgres
 CITIZEN = 42
 TELEGRAM_LOG = "bot.channels.telegram"
 INBOX_LOG = "bot.channels.telegram_inbox"
+POLL_FAILED = re.compile(r"polling failed .*; again in (\d+) s")
 
 
 @pytest.fixture
@@ -145,3 +147,27 @@ async def test_the_telegram_channel_stops_while_the_database_does_not_answer(
         assert "updates being stored were given up" in caplog.text
     finally:
         server.thaw()
+
+
+async def test_polling_resumes_within_seconds_of_the_database_returning_after_a_long_outage(
+        start_bot: StartBot, telegram: FakeTelegramServer, server: PrivatePostgres,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The poller's back-off grew to a minute while the database was down: citizens waited that long after
+    # it was back. It still backs off (1, 2, 4 s …), only never beyond a few seconds for the database.
+    caplog.set_level(logging.WARNING, logger=TELEGRAM_LOG)
+    await start_bot()
+    server.stop()
+    telegram.send_message(CITIZEN, "/help")
+
+    def waits() -> list[int]:
+        found = (POLL_FAILED.search(r.getMessage()) for r in caplog.records if r.name == TELEGRAM_LOG)
+        return [int(match.group(1)) for match in found if match]
+
+    async def failed_five_times() -> bool:
+        return len(waits()) >= 5
+
+    await until(failed_five_times, timeout=30)
+    assert waits()[:5] == [1, 2, 4, 5, 5]
+    server.start()
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=7)
+    assert reply.text == help_text("en")
