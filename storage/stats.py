@@ -45,12 +45,15 @@ class Figures:
 
 
 def month_starts(now: datetime, months: int = MONTHS, zone: tzinfo = UTC) -> list[datetime]:
-    """The first instants of the last ``months`` months of ``zone``'s calendar, oldest first, then the next
-    month's; each in ``zone``, so that its month is the one it starts."""
+    """The first instants of the ``months`` closed months of ``zone``'s calendar before ``now``'s, oldest
+    first, then that of ``now``'s month; each in ``zone``, so that its month is the one it starts.
+
+    Only closed months: a month still open would change as one citizen acts, and reading it before and
+    after would tell what that citizen did."""
     now = now.astimezone(zone)
     year, month = now.year, now.month
     starts = []
-    for back in range(months - 1, -2, -1):
+    for back in range(months, -1, -1):
         index = year * 12 + month - 1 - back
         starts.append(datetime(index // 12, index % 12 + 1, 1, tzinfo=zone))
     return starts
@@ -60,7 +63,12 @@ def _shown(value: float | None, people: int) -> float | None:
     return value if people >= MIN_PEOPLE else None
 
 
-async def _questions(session: AsyncSession, start: datetime, end: datetime) -> tuple[Point, Point, int]:
+def small(rows: int, people: int) -> bool:
+    """Whether a month's figure rests on 1 to MIN_PEOPLE - 1 people (or on rows whose people are gone)."""
+    return rows > 0 and people < MIN_PEOPLE
+
+
+async def _questions(session: AsyncSession, start: datetime, end: datetime) -> tuple[Point, Point, bool]:
     answered = or_(Question.decision == "answer", chose_an_entry())
     row = (
         await session.execute(
@@ -74,60 +82,70 @@ async def _questions(session: AsyncSession, start: datetime, end: datetime) -> t
     asked, people, answered_count = int(row[0]), int(row[1]), int(row[2] or 0)
     rate = 100.0 * answered_count / asked if asked else None
     label = start.strftime("%Y-%m")
-    return Point(label, _shown(float(asked), people)), Point(label, _shown(rate, people)), people
+    count, share = Point(label, _shown(float(asked), people)), Point(label, _shown(rate, people))
+    return count, share, small(asked, people)
 
 
-async def _helpful(session: AsyncSession, start: datetime, end: datetime) -> tuple[Point, int]:
+@dataclass(frozen=True)
+class Ratings:
+    """A month's rated answers: how many, how many found helpful, and whether they rest on 1 to 4 people."""
+
+    rated: int
+    helpful: int
+    few: bool
+
+    def share(self, label: str) -> Point:
+        return Point(label, None if self.few or not self.rated else 100.0 * self.helpful / self.rated)
+
+
+async def _helpful(session: AsyncSession, start: datetime, end: datetime) -> Ratings:
+    """The month's answers rated before it ended: a later rating would change a closed month's figure."""
     row = (
         await session.execute(
             select(
                 func.count(Answer.id),
                 func.count(distinct(Answer.user_id)),
                 func.sum(case((Answer.rating == "helpful", 1), else_=0)),
-            ).where(Answer.rating.is_not(None), Answer.created_at >= start, Answer.created_at < end)
+            ).where(
+                Answer.rating.is_not(None), Answer.rated_at < end, Answer.created_at >= start,
+                Answer.created_at < end,
+            )
         )
     ).one()
-    rated, people, helpful = int(row[0]), int(row[1]), int(row[2] or 0)
-    return Point(start.strftime("%Y-%m"), _shown(100.0 * helpful / rated if rated else None, people)), people
+    rated, people = int(row[0]), int(row[1])
+    return Ratings(rated, int(row[2] or 0), small(rated, people))
 
 
-def _complemented(points: list[Point], people: list[int]) -> tuple[Point, ...]:
-    """The months with one more withheld when the window's total would give a withheld month away.
+def _total(point: Point, months: list[bool]) -> Point:
+    """The window's figure, withheld while any of its months rests on 1 to 4 people.
 
-    The total is published, so the total less the shown months is what the withheld months hold
-    together. When some of them rest on 1 to 4 people, the shown month with the fewest people is
-    withheld too: then that remainder always includes a month of at least MIN_PEOPLE people.
+    The windows of consecutive months overlap in five months, so the difference of two totals is what
+    the month leaving less the month arriving held; with the other months shown, that would give a
+    withheld month away. A total over months that are each shown (or empty) tells nothing new.
     """
-    sensitive = any(0 < count < MIN_PEOPLE for count in people)
-    shown = [index for index, point in enumerate(points) if point.value is not None]
-    if not sensitive or not shown:
-        return tuple(points)
-    fewest = min(shown, key=lambda index: people[index])
-    return tuple(Point(p.label, None) if index == fewest else p for index, p in enumerate(points))
+    return Point(point.label, None) if any(months) else point
 
 
 async def transparency_figures(
     session: AsyncSession, *, now: datetime, months: int = MONTHS, zone: tzinfo = UTC
 ) -> Figures:
-    """Questions asked, the share answered and the share of rated answers found helpful, by month."""
+    """Questions asked, the share answered and the share of rated answers found helpful, by closed month."""
     starts = month_starts(now, months, zone)
-    asked, answered, helpful = [], [], []
-    asking, rating = [], []
+    asked, answered, asking, ratings = [], [], [], []
     for start, end in itertools.pairwise(starts):
-        count, rate, people = await _questions(session, start, end)
+        count, rate, few = await _questions(session, start, end)
         asked.append(count)
         answered.append(rate)
-        asking.append(people)
-        point, raters = await _helpful(session, start, end)
-        helpful.append(point)
-        rating.append(raters)
+        asking.append(few)
+        ratings.append(await _helpful(session, start, end))
     total_asked, total_answered, _ = await _questions(session, starts[0], starts[-1])
-    total_helpful, _ = await _helpful(session, starts[0], starts[-1])
+    every = sum(r.rated for r in ratings), sum(r.helpful for r in ratings), any(r.few for r in ratings)
+    helpful = tuple(r.share(point.label) for r, point in zip(ratings, asked, strict=True))
     return Figures(
         series=(
-            Series("questions", "count", _complemented(asked, asking), total_asked),
-            Series("answer_rate", "percent", _complemented(answered, asking), total_answered),
-            Series("helpful_rate", "percent", _complemented(helpful, rating), total_helpful),
+            Series("questions", "count", tuple(asked), _total(total_asked, asking)),
+            Series("answer_rate", "percent", tuple(answered), _total(total_answered, asking)),
+            Series("helpful_rate", "percent", helpful, Ratings(*every).share(total_asked.label)),
         ),
         since=starts[0].astimezone(UTC),
         until=starts[-1].astimezone(UTC),

@@ -15,21 +15,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.case_events import iso
 from storage.cases import CaseChangeRecord, CaseRecord
 from storage.models import Department, UTCDateTime
-from storage.stats import MIN_PEOPLE, MONTHS, Figures, Point, transparency_figures
+from storage.stats import MIN_PEOPLE, MONTHS, Figures, Point, small, transparency_figures
 
 
 @dataclass(frozen=True)
 class CaseRow:
     citizen_id: int | None
     department: str
-    """The department holding the case now, which it counts for."""
+    """The department holding the case at the end of the window, which it counts for."""
     created_at: datetime
     first_reply_at: datetime | None
     """The first reply by any department: what the citizen waited for."""
@@ -38,6 +38,8 @@ class CaseRow:
     """When the department took the case over by a transfer; None: it has held it since it was opened."""
     reply_since_taken: datetime | None = None
     """Its first reply since the transfer (only the department holding a case replies to it)."""
+    month: str = ""
+    """The month it was opened (``2026-11``), in the service desk's calendar."""
 
     def citizen_wait(self) -> float | None:
         """Hours from the case to the first reply of any department."""
@@ -69,7 +71,7 @@ def case_figures(rows: Iterable[CaseRow]) -> dict[str, Any]:
         by_department[row.department].append(row)
     departments = {
         code: {
-            "cases": figure(len(cases), _people(cases)),
+            "cases": _figure(len(cases), cases),
             "median_hours_to_first_reply": _first_reply(cases, CaseRow.department_wait),
             "satisfaction": _satisfaction(cases),
         }
@@ -93,10 +95,11 @@ def _complement(departments: dict[str, dict[str, Any]], key: str, people: dict[s
     """Withhold one more department's ``key`` when the overall figure would give a withheld one away.
 
     The overall figure is published beside the departments', so together they tell what the withheld
-    departments hold. When some of them rest on 1 to 4 people, the shown department with the fewest
-    people is withheld too, as storage/stats.py does with months. (No total of cases is published.)
+    departments hold. When some of them are withheld though people stand behind them (1 to 4, or a
+    month of 1 to 4), the shown department with the fewest people is withheld too. (No total of cases
+    is published.)
     """
-    if not any(0 < people[code] < MIN_PEOPLE for code in departments):
+    if not any(values[key]["suppressed"] and people[code] > 0 for code, values in departments.items()):
         return
     shown = [code for code, values in departments.items() if not values[key]["suppressed"]]
     if shown:
@@ -106,15 +109,19 @@ def _complement(departments: dict[str, dict[str, Any]], key: str, people: dict[s
 async def public_stats(
     session: AsyncSession, *, now: datetime, months: int = MONTHS, zone: tzinfo = UTC
 ) -> dict[str, Any]:
-    """Every public figure for the last ``months`` months of ``zone`` (the transparency page's window)."""
+    """Every public figure of the ``months`` closed months of ``zone`` before ``now``'s (the page's)."""
     figures = await transparency_figures(session, now=now, months=months, zone=zone)
-    return await stats_document(session, figures, now=now)
+    return await stats_document(session, figures, now=now, zone=zone)
 
 
-async def stats_document(session: AsyncSession, resolved: Figures, *, now: datetime) -> dict[str, Any]:
-    """The stats document around question figures already counted: adds the case figures of their window."""
+async def stats_document(
+    session: AsyncSession, resolved: Figures, *, now: datetime, zone: tzinfo = UTC
+) -> dict[str, Any]:
+    """The stats document around question figures already counted: adds the case figures of their window.
+
+    ``zone``: the calendar of the question figures' months, whose months the case figures are checked by."""
     series = {s.key: s for s in resolved.series}
-    cases = case_figures(await _case_rows(session, resolved.since, resolved.until))
+    cases = case_figures(await _case_rows(session, resolved.since, resolved.until, zone))
     names = await _department_names(session)
     departments = [
         {"department": code, "name": names.get(code, {})} | values
@@ -150,49 +157,72 @@ def _people(rows: Iterable[CaseRow]) -> int:
     return len({row.citizen_id for row in rows if row.citizen_id is not None})
 
 
+def _figure(value: float | None, rows: list[CaseRow], *, digits: int = 1) -> dict[str, Any]:
+    """:func:`figure` of the rows' people, withheld too while a month of them rests on 1 to 4 people.
+
+    The windows of consecutive months overlap in five, so two months' figures differ by what the month
+    arriving and the month leaving hold: a month's 1 to 4 people would show in the difference.
+    """
+    by_month: dict[str, list[CaseRow]] = defaultdict(list)
+    for row in rows:
+        by_month[row.month].append(row)
+    few = any(small(len(month), _people(month)) for month in by_month.values())
+    return figure(value, 0 if few else _people(rows), digits=digits)
+
+
 def _satisfaction(rows: list[CaseRow]) -> dict[str, Any]:
     rated = [row for row in rows if row.satisfaction is not None]
     mean = statistics.fmean(row.satisfaction for row in rated if row.satisfaction) if rated else None
-    return figure(mean, _people(rated), digits=2)
+    return _figure(mean, rated, digits=2)
 
 
 def _first_reply(rows: list[CaseRow], wait: Callable[[CaseRow], float | None]) -> dict[str, Any]:
     waited = [(row, hours) for row in rows if (hours := wait(row)) is not None]
     median = statistics.median(hours for _, hours in waited) if waited else None
-    return figure(median, _people(row for row, _ in waited))
+    return _figure(median, [row for row, _ in waited])
 
 
-async def _case_rows(session: AsyncSession, since: datetime, until: datetime) -> list[CaseRow]:
-    transfer, reply, later_reply = (aliased(CaseChangeRecord) for _ in range(3))
-    taken = (  # the last transfer: the one to the department holding the case now
+async def _case_rows(session: AsyncSession, since: datetime, until: datetime, zone: tzinfo) -> list[CaseRow]:
+    """The cases opened in the window as they stood at its end: what came later would move closed months."""
+    transfer, later_transfer, reply, later_reply = (aliased(CaseChangeRecord) for _ in range(4))
+    holder = (  # the department that handed the case on first after the window: it held it at the end
+        select(later_transfer.actor)
+        .where(later_transfer.case_id == CaseRecord.id, later_transfer.kind == "transferred",
+               later_transfer.created_at >= until)
+        .order_by(later_transfer.created_at, later_transfer.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    taken = (  # the last transfer in the window: the one to the department holding the case at its end
         select(func.max(transfer.created_at))
-        .where(transfer.case_id == CaseRecord.id, transfer.kind == "transferred")
+        .where(transfer.case_id == CaseRecord.id, transfer.kind == "transferred", transfer.created_at < until)
         .scalar_subquery()
     )
     first_reply = (
         select(func.min(reply.created_at))
-        .where(reply.case_id == CaseRecord.id, reply.kind == "reply")
+        .where(reply.case_id == CaseRecord.id, reply.kind == "reply", reply.created_at < until)
         .scalar_subquery()
     )
     reply_since_taken = (
         select(func.min(later_reply.created_at))
         .where(later_reply.case_id == CaseRecord.id, later_reply.kind == "reply",
-               later_reply.created_at >= taken)
+               later_reply.created_at >= taken, later_reply.created_at < until)
         .scalar_subquery()
     )
     rows = await session.execute(
         select(
             CaseRecord.user_id,
-            CaseRecord.department,
+            func.coalesce(holder, CaseRecord.department),
             CaseRecord.created_at,
             first_reply,
-            CaseRecord.satisfaction,
+            case((CaseRecord.rated_at < until, CaseRecord.satisfaction)),
             taken,
             reply_since_taken,
         ).where(CaseRecord.created_at >= since, CaseRecord.created_at < until)
     )
     return [
-        CaseRow(user_id, department, created, _aware(replied), satisfaction, _aware(took), _aware(answered))
+        CaseRow(user_id, department, created, _aware(replied), satisfaction, _aware(took), _aware(answered),
+                created.astimezone(zone).strftime("%Y-%m"))
         for user_id, department, created, replied, satisfaction, took, answered in rows.all()
     ]
 

@@ -82,7 +82,7 @@ async def count(sessions: async_sessionmaker[AsyncSession], now: datetime, zone:
     """The public figures of this database by month of ``zone``, the question series counted once for both."""
     async with sessions() as session:
         figures = await transparency_figures(session, now=now, zone=zone)
-        return figures, await stats_document(session, figures, now=now)
+        return figures, await stats_document(session, figures, now=now, zone=zone)
 
 
 class PublicFigures:

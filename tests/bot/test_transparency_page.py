@@ -32,8 +32,8 @@ WITHHELD_ZH = "少于 5 人，不予显示"
 
 
 async def seed(sessions: Sessions, *, revenue_citizens: int, parks_citizens: int = 2) -> None:
-    """REVENUE and PARKS cases this month, each from its own citizen, replied to after n minutes, rated 4."""
-    now = utcnow() - timedelta(minutes=5)
+    """REVENUE and PARKS cases of a closed month, each from its own citizen, replied after n minutes."""
+    now = utcnow() - timedelta(days=40)
     async with sessions.begin() as session:
         departments = DepartmentRepository(session)
         await departments.add("REVENUE", {"en": HOSTILE, "zh": "税务局"}, ticket_prefix="RV", now=now)

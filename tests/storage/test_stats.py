@@ -10,14 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.models import Answer, Question, User
 from storage.stats import MIN_PEOPLE, month_starts, transparency_figures
 
-NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+NOW = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+"""In the month after the figures' last: only closed months are counted."""
 OCTOBER = datetime(2026, 10, 15, tzinfo=UTC)
 NOVEMBER = datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def test_months_run_back_across_the_new_year() -> None:
+def test_months_run_back_across_the_new_year_and_end_where_the_open_month_starts() -> None:
     starts = month_starts(datetime(2026, 2, 10, tzinfo=UTC), 4)
-    assert [s.strftime("%Y-%m") for s in starts] == ["2025-11", "2025-12", "2026-01", "2026-02", "2026-03"]
+    assert [s.strftime("%Y-%m") for s in starts] == ["2025-10", "2025-11", "2025-12", "2026-01", "2026-02"]
 
 
 async def add_citizens(session: AsyncSession, count: int) -> list[int]:
@@ -45,7 +46,8 @@ async def test_figures_by_month_with_small_groups_withheld(
             session.add(question(user_id, NOVEMBER, "answer"))
         for index, user_id in enumerate(people):
             session.add(Answer(user_id=user_id, entry_id="e1", how="matched",
-                               rating="helpful" if index < 4 else "not_helpful", created_at=OCTOBER))
+                               rating="helpful" if index < 4 else "not_helpful", rated_at=OCTOBER,
+                               created_at=OCTOBER))
         session.add(Answer(user_id=people[0], entry_id="e1", how="matched", rating=None, created_at=OCTOBER))
     async with sessions() as session:
         figures = await transparency_figures(session, now=NOW)
@@ -53,16 +55,18 @@ async def test_figures_by_month_with_small_groups_withheld(
     assert [p.label for p in asked.points] == [f"2026-{month:02d}" for month in range(6, 12)]
     assert asked.points[-1].value is None, "four people are too few to show"
     assert answered.points[-1].value is None
-    assert asked.points[-2].value is None, "with the total shown, October's 8 would give November's 4 away"
-    assert answered.points[-2].value is None
-    assert helpful.points[-2].value == 80.0  # every rating came in October: nothing to give away
+    assert asked.points[-2].value == 8
+    assert answered.points[-2].value == 75.0
+    assert helpful.points[-2].value == 80.0
     assert all(p.value is None for p in asked.points[:-2]), "no questions at all is withheld, not zero"
-    assert asked.total.value == 12
+    assert asked.total.value is None, "less October's 8, the total would give November's 4 away"
+    assert answered.total.value is None
+    assert helpful.total.value == 80.0  # every rating came in October: nothing to give away
     assert figures.since == datetime(2026, 6, 1, tzinfo=UTC)
     assert figures.until == datetime(2026, 12, 1, tzinfo=UTC)
 
 
-async def test_what_the_total_leaves_over_never_rests_on_fewer_than_five_people(
+async def test_no_total_is_shown_while_a_month_of_the_window_rests_on_one_to_four_people(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     september, october = datetime(2026, 9, 15, tzinfo=UTC), OCTOBER
@@ -77,10 +81,10 @@ async def test_what_the_total_leaves_over_never_rests_on_fewer_than_five_people(
         figures = await transparency_figures(session, now=NOW)
     asked, answered, _ = figures.series
     shown = {p.label: p.value for p in asked.points if p.value is not None}
-    assert shown == {"2026-09": 6}
-    assert asked.total.value == 12
-    assert asked.total.value - sum(shown.values()) == 6  # October and November together: six people
-    assert [p.label for p in answered.points if p.value is not None] == ["2026-09"]
+    assert shown == {"2026-09": 6, "2026-10": 5}
+    assert asked.total.value is None, "the next month's total less this one's would give November away"
+    assert answered.total.value is None
+    assert [p.label for p in answered.points if p.value is not None] == ["2026-09", "2026-10"]
 
 
 async def test_an_empty_database_shows_nothing(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -108,10 +112,10 @@ async def test_months_are_the_desks_calendar_months(sessions: async_sessionmaker
     async with sessions.begin() as session:
         for user_id in await add_citizens(session, MIN_PEOPLE):
             session.add(question(user_id, datetime(2026, 11, 30, 17, tzinfo=UTC), "answer"))
-    early_december = datetime(2026, 12, 5, tzinfo=UTC)
+    early_january = datetime(2027, 1, 5, tzinfo=UTC)
     async with sessions() as session:
-        shanghai = await transparency_figures(session, now=early_december, zone=ZoneInfo("Asia/Shanghai"))
-        utc = await transparency_figures(session, now=early_december)
+        shanghai = await transparency_figures(session, now=early_january, zone=ZoneInfo("Asia/Shanghai"))
+        utc = await transparency_figures(session, now=early_january)
     by_month = {p.label: p.value for p in shanghai.series[0].points}
     assert (by_month["2026-11"], by_month["2026-12"]) == (None, MIN_PEOPLE)
     by_month = {p.label: p.value for p in utc.series[0].points}
