@@ -18,11 +18,11 @@ from bot.channels.telegram import WEBHOOK_PATH, telegram_context, telegram_webho
 from bot.config import Settings
 from bot.governance import retention_job
 from bot.keys import CONVERSATION, ENGINE, KNOWLEDGE, METRICS, READINESS, SENDERS, SESSIONS, SETTINGS, WAKE
+from bot.knowledge_import import import_knowledge, load_for_import
 from bot.metrics import Metrics
 from bot.workers import outbox_workers
 from handlers.dialogue import Dialogue
 from handlers.escalation import DEFAULT_DEPARTMENT
-from knowledge.formats import load_paths
 from storage import db, masking
 from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
@@ -81,11 +81,10 @@ async def readyz(request: web.Request) -> web.Response:
 async def seed_knowledge(sessions: async_sessionmaker[AsyncSession], paths: list[Path]) -> int:
     """Import the configured knowledge base into an empty database; returns the entries written."""
     async with sessions.begin() as session:
-        repo = KnowledgeRepository(session)
-        if not await repo.is_empty():
+        if not await KnowledgeRepository(session).is_empty():
             return 0
-        kb = load_paths(paths)
-        await repo.apply_import(kb, source="seed:" + ",".join(str(p) for p in paths))
+        kb, sources = load_for_import(paths)
+        await import_knowledge(session, kb, sources, "seed:" + ",".join(str(p) for p in paths))
     log.info("seeded the empty knowledge base with %d entries", len(kb.entries))
     return len(kb.entries)
 

@@ -12,24 +12,16 @@ from pathlib import Path
 from typing import Literal, cast
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands import suggestions
 from bot.config import Settings
+from bot.knowledge_import import department_codes, import_knowledge, load_for_import
 from knowledge.entry import KnowledgeBase, local_date
 from knowledge.evaluate import CaseFileError, evaluate, load_cases, render_table
-from knowledge.formats import (
-    KnowledgeFileError,
-    KnowledgeLoadError,
-    SourceMap,
-    dump,
-    load_paths,
-    load_paths_with_sources,
-)
-from knowledge.lint import lint, unknown_departments
+from knowledge.formats import KnowledgeFileError, dump, load_paths, load_paths_with_sources
+from knowledge.lint import lint
 from knowledge.matcher import Match, Matcher
 from storage import db
-from storage.departments import DepartmentRepository
 from storage.knowledge import ImportPlan, KnowledgeRepository
 
 Format = Literal["yaml", "csv", "jsonl"]
@@ -92,43 +84,18 @@ def path_argument(text: str) -> str:
 
 def import_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
     """Validate every file first, then write all changes in one transaction (or none with --dry-run)."""
-    kb, sources = load_paths_with_sources(args.paths)
-    _refuse_entries_without_a_question(kb, sources)
+    kb, sources = load_for_import(args.paths)
     source = "import:" + ",".join(args.paths)
 
     async def go() -> ImportPlan:
         # Importing the first knowledge base sets a deployment up: it may make the SQLite file.
         async with (db.connected(settings().database_url, create=not args.dry_run) as engine,
                     db.sessionmaker(engine)() as session, session.begin()):
-            await _refuse_unknown_departments(session, kb, sources)
-            repo = KnowledgeRepository(session)
-            return await (repo.plan_import(kb) if args.dry_run else repo.apply_import(kb, source))
+            return await import_knowledge(session, kb, sources, source, dry_run=args.dry_run)
 
     plan = asyncio.run(go())
     print(format_plan(plan, dry_run=args.dry_run))
     return 0
-
-
-def _refuse_entries_without_a_question(kb: KnowledgeBase, sources: SourceMap) -> None:
-    """An entry is listed under its topic by its question: without one, citizens would see a blank button."""
-    blank = [sources[entry.id] for entry in kb.entries if not entry.question]
-    if blank:
-        raise KnowledgeLoadError([
-            KnowledgeFileError(where.path, where.line, "question", "missing: an entry needs its question in "
-                                                                   "at least one language")
-            for where in blank
-        ])
-
-
-async def _refuse_unknown_departments(session: AsyncSession, kb: KnowledgeBase, sources: SourceMap) -> None:
-    """An entry whose department exists nowhere could never be escalated: refused, as lint refuses it."""
-    unknown = unknown_departments(kb, await _department_codes(session), sources)
-    if unknown:
-        raise KnowledgeLoadError([
-            KnowledgeFileError(finding.path or "<files>", finding.line, finding.field,
-                               f"{finding.message}: in neither the files nor the database")
-            for finding in unknown
-        ])
 
 
 def format_plan(plan: ImportPlan, *, dry_run: bool) -> str:
@@ -225,12 +192,7 @@ def lint_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
 async def _configured_codes(url: str) -> tuple[set[str], set[str]]:
     """The department and category codes the database already has (read only: no schema upgrade)."""
     async with db.reachable(url) as engine, db.sessionmaker(engine)() as session:
-        return await _department_codes(session), await KnowledgeRepository(session).category_codes()
-
-
-async def _department_codes(session: AsyncSession) -> set[str]:
-    """The codes of the departments configured in the database."""
-    return {department.code for department in await DepartmentRepository(session).all()}
+        return await department_codes(session), await KnowledgeRepository(session).category_codes()
 
 
 def _today(config: Settings) -> date:

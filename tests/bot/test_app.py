@@ -18,10 +18,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
 
-from bot.app import create_app
+from bot.app import create_app, seed_knowledge
 from bot.config import load_settings
 from bot.keys import ENGINE, KNOWLEDGE, SESSIONS
+from knowledge.formats import KnowledgeLoadError
+from storage import db
 from storage.departments import DepartmentRepository
+from storage.knowledge import KnowledgeRepository
 from tests.conftest import REPO, admin, without_govbot_settings
 from tests.processes import run_on_a_taken_port
 
@@ -46,6 +49,37 @@ async def test_first_start_migrates_and_loads_the_sample_knowledge_base(client: 
     assert response.status == 200
     assert (await response.json())["checks"] == {"database": "ok", "knowledge": "ok"}
     assert len(client.app[KNOWLEDGE].matcher) >= 60
+
+
+SEEDED = """\
+departments:
+  - code: TAX
+    name: {{en: Tax Bureau}}
+entries:
+  - id: tax-pay
+    category: tax
+    department: {department}
+    {question}answer: {{en: Pay online.}}
+"""
+
+
+@pytest.mark.parametrize(("department", "question", "refusal"), [
+    ("NOWHERE", "question: {en: How do I pay tax?}\n    ", "department: unknown department 'NOWHERE'"),
+    ("TAX", "", "question: missing: an entry needs its question"),
+])
+async def test_the_first_seed_refuses_files_as_kb_import_does(
+    tmp_path: Path, department: str, question: str, refusal: str
+) -> None:
+    kb = tmp_path / "kb.yaml"
+    kb.write_text(SEEDED.format(department=department, question=question), encoding="utf-8")
+    async with db.connected(f"sqlite+aiosqlite:///{tmp_path / 'govbot.db'}", create=True) as engine:
+        sessions = db.sessionmaker(engine)
+        with pytest.raises(KnowledgeLoadError) as refused:
+            await seed_knowledge(sessions, [kb])
+        async with sessions() as session:
+            assert await KnowledgeRepository(session).is_empty()
+    [error] = refused.value.errors
+    assert str(error).startswith(f"{kb}:5: {refusal}")
 
 
 async def test_metrics_are_served_in_prometheus_format(client: Client) -> None:
