@@ -6,10 +6,13 @@ before each prompt (and at the start), sent by the notifier through :class:`Cons
 
 from __future__ import annotations
 
+import errno
 import html
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.notify import Notifier
 from handlers.dialogue import sanitise
 from handlers.i18n import DEFAULT_LANGUAGE, t
-from handlers.types import Button, Conversation, Incoming, Reply
+from handlers.types import Button, Conversation, Document, Incoming, Reply
 from knowledge.normalise import guess_language
 from storage.models import utcnow
 from storage.numbers import whole_number
@@ -26,6 +29,10 @@ CHANNEL = "console"
 CHAT_ID = "console"
 _TAG = re.compile(r"<[^>]+>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CURRENT_DIRECTORY = Path()
+"""Where `govbot chat` writes a document it is sent (/mydata's export): the directory it runs in."""
+MAX_COPIES = 999
+"""Files of the same name tried before giving up (``mydata-….json``, ``mydata-…-2.json`` …)."""
 
 
 def plain(text: str) -> str:
@@ -38,11 +45,13 @@ def plain(text: str) -> str:
 
 
 def render(
-    replies: Sequence[Reply], out: TextIO, *, language: str, numbered: list[Button] | None = None
+    replies: Sequence[Reply], out: TextIO, *, language: str, numbered: list[Button] | None = None,
+    folder: Path = CURRENT_DIRECTORY,
 ) -> list[Button]:
     """Print the replies (the console's own words in ``language``); return the buttons as numbered.
 
     ``numbered``: buttons already shown, which the replies' buttons are numbered after (and added to).
+    A document (the /mydata export) is written to a file in ``folder``, whose path is printed.
     """
     numbered = [] if numbered is None else numbered
     for reply in replies:
@@ -51,14 +60,39 @@ def render(
         elif reply.notice:
             out.write(f"({plain(reply.notice)})\n")
         if reply.document is not None:
-            document = plain(t(language, "console_document", filename=reply.document.filename,
-                               size=len(reply.document.content)))
-            out.write(f"{document}\n")
+            out.write(f"{plain(_saved(reply.document, folder, language))}\n")
         for button in reply.buttons_flat:
             numbered.append(button)
             target = f" → {button.url}" if button.url else ""
             out.write(f"  [{len(numbered)}] {plain(button.label)}{target}\n")
     return numbered
+
+
+def _saved(document: Document, folder: Path, language: str) -> str:
+    """Write the document to a new file in ``folder``; the line that says where, or why it could not."""
+    name = Path(document.filename).name or "document"
+    try:
+        path = save(document.content, folder, name)
+    except OSError as exc:
+        return t(language, "console_document_unsaved", filename=name, folder=str(folder.resolve()),
+                 reason=exc.strerror or type(exc).__name__)
+    return t(language, "console_document", path=str(path), size=len(document.content))
+
+
+def save(content: bytes, folder: Path, name: str) -> Path:
+    """A new file ``name`` in ``folder`` (``name-2`` … when taken), readable by its owner only."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for number in range(1, MAX_COPIES + 1):
+        path = (folder / (name if number == 1 else f"{stem}-{number}{suffix}")).resolve()
+        try:
+            # Exclusive: an earlier export (or anyone's file) is never overwritten. 0600: it is personal data.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+        return path
+    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder / name))
 
 
 class ConsoleNotices:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import sys
 import threading
@@ -18,7 +19,7 @@ from bot.cli import main
 from bot.commands.run import _stdin_lines
 from handlers.escalation import notice_replies
 from handlers.i18n import t
-from handlers.types import Button, Incoming, Reply
+from handlers.types import Button, Document, Incoming, Reply
 from tests.conftest import clear_govbot_settings
 
 
@@ -198,3 +199,26 @@ def test_a_language_govbot_does_not_speak_is_a_usage_error(capsys: pytest.Captur
             main(["chat", "--lang", language])
         assert stopped.value.code == 2
         assert "--lang: invalid choice" in capsys.readouterr().err
+
+
+def test_mydata_writes_the_export_to_a_file_in_the_current_directory_and_says_where(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    _, _, export, again, _ = chat(monkeypatch, capsys, "How do I renew my identity card?", "/mydata",
+                                  "/mydata")
+    [saved] = re.findall(r"^\[.*?(/\S+\.json).*\]$", export, flags=re.MULTILINE)
+    path = Path(saved)
+    assert path.parent == tmp_path.resolve()
+    said = [message["text"] for message in json.loads(path.read_bytes())["messages"]]
+    assert "How do I renew my identity card?" in said
+    assert path.stat().st_mode & 0o077 == 0  # what is held about a citizen, for their eyes only
+    [second] = re.findall(r"^\[.*?(/\S+\.json).*\]$", again, flags=re.MULTILINE)
+    # The first export is kept, not overwritten.
+    assert set(tmp_path.resolve().glob("mydata-*.json")) == {path, Path(second)}
+
+
+def test_an_export_that_cannot_be_written_is_said_and_the_chat_goes_on(tmp_path: Path) -> None:
+    out = io.StringIO()
+    reply = Reply("Your data", document=Document("mydata.json", b"{}"))
+    render([reply], out, language="en", folder=tmp_path / "gone")
+    assert out.getvalue().splitlines()[1].startswith("[mydata.json could not be saved")
