@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from knowledge.formats.formulas import neutralise
+
 FORMATS = ("table", "csv", "json")
 CELL_WIDTH = 60
 """Table cells are cut to this many columns (a Chinese character takes two)."""
@@ -69,22 +71,22 @@ def render_json(document: dict[str, Any]) -> str:
     return json.dumps(document, ensure_ascii=False, indent=2, default=_json_default)
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""How a spreadsheet recognises a formula; citizens' text beginning so is quoted (OWASP's CSV injection)."""
-
-
 def render_csv(headers: Sequence[str], rows: Sequence[Row]) -> str:
+    """A header row, then the rows: numbers bare, every other cell quoted text that no spreadsheet runs.
+
+    Quoted, a citizen's ``a;=1+1`` stays one cell where the list separator is ``;``, and a carriage return
+    inside one starts no row."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(headers)
+    csv.writer(out, lineterminator="\n").writerow(headers)
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writerows([_csv_cell(cell) for cell in row] for row in rows)
     return out.getvalue().rstrip("\n")
 
 
-def _csv_cell(cell: Any) -> Any:
-    if cell is None:
-        return ""
-    return f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
+def _csv_cell(cell: Any) -> int | float | str:
+    if isinstance(cell, int | float):
+        return cell
+    return "" if cell is None else neutralise(str(cell))
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Row]) -> str:

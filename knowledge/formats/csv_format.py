@@ -5,6 +5,10 @@ keywords_<lang>, links, valid_from, valid_until, auto_answer``; any language may
 separate phrases with " | " (a pipe between spaces), so a phrase cannot itself contain " | " or start or
 end with a pipe next to a space. ``links`` is JSON (``[{"url": ..., "title": {"en": ...}}]``) or empty.
 Files must be UTF-8 (a BOM is fine).
+
+Cells are written as text a spreadsheet does not run (:mod:`knowledge.formats.formulas`): quoted, and behind
+a ``'`` when they would begin a formula, such as an answer that begins with ``-`` or ``+``. Reading drops that
+``'`` again, so an export reads back exactly; a cell typed ``'-list`` in a spreadsheet reads as ``-list``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Literal
 
 from knowledge.entry import LANGUAGES, Entry, KnowledgeBase
 from knowledge.formats.errors import KnowledgeFileError
+from knowledge.formats.formulas import neutralise, restore
 from knowledge.formats.reader import LANGUAGE_PATTERN, Reader
 
 LOCALIZED_COLUMNS = ("question", "alternatives", "answer", "keywords")
@@ -35,10 +40,10 @@ def dumps_csv(kb: KnowledgeBase, *, path: str = "<csv>") -> str:
     """CSV of the entries; raise :class:`KnowledgeFileError` for a phrase CSV cannot hold."""
     languages = _csv_languages(kb.entries)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(_csv_header(languages))
+    csv.writer(out, lineterminator="\n").writerow(_csv_header(languages))
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     for entry in kb.entries:
-        writer.writerow(_csv_row(entry, languages, path))
+        writer.writerow([neutralise(cell) for cell in _csv_row(entry, languages, path)])
     return out.getvalue()
 
 
@@ -84,7 +89,7 @@ def _read_csv_row(reader: Reader, columns: list[tuple[str, str | None]], row: li
         return
     before = len(reader.errors)
     data: dict[str, Any] = {}
-    for (name, lang), cell in zip(columns, row, strict=True):
+    for (name, lang), cell in zip(columns, map(restore, row), strict=True):
         if lang is None:
             data[name] = _csv_cell(reader, name, cell.strip(), line)
         elif name in ("alternatives", "keywords"):

