@@ -16,8 +16,15 @@ from handlers.types import Incoming
 
 CHANNEL = "telegram"
 UNSUPPORTED = ("sticker", "animation", "photo", "video_note", "video", "voice", "audio", "document", "venue",
-               "location", "contact", "poll", "dice", "story", "live_photo", "paid_media", "game", "invoice")
-"""Kinds of content we cannot read, most specific first (an animation also carries a document)."""
+               "location", "contact", "poll", "dice", "story", "live_photo", "paid_media", "game", "invoice",
+               "checklist", "web_app_data")
+"""Kinds of content we cannot read, most specific first (an animation also carries a document).
+
+A citizen sent each of them, so each is answered, politely, that we read text. ``web_app_data`` comes from
+a Web App button of a keyboard govbot never sends (one left by other software on the same bot): pressed,
+it deserves an answer too. Ticking or adding a checklist's tasks (``checklist_tasks_done``/``_added``)
+changes a message already sent, like an edit, and is left unanswered as edits are.
+"""
 JSON = dict[str, Any]
 _BARE_COMMAND = re.compile(r"^(/[^\s@]+)(?=\s|$)")
 

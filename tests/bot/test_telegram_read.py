@@ -16,6 +16,7 @@ PRIVATE = {"id": 42, "type": "private", "first_name": "Alice"}
 GROUP = {"id": -100, "type": "group", "title": "Neighbours"}
 PHOTO = {"file_id": "p", "file_unique_id": "up", "width": 1, "height": 1}
 FILE = {"file_id": "d", "file_unique_id": "ud"}
+CHECKLIST = {"title": "Papers to bring", "tasks": [{"id": 1, "text": "passport"}]}
 
 
 def _message(chat: dict[str, Any], sender: dict[str, Any], **content: Any) -> dict[str, Any]:
@@ -61,6 +62,11 @@ OTHERS = {
         caption_entities=[{"type": "mention", "offset": 0, "length": 7}])},
     "a video with a caption in a group, for nobody": {"update_id": 18, "message": _message(
         GROUP, ALICE, video=FILE | {"width": 1, "height": 1, "duration": 1}, caption="look at the queue")},
+    "a checklist": {"update_id": 19, "message": _message(PRIVATE, ALICE, checklist=CHECKLIST)},
+    "data from a web app's keyboard button": {"update_id": 20, "message": _message(
+        PRIVATE, ALICE, web_app_data={"data": "{}", "button_text": "Apply"})},
+    "tasks of a checklist ticked": {"update_id": 21, "message": _message(
+        PRIVATE, ALICE, checklist_tasks_done={"marked_as_done_task_ids": [1]})},
 }
 
 
@@ -93,6 +99,18 @@ def test_a_caption_is_read_as_the_text_of_the_attachment_it_came_with(
     incoming = read_update(OTHERS[name], ME, None).incoming
     assert incoming is not None
     assert (incoming.text, incoming.unsupported) == read
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("a checklist", "checklist"), ("data from a web app's keyboard button", "web_app_data")])
+def test_what_a_citizen_sent_that_is_not_text_gets_its_kind(name: str, kind: str) -> None:
+    incoming = read_update(OTHERS[name], ME, None).incoming
+    assert incoming is not None
+    assert (incoming.text, incoming.unsupported) == (None, kind)
+
+
+def test_ticking_a_checklists_tasks_is_a_service_message_and_left_alone() -> None:
+    assert read_update(OTHERS["tasks of a checklist ticked"], ME, None).incoming is None
 
 
 def test_a_caption_in_a_group_that_is_not_for_the_bot_is_ignored() -> None:

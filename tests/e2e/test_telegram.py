@@ -171,6 +171,20 @@ async def test_a_sticker_or_a_photo_without_a_caption_gets_the_polite_text_only_
     assert [(seen.unsupported, seen.text) for seen in bot.puppet.seen] == [("sticker", None), ("photo", None)]
 
 
+@pytest.mark.parametrize("content", [
+    {"checklist": {"title": "Papers to bring", "tasks": [{"id": 1, "text": "passport"}]}},
+    {"web_app_data": {"data": "{}", "button_text": "Apply"}}], ids=["checklist", "web_app_data"])
+async def test_a_checklist_or_a_web_apps_data_gets_the_polite_text_only_reply_not_silence(
+        content: dict[str, object], start_bot: StartBot, telegram: FakeTelegramServer) -> None:
+    await start_bot()
+    update = telegram.message(CITIZEN, "", language_code="zh")
+    del update["message"]["text"]
+    update["message"] |= content
+    telegram.push_update(update)
+    [reply] = await telegram.wait_for_sent(chat_id=CITIZEN)
+    assert reply.text == t("zh", "text_only")
+
+
 @pytest.mark.parametrize(("lang", "caption"), [("en", "How do I renew my identity card?"),
                                                ("zh", "身份证到期了怎么换")])
 async def test_a_photos_caption_is_answered_as_typed_and_the_citizen_told_the_photo_was_not_read(
