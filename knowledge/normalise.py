@@ -6,6 +6,8 @@ it folds (width, case, script, punctuation, inflection) stops mattering for matc
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -289,6 +291,8 @@ def pinyin(text: str) -> str:
 
 
 _LATIN_WORD_CHAR = f"[^\\W{_CJK}]"
+_LATIN_WORDS = re.compile(f"{_LATIN_WORD_CHAR}+")
+_LATIN_WORDS_SPLIT = re.compile(f"({_LATIN_WORD_CHAR}+)")
 
 
 def _bounded(form: str) -> str:
@@ -301,21 +305,33 @@ def _bounded(form: str) -> str:
 class SynonymMap:
     """Rewrites every term of a synonym group to the group's canonical (first) term, longest first.
 
+    Terms match in the forms the index folds English words to (:func:`word_term`), so ``ID card = identity
+    card`` also rewrites "identity cards" and "ID cards"; the words around a match stay as written.
     Groups that share a term are one group, whose canonical term is that of the first: staff who write
     ``社保 = 社会保险`` and ``社会保险 = social insurance`` mean all three, and rewriting term by term
     would leave "social insurance" at "社会保险" while "社会保险" becomes "社保".
     """
 
     def __init__(self, groups: Sequence[Sequence[str]] = ()) -> None:
-        self._canonical: dict[str, str] = {}
-        merged = _merge([normalise(term) for term in group if isinstance(term, str)] for group in groups)
-        for forms in merged:
-            for form in forms[1:]:
-                self._canonical[form] = forms[0]
+        written = ([term for term in dict.fromkeys(map(normalise, group)) if term] for group in groups)
+        synonymous = [terms for terms in written if len(terms) > 1]
+        self._spelling: dict[str, str] = {}
+        """One spelling of each folded word in the groups, which every word folding to it is read as."""
+        for term in itertools.chain.from_iterable(synonymous):
+            for word in _LATIN_WORDS.findall(term):
+                self._spelling.setdefault(word_term(word), word)
+        merged = _merge([self._fold(term) for term in terms] for terms in synonymous)
+        canonical = {self._fold(terms[0]): terms[0] for terms in reversed(synonymous)}
         # Canonical terms stand for themselves, so that a shorter term inside one is not rewritten:
         # with "driving licence = licence", "driving licence" stays as it is, not "driving driving licence".
-        self._targets = {forms[0]: forms[0] for forms in merged if len(forms) > 1} | self._canonical
+        self._targets = {form: canonical[forms[0]] for forms in merged for form in forms}
+        self._rewritten = {term for term in itertools.chain.from_iterable(synonymous)
+                           if self._targets[self._fold(term)] != term}
         self._pattern = self._compile(sorted(self._targets, key=len, reverse=True))
+
+    def _fold(self, normalised: str) -> str:
+        """``normalised`` with each English word in the spelling the groups have for its folded form."""
+        return _LATIN_WORDS.sub(lambda m: self._spelling.get(word_term(m.group()), m.group()), normalised)
 
     @staticmethod
     def _compile(forms: list[str]) -> re.Pattern[str] | None:
@@ -326,13 +342,31 @@ class SynonymMap:
         return re.compile("|".join(parts))
 
     def __len__(self) -> int:
-        return len(self._canonical)
+        return len(self._rewritten)
 
     def apply(self, normalised: str) -> str:
         """``normalised`` with every synonym replaced by its canonical term."""
         if self._pattern is None:
             return normalised
-        return self._pattern.sub(lambda m: self._targets[m.group()], normalised)
+        parts = _LATIN_WORDS_SPLIT.split(normalised)  # other text, then a word, other text, a word, …
+        folded = [self._spelling.get(word_term(part), part) if i % 2 else part
+                  for i, part in enumerate(parts)]
+        if folded == parts:
+            return self._pattern.sub(lambda m: self._targets[m.group()], normalised)
+        # A match starts and ends where a word does, or inside other text: both are found part by part.
+        written_at = list(itertools.accumulate(map(len, parts), initial=0))
+        folded_at = list(itertools.accumulate(map(len, folded), initial=0))
+
+        def written(offset: int) -> int:
+            part = bisect.bisect_right(folded_at, offset) - 1
+            return written_at[part] + offset - folded_at[part]
+
+        pieces: list[str] = []
+        done = 0
+        for match in self._pattern.finditer("".join(folded)):
+            pieces += [normalised[done : written(match.start())], self._targets[match.group()]]
+            done = written(match.end())
+        return "".join(pieces) + normalised[done:]
 
 
 def _merge(groups: Iterable[list[str]]) -> list[list[str]]:

@@ -89,6 +89,18 @@ def test_synonyms_apply_to_questions_and_entries(matcher: Matcher) -> None:
     assert zh.best.entry_id == "shebao-lost"
 
 
+def test_synonyms_apply_to_plurals_in_questions_and_entries() -> None:
+    kb = KnowledgeBase(
+        entries=[entry("id-renew", "How do I renew identity cards?", "At any police station.", "id"),
+                 entry("passport", "How do I apply for a passport?", "At the exit-entry office.", "travel")],
+        synonyms=[["ID card", "identity card"]],
+    )
+    match = Matcher(kb).match("renewing ID cards")
+    assert match.best is not None
+    assert match.best.entry_id == "id-renew"
+    assert match.normalised == "renewing id card"
+
+
 def test_traditional_characters_and_full_width_text_match(matcher: Matcher) -> None:
     match = matcher.match("社會保險卡丟了怎麼補辦？")
     assert match.best is not None

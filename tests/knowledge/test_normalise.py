@@ -134,6 +134,21 @@ def test_synonyms_map_to_the_first_term_of_their_group() -> None:
     assert synonyms.apply(normalise("Lost my ID-card")) == "lost my identity card"
 
 
+def test_synonyms_apply_to_every_form_the_index_folds_alike() -> None:
+    synonyms = SynonymMap([["ID card", "identity card"], ["社保", "社会保险"]])
+    for question in ("ID cards", "identity cards", "Identity Card's", "identity card"):
+        assert synonyms.apply(normalise(f"lost my {question} twice")) == "lost my id card twice", question
+    assert synonyms.apply(normalise("社会保险卡 identity cards")) == "社保卡 id card"
+    plural = SynonymMap([["ID cards", "identity cards"]])
+    assert plural.apply("renew identity card") == "renew id cards"
+
+
+def test_synonyms_leave_other_words_as_written() -> None:
+    synonyms = SynonymMap([["ID card", "identity card"]])
+    assert synonyms.apply("cards and identities of ids") == "cards and identities of ids"
+    assert synonyms.apply("the identity cards 身份证 cards") == "the id card 身份证 cards"
+
+
 def test_synonyms_match_whole_words_only() -> None:
     synonyms = SynonymMap([["children", "kids"]])
     assert synonyms.apply("kids vaccine") == "children vaccine"
