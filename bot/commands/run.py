@@ -30,6 +30,9 @@ from storage.knowledge_sync import LiveKnowledge
 
 log = logging.getLogger(__name__)
 
+BACKLOG = 128
+"""Connections the kernel holds for the server before it takes them (aiohttp's own default)."""
+
 
 def register(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
@@ -71,16 +74,33 @@ def listening_problem(host: str, port: int) -> str | None:
     """Why the server cannot listen on ``host:port`` (another server has it, the address is not this
     machine's), or None: each address the host names is bound once, as asyncio's server binds it."""
     try:
-        for family, kind, proto, _, address in socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
-            with socket.socket(family, kind, proto) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                probe.bind(address)
+        for probe in bound_sockets(host, port, reuse_port=False):
+            probe.close()
     except OSError as exc:
         return f"cannot listen on {host}:{port} (GOVBOT_HTTP_HOST, GOVBOT_HTTP_PORT): {exc.strerror or exc}"
     return None
+
+
+def bound_sockets(host: str, port: int, *, reuse_port: bool) -> list[socket.socket]:
+    """A socket bound to each address ``host`` names, as asyncio's server binds them; OSError if one
+    cannot be (and none is left open)."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def serve(config: Settings, reuse_port: bool) -> None:
@@ -113,17 +133,24 @@ def serve(config: Settings, reuse_port: bool) -> None:
         """Called by aiohttp once start-up has succeeded and the server listens (in place of its banner)."""
         log.info("govbot listening on http://%s:%d", config.http_host, config.http_port)
 
-    web.run_app(
-        app,
-        host=config.http_host,
-        port=config.http_port,
-        reuse_port=reuse_port or None,
-        print=listening,
-        shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
-        handle_signals=False,
-        access_log_class=AccessLog,
-        loop=loop,
-    )
+    # Listening before start-up, which registers the Telegram webhook: Telegram's first deliveries wait in
+    # the backlog until the server serves them, where a closed port had Telegram wait minutes to try again.
+    sockets = bound_sockets(config.http_host, config.http_port, reuse_port=reuse_port)
+    try:
+        for sock in sockets:
+            sock.listen(BACKLOG)
+        web.run_app(
+            app,
+            sock=sockets,
+            print=listening,
+            shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
+            handle_signals=False,
+            access_log_class=AccessLog,
+            loop=loop,
+        )
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def chat_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:

@@ -81,6 +81,7 @@ async def start_bot(database_url: str, engine: AsyncEngine,
     async def start(*, webhook: bool = False, **settings: Any) -> RunningBot:
         listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listening.bind(("127.0.0.1", 0))
+        listening.listen()  # before start-up registers the webhook, as `govbot run` does
         url = f"http://127.0.0.1:{listening.getsockname()[1]}"
         config = Settings(**{
             "database_url": database_url, "telegram_token": telegram.token,

@@ -81,3 +81,22 @@ async def handled(url: str) -> float:
     samples = (sample for family in text_string_to_metric_families(body) for sample in family.samples)
     return sum(s.value for s in samples
                if s.name == "govbot_updates_handled_total" and s.labels.get("channel") == "telegram")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_the_webhook_is_registered_only_once_the_port_takes_connections(
+        postgres_url: str, telegram: FakeTelegramServer, tmp_path: Path, workers: int) -> None:
+    # Registered during start-up, before the server listened, it sent Telegram's first deliveries to a
+    # closed port, and Telegram then waits minutes before it tries again.
+    async with govbot_run(postgres_url, workers, tmp_path / "govbot.log", telegram_token=telegram.token,
+                          telegram_api_base_url=telegram.base_url, public_url="{url}"):
+
+        async def registered() -> bool:
+            return len(telegram.webhooks_set) == workers
+
+        await until(registered)
+        assert [webhook.reachable for webhook in telegram.webhooks_set] == [True] * workers
+        update = telegram.message(CITIZENS[0], "/help")
+        assert await telegram.deliver(update) == 200
+        [reply] = await telegram.wait_for_sent(chat_id=CITIZENS[0], timeout=30)
+        assert reply.text == help_text("en")

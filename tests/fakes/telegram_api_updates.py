@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -69,7 +71,10 @@ class UpdateMethods(ServerState):
         allowed = params.get("allowed_updates")
         drop = bool_param(params, "drop_pending_updates")
         self.webhook = WebhookState(url, secret, allowed if isinstance(allowed, list) else None, drop,
-                                    int_param(params, "max_connections", 40) or 40) if url else WebhookState()
+                                    int_param(params, "max_connections", 40) or 40,
+                                    await _takes_connections(url)) if url else WebhookState()
+        if url:
+            self.webhooks_set.append(self.webhook)
         if drop:
             self._queue.clear()
         return True
@@ -108,3 +113,16 @@ class UpdateMethods(ServerState):
         else:
             self._queue = [pending for pending in self._queue
                            if not pending.delivered or int(pending.update["update_id"]) >= offset]
+
+
+async def _takes_connections(url: str) -> bool:
+    """Whether a TCP connection to the URL's host and port is accepted (a server still starting that
+    listens already holds it until it serves)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), 2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True

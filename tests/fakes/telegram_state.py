@@ -100,6 +100,8 @@ class WebhookState:
     allowed_updates: list[str] | None = None
     drop_pending_updates: bool = False
     max_connections: int = 40
+    reachable: bool = False
+    """Whether the URL's port took a connection as it was set: Telegram connects as soon as updates wait."""
 
 
 @dataclass
@@ -124,6 +126,8 @@ class ServerState(build.Chats):
         self.sent: list[SentMessage] = []
         self.calls: list[Call] = []
         self.webhook = WebhookState()
+        self.webhooks_set: list[WebhookState] = []
+        """Every webhook set, in order (the bot's processes each set it)."""
         self._queue: list[Pending] = []
         self._allowed_updates: list[str] = []
         self._poll_generation = 0
