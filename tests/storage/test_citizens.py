@@ -6,12 +6,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage import db
 from storage.citizens import LAST_SEEN_PRECISION, CitizenRepository, DialogueState
-from storage.models import Conversation, User
+from storage.flood import Verdict
+from storage.models import Conversation, Message, User
 from tests.conftest import statements
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -162,3 +163,42 @@ async def test_a_new_citizen_is_looked_for_once_and_inserted_once(postgres_url: 
     assert verbs == [["SELECT", "users.id,"], ["INSERT", "INTO"], ["INSERT", "INTO"]]
     assert "INTO users" in sent[1]
     assert "INTO conversations" in sent[2]
+
+
+async def counted_turn(sessions: Sessions, messages: list[tuple[str, str]]) -> Verdict:
+    """A turn as the dialogue runs one under a flood limit of two a minute: counted, its messages kept."""
+    async with sessions.begin() as session:
+        citizens = CitizenRepository(session)
+        citizen, _ = await citizens.begin_turn("telegram", "42", now=NOW)
+        verdict = await citizens.count_message(citizen.id, 2, now=NOW)
+        if verdict.allowed:
+            await citizens.record_messages(citizen.id, messages, now=NOW)
+            await citizens.save_state(citizen.id, DialogueState())
+    return verdict
+
+
+async def test_a_message_counted_against_the_flood_limit_is_kept_with_the_turns_messages(
+    sessions: Sessions,
+) -> None:
+    assert await counted_turn(sessions, [("in", "one"), ("out", "two"), ("out", "three")]) is Verdict.ALLOW
+    assert await counted_turn(sessions, []) is Verdict.ALLOW  # nothing to keep (an edited reply): counted
+    assert await counted_turn(sessions, [("in", "four")]) is Verdict.WARN
+    async with sessions() as session:
+        kept = (await session.scalars(select(Message.text).order_by(Message.id))).all()
+    assert kept == ["one", "two", "three"]
+
+
+@pytest.mark.postgres
+async def test_the_flood_count_costs_no_statement_of_its_own_on_postgresql(postgres_url: str) -> None:
+    engine = db.create_engine(postgres_url)
+    sessions = db.sessionmaker(engine)
+    try:
+        await counted_turn(sessions, [("in", "hello")])
+        with statements(engine) as sent:
+            assert await counted_turn(sessions, [("in", "again"), ("out", "reply")]) is Verdict.ALLOW
+    finally:
+        await engine.dispose()
+    writes = [s for s in sent if not s.lstrip().upper().startswith("SELECT")]
+    assert len(writes) == 1
+    assert "INSERT INTO messages" in writes[0]
+    assert "UPDATE users" in writes[0]
