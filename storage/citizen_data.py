@@ -9,12 +9,12 @@ identifies or reaches the person: texts are emptied, contact data dropped, the c
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.audit import AuditKind, AuditLog, citizen_ref
@@ -29,7 +29,44 @@ MAX_ROWS = 10_000
 
 Collect = Callable[[AsyncSession, int], Awaitable[Any]]
 Erase = Callable[[AsyncSession, int, datetime], Awaitable[int]]
-Purge = Callable[[AsyncSession, datetime, bool], Awaitable[int]]
+Key = tuple[Any, ...]
+"""A row's primary key."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Rows of one table that a purge deletes, or rewrites with ``values`` (texts emptied): those that meet
+    ``conditions``. A swept row no longer meets them, so a purge cut short is finished by the next one."""
+
+    model: Any
+    conditions: tuple[Any, ...]
+    values: dict[str, Any] = field(default_factory=dict)
+
+    async def count(self, session: AsyncSession) -> int:
+        """How many rows the sweep would take."""
+        return await count_rows(session, self.model, *self.conditions)
+
+    async def batch(self, session: AsyncSession, after: Key | None, limit: int) -> tuple[int, Key | None]:
+        """Sweep up to ``limit`` rows with keys above ``after``, in key order; how many it took, and the key
+        to go on after (None: none is left)."""
+        key = tuple_(*inspect(self.model).primary_key)
+        found = select(*inspect(self.model).primary_key).where(*self.conditions)
+        if after is not None:
+            found = found.where(key > tuple_(*after))
+        found = found.order_by(*key.clauses).limit(limit)
+        keys = [tuple(row) for row in (await session.execute(found)).all()]
+        if not keys:
+            return 0, None
+        # A range of the key, not a list: PostgreSQL reads a range from the index, a list of row values
+        # row by row. The conditions again: a row may have changed since it was found (a citizen wrote).
+        chosen = (key >= tuple_(*keys[0]), key <= tuple_(*keys[-1]), *self.conditions)
+        statement = (update(self.model).where(*chosen).values(**self.values) if self.values
+                     else delete(self.model).where(*chosen))
+        result = await session.execute(statement.execution_options(synchronize_session=False))
+        return _count(result), keys[-1] if len(keys) == limit else None
+
+
+Purge = Callable[[datetime], Sequence[Sweep]]
 
 
 @dataclass(frozen=True)
@@ -41,7 +78,7 @@ class Part:
     erase: Erase | None = None
     """Erases the citizen's data of this part; returns how many items it erased."""
     purge: Purge | None = None
-    """Purges (or with ``dry_run`` only counts) what was written before the cut-off."""
+    """What to purge of what was written before the cut-off."""
     order: int = 50
     """Erasure runs in this order, low first: cases before messages, the profile last."""
 
@@ -95,9 +132,9 @@ async def erase(session: AsyncSession, citizen_id: int, now: datetime) -> dict[s
     return counts
 
 
-async def purge(session: AsyncSession, cutoff: datetime, *, dry_run: bool) -> dict[str, int]:
-    """Purge (or count) every part's data older than ``cutoff``; returns counts per part."""
-    return {part.name: await part.purge(session, cutoff, dry_run) for part in parts() if part.purge}
+def sweeps(cutoff: datetime) -> dict[str, Sequence[Sweep]]:
+    """What every part purges of its data older than ``cutoff``, by part, in erasure order."""
+    return {part.name: part.purge(cutoff) for part in parts() if part.purge}
 
 
 # The core parts.
@@ -135,8 +172,8 @@ async def _erase_conversation(session: AsyncSession, citizen_id: int, now: datet
     return _count(result)
 
 
-async def _purge_conversations(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    return await purge_rows(session, Conversation, Conversation.updated_at < cutoff, dry_run=dry_run)
+def _purge_conversations(cutoff: datetime) -> list[Sweep]:
+    return [Sweep(Conversation, (Conversation.updated_at < cutoff,))]
 
 
 async def _messages(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
@@ -153,8 +190,8 @@ async def _erase_messages(session: AsyncSession, citizen_id: int, now: datetime)
     return _count(await session.execute(delete(Message).where(Message.user_id == citizen_id)))
 
 
-async def _purge_messages(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    return await purge_rows(session, Message, Message.created_at < cutoff, dry_run=dry_run)
+def _purge_messages(cutoff: datetime) -> list[Sweep]:
+    return [Sweep(Message, (Message.created_at < cutoff,))]
 
 
 async def _questions(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
@@ -184,17 +221,9 @@ async def _erase_questions(session: AsyncSession, citizen_id: int, now: datetime
     return _count(result)
 
 
-async def _purge_questions(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    old = (Question.created_at < cutoff, Question.text != "")
-    if dry_run:
-        return await count_rows(session, Question, *old)
-    result = await session.execute(
-        update(Question)
-        .where(*old)
-        .values(text="", normalised="")
-        .execution_options(synchronize_session=False)
-    )
-    return _count(result)
+def _purge_questions(cutoff: datetime) -> list[Sweep]:
+    emptied = {"text": "", "normalised": ""}
+    return [Sweep(Question, (Question.created_at < cutoff, Question.text != ""), emptied)]
 
 
 async def _answers(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
@@ -264,9 +293,9 @@ async def _erase_channel_updates(session: AsyncSession, citizen_id: int, now: da
     return len(rows)
 
 
-async def _purge_channel_updates(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+def _purge_channel_updates(cutoff: datetime) -> list[Sweep]:
     # Handled or not: one whose attempts ran out keeps the raw update (names, words) and is never retried.
-    return await purge_rows(session, InboxUpdate, InboxUpdate.received_at < cutoff, dry_run=dry_run)
+    return [Sweep(InboxUpdate, (InboxUpdate.received_at < cutoff,))]
 
 
 async def _updates_of(session: AsyncSession, user: User) -> list[InboxUpdate]:
@@ -297,12 +326,6 @@ def _sender_ids(payload: Any) -> set[str]:
             if isinstance(sender, dict) and "id" in sender:
                 found.add(str(sender["id"]))
     return found
-
-
-async def purge_rows(session: AsyncSession, model: Any, *conditions: Any, dry_run: bool) -> int:
-    if dry_run:
-        return await count_rows(session, model, *conditions)
-    return _count(await session.execute(delete(model).where(*conditions)))
 
 
 async def count_rows(session: AsyncSession, model: Any, *conditions: Any) -> int:

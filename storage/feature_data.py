@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import case_events
 from storage.case_events import iso
 from storage.cases import CaseChangeRecord, CaseRecord, CaseRepository, CaseStatus
-from storage.citizen_data import MAX_ROWS, Part, count_rows, purge_rows, register
+from storage.citizen_data import MAX_ROWS, Part, Sweep, register
 from storage.classification import DataClass
 from storage.disclosure import govern_event
 from storage.feedback import Feedback
@@ -155,43 +155,30 @@ async def _erase_web_chat(session: AsyncSession, citizen_id: int, now: datetime)
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def _purge_web_chat(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
-    return await purge_rows(session, WebEntry, WebEntry.created_at < cutoff, dry_run=dry_run)
+def _purge_web_chat(cutoff: datetime) -> list[Sweep]:
+    return [Sweep(WebEntry, (WebEntry.created_at < cutoff,))]
 
 
-async def _purge_cases(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+def _purge_cases(cutoff: datetime) -> list[Sweep]:
     """A case outlives the period (it is the record of what was done), but not its copies of the chat:
     the excerpt goes, the events sent about it (delivered or dead) with their payloads and attempts, and
     the responses kept for Idempotency-Key replays, which hold the case with its excerpt as answered."""
     quoting = (CaseRecord.created_at < cutoff, func.json_array_length(CaseRecord.excerpt) > 0)
-    if dry_run:
-        excerpts = await count_rows(session, CaseRecord, *quoting)
-    else:
-        result = await session.execute(
-            update(CaseRecord).where(*quoting).values(excerpt=[]).execution_options(synchronize_session=False)
-        )
-        excerpts = int(getattr(result, "rowcount", 0) or 0)
     finished = (OutboxEvent.created_at < cutoff, OutboxEvent.status != DeliveryStatus.PENDING.value)
-    old_replays = IdempotencyRecord.created_at < cutoff
-    replays = await purge_rows(session, IdempotencyRecord, old_replays, dry_run=dry_run)
-    return excerpts + replays + await purge_rows(session, OutboxEvent, *finished, dry_run=dry_run)
+    return [Sweep(CaseRecord, quoting, {"excerpt": []}),
+            Sweep(IdempotencyRecord, (IdempotencyRecord.created_at < cutoff,)),
+            Sweep(OutboxEvent, finished)]
 
 
-async def _purge_notices(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+def _purge_notices(cutoff: datetime) -> list[Sweep]:
     """Notices written before the cut-off, sent or not: one still pending is for a channel no process sends
     through (its token was removed), or has been retried longer than the conversation it answers is kept."""
-    return await purge_rows(session, CitizenNotice, CitizenNotice.created_at < cutoff, dry_run=dry_run)
+    return [Sweep(CitizenNotice, (CitizenNotice.created_at < cutoff,))]
 
 
-async def _purge_feedback(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+def _purge_feedback(cutoff: datetime) -> list[Sweep]:
     """As erasure does, the words go and the kinds stay for the reports' counts."""
-    old = (Feedback.created_at < cutoff, Feedback.text != "")
-    if dry_run:
-        return await count_rows(session, Feedback, *old)
-    result = await session.execute(
-        update(Feedback).where(*old).values(text="").execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return [Sweep(Feedback, (Feedback.created_at < cutoff, Feedback.text != ""), {"text": ""})]
 
 
 async def _suggestions(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
@@ -208,11 +195,11 @@ async def _erase_suggestions(session: AsyncSession, citizen_id: int, now: dateti
     return await SuggestionRepository(session).withdraw_picks(citizen_id)
 
 
-async def _purge_suggestions(session: AsyncSession, cutoff: datetime, dry_run: bool) -> int:
+def _purge_suggestions(cutoff: datetime) -> list[Sweep]:
     """Phrasings nobody chose since the cut-off, pending or rejected: copies of old questions. An accepted
     one is the knowledge base's text by then and stays."""
     stale = (SuggestionRow.last_seen_at < cutoff, SuggestionRow.status != SuggestionStatus.ACCEPTED.value)
-    return await purge_rows(session, SuggestionRow, *stale, dry_run=dry_run)
+    return [Sweep(SuggestionRow, stale)]
 
 
 register(Part("cases", _cases, _erase_cases, _purge_cases, order=10))

@@ -6,6 +6,11 @@ the chat, events delivered to departments and notices sent to citizens); the cas
 aggregate counts stay. The audit log is kept:
 it holds no contact data and is the proof of what was shared. A purge that removed something is itself
 recorded in the audit log.
+
+A purge goes in batches of BATCH rows, each its own short transaction: in one transaction, a citizen whose
+conversation it deleted waited for all of it, as a turn locks the conversation's row (storage/citizens.py):
+half a second and more on a database with two million old conversations. A purge cut short leaves nothing
+half done that the next one would miss: what it did not reach still meets the conditions.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import AuditKind, AuditLog
-from storage.citizen_data import purge
+from storage.citizen_data import Sweep, sweeps
 from storage.db import Outage
 from storage.models import utcnow
 
@@ -28,6 +33,9 @@ log = logging.getLogger(__name__)
 INTERVAL = timedelta(days=1)
 FIRST_RUN = timedelta(minutes=10)
 """The first purge waits this long after start-up, so a restart loop does not purge over and over."""
+BATCH = 5000
+"""Rows a purge deletes or empties in one transaction; a citizen's turn waits behind at most one batch
+(milliseconds) where it waited behind the whole purge."""
 
 
 @dataclass(frozen=True)
@@ -47,23 +55,45 @@ def cutoff_for(now: datetime, days: int) -> datetime:
 
 
 async def run_retention(
-    sessions: async_sessionmaker[AsyncSession], *, days: int, now: datetime, dry_run: bool = False
+    sessions: async_sessionmaker[AsyncSession], *, days: int, now: datetime, dry_run: bool = False,
+    batch: int = BATCH,
 ) -> RetentionResult:
-    """Purge (or with ``dry_run`` only count) everything older than ``days``; one transaction."""
+    """Purge (or with ``dry_run`` only count) everything older than ``days``, ``batch`` rows at a time.
+
+    The audit record counts what was purged, also when the purge stops part-way (an error, a shutdown)."""
     cutoff = cutoff_for(now, days)
     if dry_run:
         async with sessions() as session:  # never committed
-            return RetentionResult(cutoff, await purge(session, cutoff, dry_run=True), dry_run=True)
-    async with sessions.begin() as session:
-        counts = await purge(session, cutoff, dry_run=False)
+            counts = {name: sum([await sweep.count(session) for sweep in part])
+                      for name, part in sweeps(cutoff).items()}
+        return RetentionResult(cutoff, counts, dry_run=True)
+    counts = {}
+    try:
+        for name, part in sweeps(cutoff).items():
+            counts[name] = 0
+            for sweep in part:
+                counts[name] += await _sweep(sessions, sweep, batch)
+    finally:
         if any(counts.values()):
-            await AuditLog(session).append(
-                AuditKind.RETENTION,
-                now=now,
-                basis={"retention_days": days},
-                details={"cutoff": cutoff.isoformat(), "purged": counts},
-            )
+            async with sessions.begin() as session:
+                await AuditLog(session).append(
+                    AuditKind.RETENTION,
+                    now=now,
+                    basis={"retention_days": days},
+                    details={"cutoff": cutoff.isoformat(), "purged": counts},
+                )
     return RetentionResult(cutoff, counts, dry_run=False)
+
+
+async def _sweep(sessions: async_sessionmaker[AsyncSession], sweep: Sweep, batch: int) -> int:
+    """All the sweep's rows, one transaction per batch; how many."""
+    total, after = 0, None
+    while True:
+        async with sessions.begin() as session:
+            done, after = await sweep.batch(session, after, batch)
+        total += done
+        if after is None:
+            return total
 
 
 class RetentionJob:

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage import db
@@ -249,3 +249,52 @@ async def test_phrasings_last_chosen_before_the_period_go_unless_accepted(sessio
 
 
 PHRASINGS = ("card gone at the market", "wallet with my card stolen", "my card was lost in town")
+
+
+MANY = 2_000_000
+"""Old conversations on a database the purge meets for the first time: purged in one transaction, they
+stayed locked for half a second or more."""
+
+
+async def many_old_conversations(sessions: Sessions, count: int) -> None:
+    async with sessions.begin() as session:
+        await session.execute(text(
+            "INSERT INTO users (channel, external_id, created_at, last_seen_at) "
+            "SELECT 'test', n::text, :old, :old FROM generate_series(1, :count) AS n"),
+            {"old": OLD, "count": count})
+        await session.execute(text(
+            "INSERT INTO conversations (user_id, state, data, updated_at) "
+            "SELECT id, NULL, '{}', :old FROM users"), {"old": OLD})
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_citizen_whose_conversation_is_purged_does_not_wait_for_the_whole_purge(
+        sessions: Sessions) -> None:
+    await many_old_conversations(sessions, MANY)
+    purge = asyncio.create_task(run_retention(sessions, days=365, now=NOW))
+    turns = 0
+    while not purge.done():  # the citizen writes again and again while the purge runs
+        async with sessions() as session:  # rolled back: the turn only takes the citizen's rows
+            await session.execute(text("SET LOCAL lock_timeout = '250ms'"))
+            await CitizenRepository(session).begin_turn("test", "1", now=NOW)  # the first row purged
+        turns += 1
+    result = await purge
+    assert result.counts["conversation"] == MANY
+    assert turns > 1
+
+
+async def test_a_purge_in_batches_takes_every_row_once(sessions: Sessions) -> None:
+    async with sessions.begin() as session:
+        inbox = InboxRepository(session)
+        for channel, update_id in [("telegram", "1"), ("telegram", "2"), ("web", "1"), ("telegram", "3")]:
+            await inbox.accept(channel, update_id, {"update_id": update_id}, received_at=OLD)
+        await inbox.accept("telegram", "4", {"update_id": 4}, received_at=NOW)
+    await seed(sessions)
+    result = await run_retention(sessions, days=365, now=NOW, batch=2)  # keys of two columns, then one
+    assert (result.counts["channel_updates"], result.counts["messages"]) == (4, 1)
+    async with sessions() as session:
+        assert list(await session.execute(select(InboxUpdate.channel, InboxUpdate.update_id))) == [
+            ("telegram", "4")]
+        [record] = await AuditLog(session).search(kind=AuditKind.RETENTION)
+    assert record.details["purged"]["channel_updates"] == 4
