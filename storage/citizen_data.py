@@ -277,10 +277,14 @@ async def _disclosures(session: AsyncSession, citizen_id: int) -> list[dict[str,
 
 
 async def _channel_updates(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    """The raw updates, each with why handling it failed, if it did: the error quotes what they sent."""
     user = await session.get(User, citizen_id)
     if user is None:
         return []
-    return [row.payload for row in await _updates_of(session, user)]
+    return [
+        {"update": row.payload, "received": iso(row.received_at), "error": row.error}
+        for row in await _updates_of(session, user)
+    ]
 
 
 async def _erase_channel_updates(session: AsyncSession, citizen_id: int, now: datetime) -> int:

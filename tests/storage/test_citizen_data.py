@@ -42,7 +42,7 @@ async def test_a_group_members_reply_to_the_citizen_is_neither_exported_nor_eras
             await inbox.accept("telegram", str(update["update_id"]), update, received_at=NOW)
     async with sessions() as session:
         exported = (await citizen_data.collect(session, li.id, NOW))["channel_updates"]
-    assert [update["update_id"] for update in exported] == [1, 3]
+    assert [update["update"]["update_id"] for update in exported] == [1, 3]
     assert "Wang Xiaoming" not in json.dumps(exported)
     async with sessions.begin() as session:
         await citizen_data.erase(session, li.id, NOW)
@@ -71,7 +71,7 @@ async def test_export_and_erasure_read_only_the_updates_still_holding_their_cont
 
         event.listen(session.sync_session, "loaded_as_persistent", count)
         exported = (await citizen_data.collect(session, li.id, NOW))["channel_updates"]
-    assert [update["update_id"] for update in exported] == []  # 30 is Wang's, and unprocessed
+    assert [update["update"]["update_id"] for update in exported] == []  # 30 is Wang's, and unprocessed
     assert loaded == ["30"]
     async with sessions.begin() as session:
         assert (await citizen_data.erase(session, li.id, NOW))["channel_updates"] == 0
