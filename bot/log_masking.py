@@ -39,10 +39,12 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 LIBRARY_FLOORS = {"telegram": logging.INFO, "aiosqlite": logging.INFO, "asyncpg": logging.INFO,
-                  "httpcore": logging.INFO, "httpx": logging.WARNING}
-"""Libraries that log whole updates, replies or statement parameters at DEBUG (httpx: the Bot API URL, which
-holds the bot's token, at INFO) never log below these levels, whatever GOVBOT_LOG_LEVEL says: masking
-catches phone numbers and addresses, not names or a citizen's words."""
+                  "httpcore": logging.INFO, "httpx": logging.WARNING, "sqlalchemy.engine": logging.INFO}
+"""Libraries that log whole updates, replies, statement parameters or result rows at DEBUG (httpx: the Bot
+API URL, which holds the bot's token, at INFO) never log below these levels, whatever GOVBOT_LOG_LEVEL or a
+logger set by hand says: masking catches phone numbers and addresses, not names, a citizen's words or a
+department's signing secret. SQLAlchemy logs nothing below WARNING unless its logger is lowered by hand; then
+its statements come at INFO, their parameters hidden (``hide_parameters``), and only its rows are kept out."""
 
 
 def log_masked(line_format: str = LOG_FORMAT) -> None:
@@ -57,7 +59,15 @@ def keep_libraries_quiet() -> None:
     """Raise each of :data:`LIBRARY_FLOORS` to its floor (a level set higher stays)."""
     for name, floor in LIBRARY_FLOORS.items():
         library = logging.getLogger(name)
-        library.setLevel(max(floor, library.level))
+        library.setLevel(max(floor, _library_level(library)))
+
+
+def _library_level(logger: logging.Logger) -> int:
+    """The level set on ``logger`` or on an ancestor below the root, NOTSET if none: SQLAlchemy sets WARNING
+    on ``sqlalchemy``, and a floor below it must not make ``sqlalchemy.engine`` log every statement."""
+    while logger.level == logging.NOTSET and logger.parent is not None and logger.parent is not logging.root:
+        logger = logger.parent
+    return logger.level
 
 
 class MalformedRequestFilter(logging.Filter):
