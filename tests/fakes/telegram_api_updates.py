@@ -70,11 +70,13 @@ class UpdateMethods(ServerState):
             raise ApiError(400, "Bad Request: secret token contains unallowed characters")
         allowed = params.get("allowed_updates")
         drop = bool_param(params, "drop_pending_updates")
-        self.webhook = WebhookState(url, secret, allowed if isinstance(allowed, list) else None, drop,
-                                    int_param(params, "max_connections", 40) or 40,
-                                    await _takes_connections(url)) if url else WebhookState()
+        # Set before the port is tried, as Telegram's answer comes at once: a test that saw the call sees it.
+        self.webhook = webhook = WebhookState(url, secret, allowed if isinstance(allowed, list) else None,
+                                              drop, int_param(params, "max_connections", 40) or 40
+                                              ) if url else WebhookState()
         if url:
-            self.webhooks_set.append(self.webhook)
+            webhook.reachable = await _takes_connections(url)
+            self.webhooks_set.append(webhook)
         if drop:
             self._queue.clear()
         return True
