@@ -138,7 +138,8 @@ class _Supervisor:
                     process.kill()
 
     def run(self) -> int:
-        self._workers = [self._start(number) for number in range(self._count)]
+        for number in range(self._count):
+            self._start(number)
         log.info("govbot: %d workers on http://%s:%d", self._count, self._settings.http_host,
                  self._settings.http_port)
         code = 0
@@ -158,17 +159,26 @@ class _Supervisor:
                                  RESTARTS_PER_MINUTE + 1)
                     self._stopping, code = True, 1
                     break
-                self._workers[number] = self._start(number)
+                if not self._start(number):
+                    break
         self._stop_all()
         log.info("govbot stopped")
         return code if self._forced is None else 128 + self._forced
 
-    def _start(self, number: int) -> BaseProcess:
-        process = self._context.Process(target=_worker, args=(self._settings, self._serve, os.getpid()),
-                                        name=f"worker-{number + 1}", daemon=False)
-        with _sigint_ignored_by_the_child():
+    def _start(self, number: int) -> bool:
+        """Start worker ``number`` in its place in the list, unless a stop has begun; whether it did.
+
+        Stop signals wait meanwhile: one that came between the look at ``_stopping`` and the start began
+        a worker after the stop, and one during the start left it out of the list the third signal kills.
+        """
+        with _stop_signals_held():
+            if self._stopping:
+                return False
+            process = self._context.Process(target=_worker, args=(self._settings, self._serve, os.getpid()),
+                                            name=f"worker-{number + 1}", daemon=False)
             process.start()
-        return process
+            self._workers[number:number + 1] = [process]
+        return True
 
     def _too_many_deaths(self) -> bool:
         now = time.monotonic()
@@ -189,25 +199,29 @@ class _Supervisor:
                 process.join()
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 @contextmanager
-def _sigint_ignored_by_the_child() -> Iterator[None]:
-    """A worker is born ignoring SIGINT: it spends a second importing in the supervisor's process group
-    before it leaves it, and a terminal's Ctrl-C then raised KeyboardInterrupt in it, with a traceback.
-    SIGINT is blocked meanwhile, so one meant for the supervisor waits instead of being lost."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+def _stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait (blocked, not lost) while a worker starts, and the worker is born ignoring
+    SIGINT: it spends a second importing in the supervisor's process group before it leaves it, and a
+    terminal's Ctrl-C then raised KeyboardInterrupt in it, with a traceback. The worker inherits the
+    blocked signals and unblocks them itself (``_worker``)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, handler)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
 def _worker(settings: Settings, serve: Serve, supervisor: int) -> None:
     """A worker process: its own process group (a terminal's Ctrl-C reaches the supervisor, which
     stops the workers in order), the log set up as `govbot` does it, then one server."""
     os.setpgrp()
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored until the server handles it
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # SIGINT ignored until the server handles it
     threading.Thread(target=_orphan_watch, args=(supervisor,), name="orphan-watch", daemon=True).start()
     log_masked(WORKER_LOG_FORMAT)
     logging.getLogger().setLevel(settings.log_level)

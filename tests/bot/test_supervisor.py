@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from benchmarks.support import worker_pids
 from bot.cli import main
 from bot.config import Settings
-from bot.supervisor import METRICS_PREFIX, metrics_folder, refusal
+from bot.supervisor import METRICS_PREFIX, _Supervisor, metrics_folder, refusal
 from bot.webhooks import new_secret
 from storage.departments import DepartmentRepository
 from storage.outbox import OutboxRepository
@@ -245,3 +245,30 @@ async def test_a_third_stop_signal_stops_at_once(
     assert "a third time" in printed
     assert "Traceback" not in printed
     assert not [pid for pid in pids if alive(pid)]
+
+
+def _dies_at_once(settings: Settings, reuse_port: bool) -> None:
+    """A worker's server that fails as it starts (run in the worker process: picklable by name)."""
+    sys.exit(3)
+
+
+def test_a_stop_signal_as_a_dead_worker_is_restarted_starts_no_new_worker(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The signal lands between the loop's look at `_stopping` and the restart: the supervisor started a
+    # worker after its stop had begun, and a third signal could not kill it (not yet in its list).
+    supervisor = _Supervisor(Settings(database_url=PG), 1, _dies_at_once)
+    dead: list[object] = []
+
+    def dies_and_is_stopped() -> bool:
+        dead.extend(supervisor._workers)
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, before the restart
+        return False
+
+    monkeypatch.setattr(supervisor, "_too_many_deaths", dies_and_is_stopped)
+    previous = signal.signal(signal.SIGTERM, supervisor.stop)
+    try:
+        assert supervisor.run() == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(dead) == 1
+    assert supervisor._workers == dead  # the worker that died, and no new one
