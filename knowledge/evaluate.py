@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -130,23 +131,27 @@ def _case(line: str, where: str) -> Case:
 
 
 def run_cases(
-    matcher: Matcher, cases: Iterable[Case], clock: Callable[[], float] = time.perf_counter
+    matcher: Matcher, cases: Iterable[Case], clock: Callable[[], float] = time.perf_counter, *,
+    today: date | None = None,
 ) -> list[Outcome]:
-    """Match every case, timing each with ``clock`` (seconds)."""
+    """Match every case on ``today`` (entries valid that day; default the machine's date), timing each with
+    ``clock`` (seconds)."""
     outcomes = []
     for case in cases:
         lang = case.lang if case.lang in ("en", "zh") else None
         start = clock()
-        match = matcher.match(case.query, lang)
+        match = matcher.match(case.query, lang, today=today)
         outcomes.append(Outcome(case, match, (clock() - start) * 1000.0))
     return outcomes
 
 
 def evaluate(
-    matcher: Matcher, cases: Sequence[Case], clock: Callable[[], float] = time.perf_counter
+    matcher: Matcher, cases: Sequence[Case], clock: Callable[[], float] = time.perf_counter, *,
+    today: date | None = None,
 ) -> Report:
-    """Run ``cases`` through ``matcher`` and report top-1, recall@3, MRR@10, decisions and latency."""
-    return report(run_cases(matcher, cases, clock), len(matcher))
+    """Run ``cases`` through ``matcher`` on ``today`` and report top-1, recall@3, MRR@10, decisions and
+    latency."""
+    return report(run_cases(matcher, cases, clock, today=today), len(matcher))
 
 
 def report(outcomes: Sequence[Outcome], n_entries: int) -> Report:

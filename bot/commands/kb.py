@@ -251,7 +251,9 @@ def eval_command(args: argparse.Namespace, settings: Callable[[], Settings]) -> 
         shown = ", ".join(missing[:10]) + (", …" if len(missing) > 10 else "")
         print(f"govbot: warning: {len(strangers)} case(s) in {args.cases} name entries not in the "
               f"knowledge base: {shown}", file=sys.stderr)
-    report = evaluate(Matcher(kb, settings().matcher_config()), cases)
+    config = settings()
+    # On the service desk's date, as the dialogue and `kb ask` judge which entries are in force.
+    report = evaluate(Matcher(kb, config.matcher_config()), cases, today=_today(config))
     print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else render_table(report))
     return 0
 

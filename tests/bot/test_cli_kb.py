@@ -454,7 +454,7 @@ AHEAD, BEHIND = "Etc/GMT-14", "Etc/GMT+12"
 
 
 @pytest.mark.parametrize(("zone", "expired"), [(AHEAD, True), (BEHIND, False)])
-def test_lint_and_ask_take_today_from_the_desks_calendar(
+def test_lint_ask_and_eval_take_today_from_the_desks_calendar(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     zone: str, expired: bool,
 ) -> None:
@@ -467,3 +467,8 @@ def test_lint_and_ask_take_today_from_the_desks_calendar(
     assert (f"expired on {last_day}" in capsys.readouterr().out) is expired
     assert main(["kb", "ask", "How do I pay property tax?", "--kb", str(kb), "--json"]) == 0
     assert (json.loads(capsys.readouterr().out)["decision"] == "answer") is not expired
+    cases = tmp_path / "cases.jsonl"
+    case = {"query": "How do I pay property tax?", "lang": "en", "relevant": ["tax-pay"]}
+    cases.write_text(json.dumps(case))
+    assert main(["kb", "eval", "--kb", str(kb), "--cases", str(cases), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1"] == (0.0 if expired else 1.0)
