@@ -125,3 +125,21 @@ async def test_several_processes_starting_at_once_migrate_a_new_sqlite_file_once
     printed = [(await upgrade.communicate())[0].decode() for upgrade in upgrades]
     assert [upgrade.returncode for upgrade in upgrades] == [0, 0, 0, 0], printed
     assert all(f"database at revision {db.head_revision()}" in text for text in printed)
+
+
+async def test_upgrading_forgets_the_webhook_secret_govbot_no_longer_keeps(unmigrated_url: str) -> None:
+    # The Telegram webhook's secret is derived from the bot token since a leaked backup was enough to
+    # forge updates; the row older versions stored stayed in every database that had one.
+    engine = db.create_engine(unmigrated_url)
+    try:
+        await db.upgrade(engine, "0009")
+        async with engine.begin() as connection:
+            for name in ("telegram-webhook", "web-identity"):
+                await _insert(connection, "stored_secrets",
+                              {"name": name, "value": "s3cret", "created_at": AT})
+        await db.upgrade(engine)
+        async with engine.connect() as connection:
+            left = (await connection.execute(sa.text("SELECT name FROM stored_secrets"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert left == ["web-identity"]
