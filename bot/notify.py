@@ -18,12 +18,13 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.polling import PollTimer
 from handlers.escalation import notice_replies
+from handlers.kept import KEPT, at_rest
 from handlers.types import Reply
 from storage import cases as _cases  # noqa: F401 - the notices' foreign keys point at its tables
 from storage.citizens import CitizenRepository
@@ -181,6 +182,8 @@ class Notifier:
             error = f"{type(exc).__name__}: {exc}"[:500]
             retry_at = notice_retry_at(notice, self.clock(), self.rng)
             return Sent(notice, None, error=error, retry_at=retry_at, parts_sent=sent)
+        if notice.kind == KEPT:  # replies of a turn, which the turn recorded in the conversation
+            return Sent(notice, None)
         return Sent(notice, "\n\n".join(r.text for r in replies if r.text))
 
     async def _record(self, outcomes: Sequence[Sent]) -> None:
@@ -191,7 +194,7 @@ class Notifier:
                 notice = outcome.notice
                 if outcome.error is None:
                     # A notice erased with its citizen while it was on its way joins no conversation.
-                    kept = await notices.sent(notice.id, self.name, now)
+                    kept = await notices.sent(notice.id, self.name, now, data=_finished(notice))
                     if kept and notice.citizen_id is not None and outcome.text:
                         await CitizenRepository(session).record_message(
                             notice.citizen_id, "out", outcome.text, now=now
@@ -199,6 +202,8 @@ class Notifier:
                     continue
                 moved = outcome.parts_sent > parts_sent(notice)
                 progress = notice.data | {PARTS_SENT: outcome.parts_sent} if moved else None
+                if outcome.retry_at is None:
+                    progress = _finished(notice) or progress
                 await notices.failed(
                     notice.id, self.name, outcome.error, retry_at=outcome.retry_at, data=progress
                 )
@@ -219,6 +224,11 @@ class Notifier:
                         outcome.error,
                         outcome.retry_at,
                     )
+
+
+def _finished(notice: Notice) -> dict[str, Any] | None:
+    """What a notice's data becomes once it is finished, if not all of it is kept: kept replies are masked."""
+    return at_rest(notice.data) if notice.kind == KEPT else None
 
 
 async def _languages(session: AsyncSession, notices: Sequence[Notice]) -> list[str]:

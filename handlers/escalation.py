@@ -23,6 +23,7 @@ from sqlalchemy import select
 from handlers import ask, privacy
 from handlers.answers import button_label
 from handlers.i18n import Html, t
+from handlers.kept import KEPT, kept_replies
 from handlers.router import Flow, Router, Turn, parse_id, private
 from handlers.types import Button, Reply
 from storage.cases import (
@@ -281,7 +282,7 @@ async def satisfaction(turn: Turn) -> list[Reply]:
 
 
 def notice_replies(kind: str, data: dict[str, Any], lang: str) -> list[Reply]:
-    """A queued notice as the replies to send: department reply, status change, or transfer."""
+    """A queued notice as the replies to send: department reply, status change, transfer, or kept replies."""
     ticket = str(data.get("ticket", ""))
     department = _localized(data.get("department_name"), lang) or str(data.get("department", ""))
     case_id = data.get("case_id")
@@ -312,6 +313,8 @@ def notice_replies(kind: str, data: dict[str, Any], lang: str) -> list[Reply]:
         ]
     if kind == CONSENT_NOTICE:  # a consent prompt of the governance work (handlers/privacy.py)
         return privacy.consent_notice(data, lang)
+    if kind == KEPT:  # replies a channel could not send in their turn, already in the citizen's language
+        return kept_replies(data)
     raise ValueError(f"unknown notice kind {kind!r}")
 
 

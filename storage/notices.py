@@ -1,4 +1,5 @@
-"""Messages for citizens (department replies, status changes), queued so a channel outage only delays them.
+"""Messages for citizens (department replies, status changes, replies a channel could not send in their
+turn), queued so a channel outage only delays them.
 
 A notice is written in the same transaction as the change it tells of, then claimed by a notifier under a
 lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and sent through the citizen's channel. Notices of one
@@ -15,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ForeignKey, Index, Integer, Row, String, Table, bindparam, select, update
+from sqlalchemy import ForeignKey, Index, Integer, Row, String, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base
+from storage.models import Base, User
 from storage.outbox import ID, leased_claim, plan_afresh
 
 ERROR_LENGTH = 500
@@ -47,7 +48,8 @@ class CitizenNotice(Base):
     language: Mapped[str] = mapped_column(String(10))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(30))
-    """``reply``, ``status`` or ``transferred``: how handlers/escalation.py renders it."""
+    """``reply``, ``status``, ``transferred``, ``consent`` or ``kept``: how handlers/escalation.py renders it
+    (``notice_replies``)."""
     data: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(12), default=NoticeStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -126,6 +128,25 @@ class NoticeRepository:
         await self.session.flush()
         return row.id
 
+    async def enqueue_for_account(
+        self,
+        *,
+        channel: str,
+        account: str | None,
+        chat_id: str,
+        language: str,
+        kind: str,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """Queue a notice for the citizen the channel knows as ``account`` (none when None or unknown), in
+        the caller's transaction: one statement, the citizen found inside it."""
+        known = (User.channel == channel, User.external_id == account)
+        citizen = select(User.id).where(*known).scalar_subquery() if account is not None else None
+        await self.session.execute(insert(CitizenNotice).values(
+            user_id=citizen, channel=channel, chat_id=chat_id, language=language, case_id=None, kind=kind,
+            data=data, status=NoticeStatus.PENDING.value, attempts=0, next_attempt_at=now, created_at=now))
+
     async def claim(
         self, channels: Sequence[str], notifier: str, now: datetime, *, limit: int, lease: timedelta
     ) -> list[Notice]:
@@ -140,9 +161,17 @@ class NoticeRepository:
         notices = [_notice(r) for r in rows]
         return sorted(notices, key=lambda n: n.id)
 
-    async def sent(self, notice_id: int, notifier: str, now: datetime) -> bool:
-        """Mark the notice sent; False when it is gone (erased with its citizen) or no longer this claim's."""
-        return await self._finish(notice_id, notifier, status=NoticeStatus.SENT, sent_at=now, last_error=None)
+    async def sent(
+        self, notice_id: int, notifier: str, now: datetime, *, data: dict[str, Any] | None = None
+    ) -> bool:
+        """Mark the notice sent; False when it is gone (erased with its citizen) or no longer this claim's.
+
+        ``data`` replaces the notice's data (what is kept of it once sent).
+        """
+        values: dict[str, Any] = {} if data is None else {"data": data}
+        return await self._finish(
+            notice_id, notifier, status=NoticeStatus.SENT, sent_at=now, last_error=None, **values
+        )
 
     async def failed(
         self,

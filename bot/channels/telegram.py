@@ -16,6 +16,7 @@ import secrets
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -43,16 +44,18 @@ from bot.channels.telegram_render import fits_caption, keyboard, keyboard_json, 
 from bot.channels.telegram_updates import CHANNEL, read_update
 from bot.channels.turns import ChatTurns
 from bot.config import ConfigError, Settings
-from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS
+from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS, WAKE
 from bot.log_masking import keep_libraries_quiet
 from bot.metrics import Metrics
 from bot.notify import Unreachable
 from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, t
+from handlers.kept import KEPT, kept_data
 from handlers.start import command_menu
-from handlers.types import FLOOD_QUIET, Conversation, Incoming, Reply
-from storage.db import DATABASE_ERRORS, error_reason, out_of_reach
+from handlers.types import FLOOD_QUIET, Conversation, Incoming, Reply, erased
+from storage.db import DATABASE_ERRORS, Outage, error_reason, out_of_reach
 from storage.inbox import InboxRepository
 from storage.models import utcnow
+from storage.notices import NoticeRepository
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,24 @@ def catalogue_text(language: str | None, key: str) -> str:
     return t(language_of(language) or DEFAULT_LANGUAGE, key)
 
 
+@dataclass
+class Progress:
+    """How many of a reply's messages Telegram has taken."""
+
+    parts: int = 0
+
+
+def unsent(reply: Reply, parts_sent: int, language: str | None) -> list[Reply]:
+    """What is left of a reply once Telegram took ``parts_sent`` of its messages: one reply a message, the
+    buttons on the last. A document is not kept (a copy of a citizen's data export would wait in the
+    queue): the citizen gets the apology, to ask again."""
+    if reply.document is not None:
+        return [Reply(catalogue_text(language, "error"), kind="error")]
+    parts = split_html(reply.text)[parts_sent:]
+    return [Reply(part, buttons=reply.buttons if number == len(parts) else (), kind=reply.kind)
+            for number, part in enumerate(parts, start=1)]
+
+
 class TelegramChannel:
     """Receives Telegram updates (polling or webhook), hands them to the dialogue, and sends the replies."""
 
@@ -136,7 +157,9 @@ class TelegramChannel:
                  sessions: async_sessionmaker[AsyncSession], metrics: Metrics, *,
                  rate_limited: bool, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 now: Callable[[], datetime] = utcnow, inbox_lease: timedelta = INBOX_LEASE) -> None:
+                 now: Callable[[], datetime] = utcnow, inbox_lease: timedelta = INBOX_LEASE,
+                 wake: Callable[[], None] = lambda: None) -> None:
+        """``wake`` tells the notifier that replies were kept for it."""
         self.application = application
         self.conversation = conversation
         self.sessions = sessions
@@ -148,6 +171,7 @@ class TelegramChannel:
         self._sleep = sleep
         self._now = now
         self._inbox_lease = inbox_lease
+        self._wake = wake
         self._background: list[asyncio.Task[None]] = []
         self._offset: int | None = None
         self._running: set[str] = set()
@@ -312,8 +336,11 @@ class TelegramChannel:
                 log.exception("telegram: inbox sweep failed unexpectedly; trying again later")
 
     async def _poll(self) -> None:
-        """Long-poll getUpdates; a fetched batch is stored before the next call confirms it to Telegram."""
+        """Long-poll getUpdates; a fetched batch is stored before the next call confirms it to Telegram.
+
+        A database out of reach is one warning when it goes and one line when it is back, not one a poll."""
         failures = 0
+        outage = Outage(log, "telegram: polling", "updates wait at Telegram until it is back")
         while True:
             try:
                 updates = await self._fetch(wait=POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES))
@@ -328,7 +355,9 @@ class TelegramChannel:
                 failures += 1
                 most = DATABASE_BACKOFF_MAX if isinstance(exc, DATABASE_ERRORS) else BACKOFF_MAX
                 delay = backoff(failures, most)
-                if isinstance(exc, (TelegramError, *DATABASE_ERRORS)):
+                if outage.began(exc):
+                    pass
+                elif isinstance(exc, (TelegramError, *DATABASE_ERRORS)):
                     level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
                     log.log(level, "telegram: polling failed (%s); again in %.0f s", _reason(exc), delay)
                 else:  # neither Telegram nor the database: a bug, logged with its traceback
@@ -336,7 +365,8 @@ class TelegramChannel:
                 await self._sleep(delay)
                 continue
             failures = 0
-            if updates:
+            if updates:  # stored: the database answered
+                outage.ended()
                 self._offset = max(update["update_id"] for update in updates) + 1
 
     async def _fetch(self, *, wait: int, **params: Any) -> list[JSON]:
@@ -373,7 +403,7 @@ class TelegramChannel:
 
         Only an update whose turn did not complete is recorded as failed, to be tried again: a turn the
         dialogue completed is stored, and run again it would be repeated (the words read afresh, out of
-        order with what the citizen sent since), so replies Telegram did not take are given up.
+        order with what the citizen sent since), so replies Telegram did not take are kept for the notifier.
         """
         started = self._clock()
         incoming: Incoming | None = None
@@ -428,10 +458,39 @@ class TelegramChannel:
         return replies
 
     async def _deliver(self, incoming: Incoming, replies: list[Reply]) -> None:
-        """Send the replies to an event, in order."""
-        for reply in replies:
-            if reply.kind != FLOOD_QUIET:  # over the flood limit and told so already: silence
-                await self._reply(incoming, reply)
+        """Send the replies to an event, in order; from the first that Telegram does not take after the
+        retries (out of reach, not refusing it), the rest is kept for the notifier."""
+        replies = [reply for reply in replies if reply.kind != FLOOD_QUIET]  # told so already: silence
+        for number, reply in enumerate(replies):
+            progress = Progress()
+            try:
+                await self._reply(incoming, reply, progress)
+            except TelegramError as exc:
+                if not _unreachable(exc):
+                    raise
+                rest = [*unsent(reply, progress.parts, incoming.language), *replies[number + 1:]]
+                # After /forget the notice belongs to no citizen: nothing may tie that exchange to them.
+                await self._keep(incoming, rest, None if erased(replies) else incoming.user_id, exc)
+                return
+
+    async def _keep(self, incoming: Incoming, replies: list[Reply], account: str | None,
+                    exc: TelegramError) -> None:
+        """Queue replies Telegram did not take as a citizen notice; ``exc`` is raised if they cannot be."""
+        if not replies:
+            return
+        try:
+            async with self.sessions.begin() as session:
+                await NoticeRepository(session).enqueue_for_account(
+                    channel=CHANNEL, account=account, chat_id=incoming.chat_id,
+                    language=language_of(incoming.language) or DEFAULT_LANGUAGE, kind=KEPT,
+                    data=kept_data(replies), now=self._now())
+        except DATABASE_ERRORS as failed:
+            log.warning("telegram: %d message(s) Telegram did not take could not be kept either (%s)",
+                        len(replies), _reason(failed))
+            raise exc from failed
+        log.warning("telegram: Telegram did not take %d message(s) (%s); they wait in the citizen notices",
+                    len(replies), _reason(exc))
+        self._wake()
 
     async def send(self, chat_id: str, replies: list[Reply]) -> None:
         """Message a chat unprompted (a department's answer); Unreachable if Telegram refuses it for good."""
@@ -446,29 +505,32 @@ class TelegramChannel:
                 raise Unreachable(exc.message) from exc
             raise
 
-    async def _reply(self, incoming: Incoming, reply: Reply) -> None:
+    async def _reply(self, incoming: Incoming, reply: Reply, progress: Progress | None = None) -> None:
         pressed = incoming.message_id if incoming.payload is not None else None  # the button's message
         thread = int(incoming.thread_id) if incoming.thread_id is not None else None
         try:
             await self._send(int(incoming.chat_id), reply, int(pressed) if pressed is not None else None,
-                             thread)
+                             thread, progress)
         except ChatMigrated as exc:  # the group became a supergroup since it wrote (a late update)
-            await self._send(int(exc.new_chat_id), reply)
+            await self._send(int(exc.new_chat_id), reply, progress=progress)
 
-    async def _send(
-        self, chat_id: int, reply: Reply, pressed: int | None = None, thread: int | None = None
-    ) -> None:
-        """Send one reply: edited into the pressed message, as a document, or as one or more messages."""
+    async def _send(self, chat_id: int, reply: Reply, pressed: int | None = None, thread: int | None = None,
+                    progress: Progress | None = None) -> None:
+        """Send one reply: edited into the pressed message, as a document, or as one or more messages;
+        ``progress`` counts the messages Telegram took."""
         if reply.document is not None:
             await self._send_document(chat_id, reply, keyboard(reply.buttons), thread)
             return
+        progress = progress or Progress()
         markup = keyboard_json(reply.buttons)
         parts = split_html(reply.text)
-        if parts and reply.replace and pressed is not None:
-            edited = await self._edit(chat_id, pressed, parts[0], markup if len(parts) == 1 else None)
-            parts = parts[1:] if edited else parts
-        for number, part in enumerate(parts, start=1):
-            await self._send_text(chat_id, part, markup if number == len(parts) else None, thread)
+        last = len(parts) - 1
+        if parts and reply.replace and pressed is not None and await self._edit(
+                chat_id, pressed, parts[0], markup if last == 0 else None):
+            progress.parts = 1
+        for number in range(progress.parts, len(parts)):
+            await self._send_text(chat_id, parts[number], markup if number == last else None, thread)
+            progress.parts = number + 1
 
     async def _send_text(
         self, chat_id: int, text: str, markup: str | None, thread: int | None = None
@@ -530,7 +592,7 @@ class TelegramChannel:
         """Run a Bot API request, again after each wait a 429 asks for, up to RETRY_AFTER_MAX seconds in all
         (the rate limiter does that if on).
 
-        A reply given up here is lost: its turn is recorded as done (see _process). A stop does not wait
+        A reply given up here is kept for the notifier (see _deliver). A stop does not wait
         for these waits longer than its timeout; the updates still waiting are left for the next start.
         """
         waited = 0.0
@@ -629,9 +691,13 @@ async def telegram_context(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     keep_libraries_quiet()  # also where govbot's CLI did not set up logging: a Bot API URL holds the token
+    def wake() -> None:  # the notifier and dispatcher register here after this channel starts
+        for wake_worker in app.get(WAKE, ()):
+            wake_worker()
+
     channel = TelegramChannel(
         build_application(settings), app[CONVERSATION], app[SESSIONS], app[METRICS],
-        rate_limited=settings.telegram_rate_limit,
+        rate_limited=settings.telegram_rate_limit, wake=wake,
     )
 
     def started() -> None:
