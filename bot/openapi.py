@@ -411,7 +411,7 @@ OPENAPI: JSON = {
         ),
         "/stats": {
             "get": {
-                "summary": "Public transparency figures of the last six full months (the current month is left out)",
+                "summary": "Public transparency figures of the last six full months (not the current one)",
                 "description": "Aggregates only, no personal data; the figures of the public transparency "
                 "page. Cacheable for 5 minutes.",
                 "security": [],
