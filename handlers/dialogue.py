@@ -123,8 +123,7 @@ class Dialogue:
                 heard = []
             replies = await flow(turn)
             said = [("out", reply.text) for reply in replies if reply.text and not reply.replace]
-            await citizens.record_messages(citizen.id, heard + said, now=now)
-            await citizens.save_state(citizen.id, turn.state)
+            await citizens.end_turn(citizen.id, heard + said, turn.state, now=now)
         notes = [Reply(turn.t("too_long"))] if cut else []
         if _captioned(incoming):  # once, with the answer: the citizen knows what was and was not read
             notes.append(Reply(turn.t("attachment_not_read"), kind="attachment"))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Integer, Row, String, Table, bindparam, insert, select, text, update
+from sqlalchemy import Integer, Row, String, Table, TextClause, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,23 +124,44 @@ _SAVE_STATE = (
 )
 _INSERT_STATE = insert(_CONVERSATIONS)
 _INSERT_MESSAGES = insert(_MESSAGES)
-_COUNTED_MESSAGES = text(
-    "WITH counted AS (UPDATE users SET flood_window = :window, flood_count = :count, "
-    "flood_previous = :previous, flood_warned = :warned WHERE id = :citizen_id) "
+_COUNT = (
+    "counted AS (UPDATE users SET flood_window = :window, flood_count = :count, "
+    "flood_previous = :previous, flood_warned = :warned WHERE id = :citizen_id)"
+)
+_UPSERT_STATE = (
+    "saved AS (INSERT INTO conversations (user_id, state, data, updated_at) "
+    "VALUES (:user_id, :new_state, :new_data, :created_at) ON CONFLICT (user_id) DO UPDATE "
+    "SET state = excluded.state, data = excluded.data, updated_at = excluded.updated_at)"
+)
+_KEEP = (
     "INSERT INTO messages (user_id, direction, text, created_at) "
     "SELECT :user_id, kept.direction, kept.text, :created_at "
     "FROM unnest(:directions, :texts) WITH ORDINALITY AS kept (direction, text, position) "
     "ORDER BY kept.position"
-).bindparams(
-    bindparam("citizen_id", type_=Integer), bindparam("user_id", type_=Integer),
-    bindparam("count", type_=Integer), bindparam("previous", type_=Integer),
-    bindparam("window", type_=_USERS.c.flood_window.type),
-    bindparam("warned", type_=_USERS.c.flood_warned.type),
-    bindparam("created_at", type_=_MESSAGES.c.created_at.type),
-    bindparam("directions", type_=ARRAY(String)), bindparam("texts", type_=ARRAY(String)),
 )
-"""PostgreSQL: a turn's messages and its flood count (_FLOOD) in one round trip, the messages in order.
-A data-modifying WITH runs once whether or not the insert has rows."""
+_KEEP_TYPES = {
+    "user_id": Integer(), "created_at": _MESSAGES.c.created_at.type,
+    "directions": ARRAY(String), "texts": ARRAY(String),
+}
+_COUNT_TYPES = {
+    "citizen_id": Integer(), "count": Integer(), "previous": Integer(),
+    "window": _USERS.c.flood_window.type, "warned": _USERS.c.flood_warned.type,
+}
+_STATE_TYPES = {"new_state": _CONVERSATIONS.c.state.type, "new_data": _CONVERSATIONS.c.data.type}
+
+
+def _last_writes(counted: bool, saved: bool) -> TextClause:
+    types = _KEEP_TYPES | (_COUNT_TYPES if counted else {}) | (_STATE_TYPES if saved else {})
+    ctes = [cte for cte, wanted in ((_COUNT, counted), (_UPSERT_STATE, saved)) if wanted]
+    return text(f"WITH {', '.join(ctes)} {_KEEP}").bindparams(
+        *(bindparam(name, type_=type_) for name, type_ in types.items()))
+
+
+_LAST_WRITES = {(counted, saved): _last_writes(counted, saved)
+                for counted in (False, True) for saved in (False, True) if counted or saved}
+"""PostgreSQL: a turn's messages (in order) with the flood count ``count_message`` left (_FLOOD) and its
+changed state (an upsert: the row may be new, or erased during the turn), in one round trip, where each was
+a statement of its own. A data-modifying WITH runs once whether or not the insert has rows."""
 _NO_ROW = object()
 
 
@@ -262,19 +283,36 @@ class CitizenRepository:
     ) -> None:
         """Keep several messages (direction, text) of the conversation, in order, with one statement, and
         the flood count ``count_message`` left to write."""
+        await self._last_writes(citizen_id, messages, None, now or utcnow())
+
+    async def end_turn(
+        self, citizen_id: int, messages: list[tuple[str, str]], state: DialogueState, *,
+        now: datetime | None = None,
+    ) -> None:
+        """A turn's last writes: its messages, its state for the next turn (written only if it changed), and
+        the flood count ``count_message`` left; one statement on PostgreSQL."""
+        read = self._read.get(citizen_id, _NO_ROW)
+        if read is _NO_ROW:
+            await self.state(citizen_id)
+            read = self._read[citizen_id]
+        await self._last_writes(citizen_id, messages, None if read == state else state, now or utcnow())
+
+    async def _last_writes(
+        self, citizen_id: int, messages: list[tuple[str, str]], state: DialogueState | None, at: datetime
+    ) -> None:
         counted, self._uncounted = self._uncounted, None
-        if not messages and counted is None:
-            return
-        at = now or utcnow()
         texts = [_stored_reply(text) if direction == "out" else for_storage(text)
                  for direction, text in messages]
         # Core statements, written at once: what the turn reads next (a case's excerpt) sees them, and the
         # ORM's unit of work at the commit, which cost more than the statement, has nothing to do.
-        if counted is not None and self._shared:
-            directions = [direction for direction, _ in messages]
-            await self.session.execute(_COUNTED_MESSAGES,
-                                       {**counted, "user_id": citizen_id, "created_at": at,
-                                        "directions": directions, "texts": texts})
+        if self._shared and (counted is not None or state is not None):
+            values = {"user_id": citizen_id, "created_at": at, "texts": texts,
+                      "directions": [direction for direction, _ in messages]}
+            if state is not None:
+                values |= {"new_state": state.state, "new_data": dict(state.data)}
+                self._read[citizen_id] = copy.deepcopy(state)
+            await self.session.execute(_LAST_WRITES[counted is not None, state is not None],
+                                       values | (counted or {}))
             return
         if counted is not None:
             await self.session.execute(_FLOOD, counted)
@@ -282,6 +320,8 @@ class CitizenRepository:
             await self.session.execute(_INSERT_MESSAGES, [
                 {"user_id": citizen_id, "direction": direction, "created_at": at, "text": text}
                 for (direction, _), text in zip(messages, texts, strict=True)])
+        if state is not None:
+            await self.save_state(citizen_id, state)
 
     async def last_typed(self, citizen_id: int) -> str | None:
         """The citizen's last message that is not a command, if any is kept."""

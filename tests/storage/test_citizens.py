@@ -202,3 +202,46 @@ async def test_the_flood_count_costs_no_statement_of_its_own_on_postgresql(postg
     assert len(writes) == 1
     assert "INSERT INTO messages" in writes[0]
     assert "UPDATE users" in writes[0]
+
+
+async def ended_turn(sessions: Sessions, state: DialogueState, *, erase: bool = False) -> DialogueState:
+    """A turn as the dialogue ends one: counted, then its messages and new state kept together."""
+    async with sessions.begin() as session:
+        citizens = CitizenRepository(session)
+        citizen, before = await citizens.begin_turn("telegram", "42", now=NOW)
+        assert await citizens.count_message(citizen.id, 100, now=NOW) is Verdict.ALLOW
+        if erase:  # as /forget does in its turn
+            await session.execute(delete(Conversation))
+        await citizens.end_turn(citizen.id, [("in", "hi"), ("out", "hello")], state, now=NOW)
+    return before
+
+
+async def test_a_turns_state_messages_and_flood_count_are_all_kept_at_its_end(sessions: Sessions) -> None:
+    waiting = DialogueState("feedback_comment", {"kind": "comment"})
+    assert await ended_turn(sessions, waiting) == DialogueState()  # a new citizen
+    assert await ended_turn(sessions, DialogueState("esc_describe"), erase=True) == waiting
+    assert await ended_turn(sessions, DialogueState()) == DialogueState("esc_describe")  # kept though erased
+    async with sessions() as session:
+        assert len((await session.scalars(select(Message.text))).all()) == 6
+        citizen = (await session.scalars(select(User))).one()
+    assert citizen.flood_count == 3
+
+
+@pytest.mark.postgres
+async def test_a_turn_ends_with_one_statement_on_postgresql(postgres_url: str) -> None:
+    engine = db.create_engine(postgres_url)
+    sessions = db.sessionmaker(engine)
+    try:
+        with statements(engine) as first:
+            await ended_turn(sessions, DialogueState("asked"))
+        with statements(engine) as later:
+            assert await ended_turn(sessions, DialogueState("asked", {"n": 2})) == DialogueState("asked")
+    finally:
+        await engine.dispose()
+    # A new citizen's row, then their messages, first state and flood count; a returning one's likewise.
+    def writes(sent: list[str]) -> list[list[str]]:
+        return [s.split(None, 2)[:2] for s in sent if not s.startswith("SELECT")]
+
+    assert writes(first) == [["INSERT", "INTO"], ["WITH", "counted"]]
+    assert writes(later) == [["WITH", "counted"]]
+    assert "INTO conversations" in later[-1]
