@@ -11,8 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import JSON, Integer, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from storage import case_events
 from storage.case_events import iso
@@ -159,15 +162,57 @@ def _purge_web_chat(cutoff: datetime) -> list[Sweep]:
     return [Sweep(WebEntry, (WebEntry.created_at < cutoff,))]
 
 
+class _StoredExcerpt(FunctionElement[int]):
+    """How many messages the excerpt in a stored event payload holds (NULL: it has none)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+class _WithoutExcerpt(FunctionElement[Any]):
+    """A stored event payload with its excerpt emptied, everything else as it was."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(_StoredExcerpt, "postgresql")
+def _stored_excerpt_pg(element: _StoredExcerpt, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_array_length(({compiler.process(element.clauses, **kw)}) -> 'data' -> 'excerpt')"
+
+
+@compiles(_StoredExcerpt, "sqlite")
+def _stored_excerpt_sqlite(element: _StoredExcerpt, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_array_length({compiler.process(element.clauses, **kw)}, '$.data.excerpt')"
+
+
+@compiles(_WithoutExcerpt, "postgresql")
+def _without_excerpt_pg(element: _WithoutExcerpt, compiler: SQLCompiler, **kw: Any) -> str:
+    payload = compiler.process(element.clauses, **kw)
+    return f"CAST(jsonb_set(CAST({payload} AS jsonb), '{{data,excerpt}}', '[]'::jsonb) AS json)"
+
+
+@compiles(_WithoutExcerpt, "sqlite")
+def _without_excerpt_sqlite(element: _WithoutExcerpt, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_set({compiler.process(element.clauses, **kw)}, '$.data.excerpt', json('[]'))"
+
+
 def _purge_cases(cutoff: datetime) -> list[Sweep]:
     """A case outlives the period (it is the record of what was done), but not its copies of the chat:
     the excerpt goes, the events sent about it (delivered or dead) with their payloads and attempts, and
-    the responses kept for Idempotency-Key replays, which hold the case with its excerpt as answered."""
+    the responses kept for Idempotency-Key replays, which hold the case with its excerpt as answered.
+
+    An event still waiting (its endpoint down or gone) keeps the rest of its payload, so the department
+    still learns of the case once its endpoint is back; the excerpt goes from it as from the case. The
+    payload is governed and signed when it is sent, so what goes out is the payload as stored then."""
     quoting = (CaseRecord.created_at < cutoff, func.json_array_length(CaseRecord.excerpt) > 0)
     finished = (OutboxEvent.created_at < cutoff, OutboxEvent.status != DeliveryStatus.PENDING.value)
+    waiting = (OutboxEvent.created_at < cutoff, OutboxEvent.status == DeliveryStatus.PENDING.value,
+               _StoredExcerpt(OutboxEvent.payload) > 0)
     return [Sweep(CaseRecord, quoting, {"excerpt": []}),
             Sweep(IdempotencyRecord, (IdempotencyRecord.created_at < cutoff,)),
-            Sweep(OutboxEvent, finished)]
+            Sweep(OutboxEvent, finished),
+            Sweep(OutboxEvent, waiting, {"payload": _WithoutExcerpt(OutboxEvent.payload)})]
 
 
 def _purge_notices(cutoff: datetime) -> list[Sweep]:

@@ -2,8 +2,8 @@
 
 What goes is decided by the parts of storage/citizen_data.py and storage/feature_data.py (messages,
 conversation state, channel updates, question and feedback texts, the web chat transcript, cases' copies of
-the chat, events delivered to departments and notices sent to citizens); the cases themselves and
-aggregate counts stay. The audit log is kept:
+the chat, events delivered to departments, the excerpts of those still waiting, and notices sent to
+citizens); the cases themselves and aggregate counts stay. The audit log is kept:
 it holds no contact data and is the proof of what was shared. A purge that removed something is itself
 recorded in the audit log.
 

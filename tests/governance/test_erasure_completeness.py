@@ -19,9 +19,18 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from handlers.dialogue import Dialogue
+from storage.outbox import OutboxEvent
 from storage.retention import run_retention
 from tests.escalation.dispatching import Clock
-from tests.governance.citizen_everywhere import NEEDLES, Citizen, citizen_world, forget, live_everywhere
+from tests.governance.citizen_everywhere import (
+    NEEDLES,
+    Citizen,
+    button,
+    citizen_world,
+    forget,
+    live_everywhere,
+    mark,
+)
 from tests.handlers.conftest import knowledge
 
 __all__ = ["knowledge"]
@@ -42,6 +51,10 @@ KEPT_AFTER_RETENTION: dict[Cell, str] = {
     ("users", "external_id"): "the citizen's account (channel id) stays while they use govbot, until /forget",
 }
 """What the retention purge leaves of a citizen's old data, with why (README, ``GOVBOT_RETENTION_DAYS``)."""
+COPIES_AFTER_RETENTION: dict[Cell, str] = {
+    ("outbox_events", "payload"): "an event still waiting for its department carries the case as kept",
+}
+"""Where the retention purge may leave a citizen's words only as copies of what it keeps elsewhere."""
 NOT_EXPORTED: dict[Cell, str] = {
     ("questions", "normalised"): "the matcher's normalised form of questions.text, which is exported",
     ("suggestions", "key"): "the normalised form of suggestions.text, exported as the question picked for it",
@@ -111,6 +124,20 @@ def left_over(found: dict[Cell, set[str]], allowed: dict[Cell, str]) -> dict[Cel
     return {cell: sorted(texts) for cell, texts in found.items() if cell not in allowed}
 
 
+def not_copies(
+    found: dict[Cell, set[str]], kept: dict[Cell, str], copies: dict[Cell, str]
+) -> dict[Cell, list[str]]:
+    """The pieces of text in ``copies`` cells that no ``kept`` cell holds (the purge left more there)."""
+    kept_texts = [folded(text) for cell, texts in found.items() if cell in kept for text in texts]
+    missing: dict[Cell, list[str]] = {}
+    for cell, texts in found.items():
+        if cell in copies:
+            extra = sorted(text for text in texts if not any(folded(text) in held for held in kept_texts))
+            if extra:
+                missing[cell] = extra
+    return missing
+
+
 def not_in_export(found: dict[Cell, set[str]], exports: dict[str, dict[str, Any]]) -> dict[Cell, list[str]]:
     """The pieces of the citizen's data stored that no export carries, by table and column."""
     exported = [folded(leaf) for document in exports.values() for leaf in leaves(document)]
@@ -154,8 +181,27 @@ async def test_retention_leaves_nothing_of_an_old_conversation_but_what_it_keeps
     clock = Clock()
     async with citizen_world(Dialogue(sessions, knowledge, clock=clock), sessions, clock) as world:
         await live_everywhere(world)
+        await _an_event_left_waiting(world)
     await run_retention(sessions, days=30, now=clock() + timedelta(days=31))
-    assert left_over(await scan(engine), KEPT_AFTER_RETENTION) == {}
+    found = await scan(engine)
+    assert left_over(found, KEPT_AFTER_RETENTION | COPIES_AFTER_RETENTION) == {}
+    assert not_copies(found, KEPT_AFTER_RETENTION, COPIES_AFTER_RETENTION) == {}
+    async with sessions() as session:  # still deliverable, with the case as kept
+        [waiting] = await session.scalars(select(OutboxEvent).where(OutboxEvent.status == "pending"))
+    assert (waiting.payload["data"]["excerpt"], waiting.payload["data"]["case"]["description"]) == (
+        [], f"{mark(8)} the fireworks kept my children awake until 2 am")
+
+
+async def _an_event_left_waiting(world: Citizen) -> None:
+    """REGISTRY's endpoint answers 410 Gone to what the citizen adds next: it waits past the period."""
+    [ticket] = (await world.telegram("/status"))[0].buttons[0]
+    world.receivers["REGISTRY"].answers.append(410)
+    await world.telegram(payload=button(await world.telegram(f"/status {ticket.label}"), "case:add:"))
+    await world.telegram(f"{mark(10)} the video is ready")
+    await world.dispatch()
+    async with world.sessions() as session:
+        [waiting] = await session.scalars(select(OutboxEvent).where(OutboxEvent.status == "pending"))
+    assert waiting.payload["data"]["excerpt"], "the waiting event carries no excerpt to purge"
 
 
 def _received_after_erasure(world: Citizen) -> list[str]:
