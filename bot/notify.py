@@ -52,9 +52,13 @@ class Unreachable(Exception):
 
 
 class Sender(Protocol):
-    """What a channel offers the notifier: send replies to a chat, raising on failure."""
+    """What a channel offers the notifier: send replies to a chat, raising on failure.
 
-    async def send(self, chat_id: str, replies: list[Reply]) -> None: ...
+    ``thread``: the chat's thread (a forum topic) they answer, for a channel that has threads; one that is
+    gone is the channel's to fall back from, to the chat itself.
+    """
+
+    async def send(self, chat_id: str, replies: list[Reply], *, thread: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,7 @@ class Notifier:
             # One message at a time, counted, so a failure part-way is not followed by the first part again.
             nonlocal sent
             for reply in replies[sent:]:
-                await sender.send(notice.chat_id, [reply])
+                await sender.send(notice.chat_id, [reply], thread=notice.thread_id)
                 sent += 1
 
         try:

@@ -45,6 +45,8 @@ class CitizenNotice(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(20))
     chat_id: Mapped[str] = mapped_column(String(100))
+    thread_id: Mapped[str | None] = mapped_column(String(100))
+    """The chat's thread (a forum topic) it goes into; None for the chat itself."""
     language: Mapped[str] = mapped_column(String(10))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(30))
@@ -75,6 +77,7 @@ class Notice:
     data: dict[str, Any]
     attempts: int
     created_at: datetime
+    thread_id: str | None = None
 
 
 def _notice(r: CitizenNotice | Row[Any]) -> Notice:
@@ -89,6 +92,7 @@ def _notice(r: CitizenNotice | Row[Any]) -> Notice:
         dict(r.data),
         r.attempts,
         r.created_at,
+        r.thread_id,
     )
 
 
@@ -138,14 +142,17 @@ class NoticeRepository:
         kind: str,
         data: dict[str, Any],
         now: datetime,
+        thread_id: str | None = None,
     ) -> None:
         """Queue a notice for the citizen the channel knows as ``account`` (none when None or unknown), in
-        the caller's transaction: one statement, the citizen found inside it."""
+        the caller's transaction: one statement, the citizen found inside it. ``thread_id``: the chat's
+        thread (a forum topic) it goes into."""
         known = (User.channel == channel, User.external_id == account)
         citizen = select(User.id).where(*known).scalar_subquery() if account is not None else None
         await self.session.execute(insert(CitizenNotice).values(
-            user_id=citizen, channel=channel, chat_id=chat_id, language=language, case_id=None, kind=kind,
-            data=data, status=NoticeStatus.PENDING.value, attempts=0, next_attempt_at=now, created_at=now))
+            user_id=citizen, channel=channel, chat_id=chat_id, thread_id=thread_id, language=language,
+            case_id=None, kind=kind, data=data, status=NoticeStatus.PENDING.value, attempts=0,
+            next_attempt_at=now, created_at=now))
 
     async def claim(
         self, channels: Sequence[str], notifier: str, now: datetime, *, limit: int, lease: timedelta
@@ -233,4 +240,4 @@ def _claim_statement(dialect: str) -> Any:
 
 
 _NOTICE_COLUMNS = ("id", "user_id", "channel", "chat_id", "language", "case_id", "kind", "data", "attempts",
-                   "created_at")
+                   "created_at", "thread_id")

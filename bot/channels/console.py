@@ -107,7 +107,7 @@ class ConsoleNotices:
         self.numbered: list[Button] = []
         self.notifier = Notifier(sessions, {CHANNEL: self}, clock=clock, name=f"{CHANNEL}-chat")
 
-    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+    async def send(self, chat_id: str, replies: list[Reply], *, thread: str | None = None) -> None:
         render(replies, self.out, language=self.language, numbered=self.numbered)
 
     async def show(self, buttons: list[Button], *, language: str) -> list[Button]:

@@ -88,6 +88,8 @@ NOTICE_LIMIT = 200
 _UNCHANGED = "message is not modified"
 _UNEDITABLE = ("message to edit not found", "message can't be edited")
 _GONE = ("chat not found", "user is deactivated", "peer_id_invalid")
+_TOPIC_GONE = ("message thread not found", "topic_closed", "topic_deleted")
+"""Telegram's words (PTB drops the "Bad Request: ") for a forum topic that can no longer be posted in."""
 
 SEND_MESSAGE = "sendMessage"
 EDIT_MESSAGE_TEXT = "editMessageText"
@@ -483,7 +485,7 @@ class TelegramChannel:
                 await NoticeRepository(session).enqueue_for_account(
                     channel=CHANNEL, account=account, chat_id=incoming.chat_id,
                     language=language_of(incoming.language) or DEFAULT_LANGUAGE, kind=KEPT,
-                    data=kept_data(replies), now=self._now())
+                    data=kept_data(replies), now=self._now(), thread_id=incoming.thread_id)
         except DATABASE_ERRORS as failed:
             log.warning("telegram: %d message(s) Telegram did not take could not be kept either (%s)",
                         len(replies), _reason(failed))
@@ -492,18 +494,32 @@ class TelegramChannel:
                     len(replies), _reason(exc))
         self._wake()
 
-    async def send(self, chat_id: str, replies: list[Reply]) -> None:
-        """Message a chat unprompted (a department's answer); Unreachable if Telegram refuses it for good."""
+    async def send(self, chat_id: str, replies: list[Reply], *, thread: str | None = None) -> None:
+        """Message a chat unprompted (a department's answer, kept replies), into forum topic ``thread`` if
+        any; Unreachable if Telegram refuses it for good."""
         try:
             chat = int(chat_id)
+            topic = int(thread) if thread is not None else None
             for reply in replies:
-                await self._send(chat, reply)
+                await self._send_to_topic(chat, reply, topic)
         except ValueError:
             raise Unreachable(f"not a Telegram chat id: {chat_id[:20]!r}") from None
         except (Forbidden, BadRequest) as exc:
             if _gone(exc):
                 raise Unreachable(exc.message) from exc
             raise
+
+    async def _send_to_topic(self, chat_id: int, reply: Reply, topic: int | None) -> None:
+        """Send into the topic; into the chat itself once the topic is closed or deleted: the citizen gets
+        the reply in the General topic rather than retries for a week."""
+        progress = Progress()
+        try:
+            await self._send(chat_id, reply, thread=topic, progress=progress)
+        except BadRequest as exc:
+            if topic is None or not any(phrase in exc.message.lower() for phrase in _TOPIC_GONE):
+                raise
+            log.info("telegram: a topic was gone (%s); the reply goes to its chat", exc.message)
+            await self._send(chat_id, reply, progress=progress)
 
     async def _reply(self, incoming: Incoming, reply: Reply, progress: Progress | None = None) -> None:
         pressed = incoming.message_id if incoming.payload is not None else None  # the button's message

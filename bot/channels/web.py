@@ -111,8 +111,10 @@ class WebChannel:
         )
         self._signer, self._sessions = Signer(secret), sessions
 
-    async def send(self, chat_id: str, replies: Sequence[Reply]) -> None:
+    async def send(self, chat_id: str, replies: Sequence[Reply], *, thread: str | None = None) -> None:
         """Deliver replies that were not asked for just now (a department's answer, a case's new status).
+
+        The web chat has no threads: ``thread`` is always None here.
 
         Raises Unreachable for an identity that has no citizen (never wrote, or erased their data).
         """

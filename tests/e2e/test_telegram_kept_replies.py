@@ -127,3 +127,40 @@ async def test_a_reply_to_a_chat_that_blocked_the_bot_is_not_kept(
     await bot.channel.idle()
     assert await notices(sessions) == []
     assert telegram.sent == []
+
+
+GROUP = -1001
+TOPIC = 5
+
+
+def ask_in_topic(telegram: FakeTelegramServer, text: str) -> None:
+    """A group member writes ``text`` in forum topic TOPIC."""
+    asked = telegram.message(GROUP, text, chat_type="supergroup", user_id=7)
+    asked["message"] |= {"message_thread_id": TOPIC, "is_topic_message": True}
+    telegram.push_update(asked)
+
+
+async def test_a_kept_reply_to_a_forum_topic_arrives_in_that_topic(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    bot = await start_bot()
+    answers(bot, "/one", [Reply("The answer.")])
+    telegram.fail_next("sendMessage", 502)
+    ask_in_topic(telegram, "/one")
+    [reply] = await telegram.wait_for_sent(chat_id=GROUP, timeout=15)
+    assert (reply.text, reply.thread_id) == ("The answer.", TOPIC)
+    await all_sent(sessions)
+
+
+async def test_a_kept_reply_whose_topic_is_gone_arrives_in_the_chat(
+        start_bot: StartBot, telegram: FakeTelegramServer, sessions: Sessions) -> None:
+    # The turn's send meets a 5xx; by the notifier's turn the topic was deleted (Telegram's wording).
+    bot = await start_bot()
+    answers(bot, "/one", [Reply("The answer.")])
+    telegram.fail_next("sendMessage", 502)
+    telegram.fail_next("sendMessage", 400, description="Bad Request: message thread not found")
+    ask_in_topic(telegram, "/one")
+    [reply] = await telegram.wait_for_sent(chat_id=GROUP, timeout=15)
+    assert (reply.text, reply.thread_id) == ("The answer.", None)
+    await all_sent(sessions)
+    [kept] = await notices(sessions)
+    assert kept.attempts == 1  # delivered at the first try, not retried until the week is out

@@ -38,7 +38,7 @@ class RecordingSender:
         self.sent: list[tuple[str, list[Reply]]] = []
         self.failures: list[Exception] = []
 
-    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+    async def send(self, chat_id: str, replies: list[Reply], *, thread: str | None = None) -> None:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append((chat_id, replies))
@@ -134,7 +134,7 @@ class SecondCallFails(RecordingSender):
         super().__init__()
         self.calls = 0
 
-    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+    async def send(self, chat_id: str, replies: list[Reply], *, thread: str | None = None) -> None:
         for one in replies:  # a channel makes one API call per message
             self.calls += 1
             if self.calls == 2:
@@ -166,7 +166,7 @@ async def test_a_notice_on_its_way_while_the_citizen_erases_their_data_is_not_wr
     await reply(sessions, case.id, "Dear Li Lei, your wallet is at the Harbour Road depot")
 
     class ErasingSender(RecordingSender):
-        async def send(self, chat_id: str, replies: list[Reply]) -> None:
+        async def send(self, chat_id: str, replies: list[Reply], *, thread: str | None = None) -> None:
             async with sessions.begin() as session:  # the citizen's /forget commits meanwhile
                 await citizen_data.erase(session, citizen_id, clock())
             await super().send(chat_id, replies)
@@ -258,7 +258,7 @@ class RestartingSender(RecordingSender):
         super().__init__()
         self.url = url
 
-    async def send(self, chat_id: str, replies: list[Reply]) -> None:
+    async def send(self, chat_id: str, replies: list[Reply], *, thread: str | None = None) -> None:
         await close_every_connection(self.url)
         await super().send(chat_id, replies)
 
@@ -302,7 +302,7 @@ async def test_a_database_outage_is_one_warning_and_the_notices_go_out_once_it_i
     await reply(sessions, case.id, "Hello")
 
     class StoppingSender(RecordingSender):
-        async def send(self, chat_id: str, replies: list[Reply]) -> None:
+        async def send(self, chat_id: str, replies: list[Reply], *, thread: str | None = None) -> None:
             await super().send(chat_id, replies)
             n.stop()
 
@@ -326,7 +326,7 @@ async def test_a_bot_that_leaves_the_webhooks_to_govbot_dispatch_still_tells_its
     told = asyncio.Event()
 
     class TellingSender(RecordingSender):
-        async def send(self, chat_id: str, replies: list[Reply]) -> None:
+        async def send(self, chat_id: str, replies: list[Reply], *, thread: str | None = None) -> None:
             await super().send(chat_id, replies)
             told.set()
 
