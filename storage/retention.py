@@ -7,9 +7,11 @@ citizens); the cases themselves and aggregate counts stay. The audit log is kept
 it holds no contact data and is the proof of what was shared. A purge that removed something is itself
 recorded in the audit log.
 
-A purge goes in batches of BATCH rows, each its own short transaction: in one transaction, a citizen whose
-conversation it deleted waited for all of it, as a turn locks the conversation's row (storage/citizens.py):
-half a second and more on a database with two million old conversations. A purge cut short leaves nothing
+A purge goes in batches of BATCH rows (a batch goes on into the next table when one runs out), each its own
+short transaction with its own audit record, so a purge killed outright has recorded all it removed. In one
+transaction, a citizen whose conversation it deleted waited for all of it, as a turn locks the
+conversation's row (storage/citizens.py): half a second and more on a database with two million old
+conversations. A purge cut short leaves nothing
 half done that the next one would miss: what it did not reach still meets the conditions.
 """
 
@@ -24,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import AuditKind, AuditLog
-from storage.citizen_data import Sweep, sweeps
+from storage.citizen_data import Key, Sweep, sweeps
 from storage.db import Outage
 from storage.models import utcnow
 
@@ -60,40 +62,50 @@ async def run_retention(
 ) -> RetentionResult:
     """Purge (or with ``dry_run`` only count) everything older than ``days``, ``batch`` rows at a time.
 
-    The audit record counts what was purged, also when the purge stops part-way (an error, a shutdown)."""
+    Each transaction appends the audit record of what it purged: a run of up to ``batch`` rows (a day's, as
+    a rule) writes one record, a longer one a record per ``batch`` rows."""
     cutoff = cutoff_for(now, days)
     if dry_run:
         async with sessions() as session:  # never committed
             counts = {name: sum([await sweep.count(session) for sweep in part])
                       for name, part in sweeps(cutoff).items()}
         return RetentionResult(cutoff, counts, dry_run=True)
-    counts = {}
-    try:
-        for name, part in sweeps(cutoff).items():
-            counts[name] = 0
-            for sweep in part:
-                counts[name] += await _sweep(sessions, sweep, batch)
-    finally:
-        if any(counts.values()):
-            async with sessions.begin() as session:
+    parts = sweeps(cutoff)
+    purged = dict.fromkeys(parts, 0)
+    queue = [(name, sweep) for name, part in parts.items() for sweep in part]
+    after: Key | None = None
+    while queue:
+        async with sessions.begin() as session:
+            taken, after = await _batch(session, queue, after, batch)
+            if taken:
+                # In the batch's transaction: a purge killed outright has recorded every batch it committed.
                 await AuditLog(session).append(
                     AuditKind.RETENTION,
                     now=now,
                     basis={"retention_days": days},
-                    details={"cutoff": cutoff.isoformat(), "purged": counts},
+                    details={"cutoff": cutoff.isoformat(), "purged": taken},
                 )
-    return RetentionResult(cutoff, counts, dry_run=False)
+        for name, count in taken.items():
+            purged[name] += count
+    return RetentionResult(cutoff, purged, dry_run=False)
 
 
-async def _sweep(sessions: async_sessionmaker[AsyncSession], sweep: Sweep, batch: int) -> int:
-    """All the sweep's rows, one transaction per batch; how many."""
-    total, after = 0, None
-    while True:
-        async with sessions.begin() as session:
-            done, after = await sweep.batch(session, after, batch)
-        total += done
+async def _batch(
+    session: AsyncSession, queue: list[tuple[str, Sweep]], after: Key | None, batch: int
+) -> tuple[dict[str, int], Key | None]:
+    """Up to ``batch`` rows from the sweeps at the front of ``queue`` (finished ones are taken off it): how
+    many by part, and the key the first sweep left goes on after."""
+    taken: dict[str, int] = {}
+    room = batch
+    while queue and room > 0:
+        name, sweep = queue[0]
+        done, after = await sweep.batch(session, after, room)
+        if done:
+            taken[name] = taken.get(name, 0) + done
+        room -= done
         if after is None:
-            return total
+            queue.pop(0)
+    return taken, after
 
 
 class RetentionJob:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage import db
 from storage.audit import AuditKind, AuditLog
 from storage.cases import CaseRecord, CaseRepository, NewCase
+from storage.citizen_data import Sweep
 from storage.citizens import CitizenRepository, DialogueState
 from storage.feedback import Feedback, FeedbackKind, FeedbackRepository
 from storage.idempotency import IdempotencyRecord, IdempotencyRepository
@@ -296,5 +298,76 @@ async def test_a_purge_in_batches_takes_every_row_once(sessions: Sessions) -> No
     async with sessions() as session:
         assert list(await session.execute(select(InboxUpdate.channel, InboxUpdate.update_id))) == [
             ("telegram", "4")]
-        [record] = await AuditLog(session).search(kind=AuditKind.RETENTION)
-    assert record.details["purged"]["channel_updates"] == 4
+    assert (await recorded(sessions))["channel_updates"] == 4
+
+
+class Killed(BaseException):
+    """The process died (SIGKILL, power loss): nothing after it runs, not even a ``finally``'s write."""
+
+
+SWEEP_BATCH = Sweep.batch
+
+
+class Dying(async_sessionmaker[AsyncSession]):
+    """Sessions of a process that dies (no transaction begins after) in its second channel-update batch."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        super().__init__(**sessions.kw)
+        self.batches, self.dead = 0, False
+
+    def begin(self) -> Any:
+        if self.dead:
+            raise Killed
+        return super().begin()
+
+    async def batch(self, sweep: Sweep, session: AsyncSession, after: Any, limit: int) -> tuple[int, Any]:
+        if sweep.model is InboxUpdate:
+            self.batches += 1
+            self.dead = self.batches == 2
+            if self.dead:
+                raise Killed
+        return await SWEEP_BATCH(sweep, session, after, limit)
+
+
+async def test_a_purge_killed_between_batches_has_recorded_every_row_it_removed(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sessions.begin() as session:
+        inbox = InboxRepository(session)
+        for update_id in ("1", "2", "3", "4", "5"):
+            await inbox.accept("telegram", update_id, {"update_id": update_id}, received_at=OLD)
+    await seed(sessions)
+    dying = Dying(sessions)
+    with monkeypatch.context() as patched:
+        patched.setattr(Sweep, "batch", lambda sweep, *args: dying.batch(sweep, *args))
+        with pytest.raises(Killed):
+            await run_retention(dying, days=365, now=NOW, batch=2)
+    removed = await old_rows_gone(sessions)
+    assert 0 < sum(removed.values()) < 8  # some batches went before the kill, not all
+    assert await recorded(sessions) == removed
+    await run_retention(sessions, days=365, now=NOW, batch=2)  # the next run takes the rest, recorded too
+    assert await recorded(sessions) == await old_rows_gone(sessions) == {
+        "channel_updates": 5, "messages": 1, "questions": 1, "conversation": 1}
+
+
+async def old_rows_gone(sessions: Sessions) -> dict[str, int]:
+    """How many of the old rows that ``seed`` and five old channel updates made are gone (or emptied)."""
+    messages, conversations, texts = await counts(sessions)
+    async with sessions() as session:
+        updates = int(await session.scalar(select(func.count()).select_from(InboxUpdate)) or 0)
+    gone = {"channel_updates": 5 - updates, "messages": 2 - messages, "questions": texts.count(""),
+            "conversation": 1 - conversations}
+    return {name: count for name, count in gone.items() if count}
+
+
+async def recorded(sessions: Sessions) -> dict[str, int]:
+    """What the audit log says retention purged, by part; the log verifies."""
+    async with sessions() as session:
+        assert (await AuditLog(session).verify()).ok
+        records = await AuditLog(session).search(kind=AuditKind.RETENTION)
+    total: dict[str, int] = {}
+    for record in records:
+        assert record.details["cutoff"] == (NOW - timedelta(days=365)).isoformat()
+        for name, count in record.details["purged"].items():
+            total[name] = total.get(name, 0) + count
+    return {name: count for name, count in total.items() if count}
