@@ -327,15 +327,23 @@ class TelegramChannel:
                         type(exc).__name__)
 
     async def _sweep(self) -> None:
-        """Every SWEEP_SECONDS, take up updates whose attempt died; a failing database only delays it."""
+        """Every SWEEP_SECONDS, take up updates whose attempt died; a failing database only delays it.
+
+        A database out of reach is one warning when it goes and one line when it is back, not one a sweep."""
+        outage = Outage(log, "telegram: inbox sweep", "updates whose attempt died wait until it is back")
         while True:
             await self._sleep(SWEEP_SECONDS)
             try:
                 await self.recover()
-            except DATABASE_ERRORS as exc:
-                log.warning("telegram: inbox sweep failed (%s); trying again later", type(exc).__name__)
-            except Exception:  # a bug must not end the sweep: stuck updates would wait for a restart
-                log.exception("telegram: inbox sweep failed unexpectedly; trying again later")
+            except Exception as exc:  # a bug must not end the sweep: stuck updates would wait for a restart
+                if outage.began(exc):
+                    continue
+                if isinstance(exc, DATABASE_ERRORS):  # a statement refused, not the database gone
+                    log.warning("telegram: inbox sweep failed (%s); trying again later", type(exc).__name__)
+                else:
+                    log.exception("telegram: inbox sweep failed unexpectedly; trying again later")
+            else:
+                outage.ended()
 
     async def _poll(self) -> None:
         """Long-poll getUpdates; a fetched batch is stored before the next call confirms it to Telegram.

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.telegram import DATABASE_STOP_TIMEOUT, INBOX_LEASE
+from bot.channels.telegram import DATABASE_STOP_TIMEOUT, INBOX_LEASE, SWEEP_SECONDS, TelegramChannel
 from bot.channels.telegram_updates import CHANNEL
 from bot.keys import SESSIONS
 from handlers.start import help_text
@@ -167,6 +167,53 @@ async def test_polling_resumes_within_seconds_of_the_database_returning_after_a_
     [reply] = await telegram.wait_for_sent(chat_id=CITIZEN, timeout=7)
     assert reply.text == help_text("en")
     logged = [r for r in caplog.records if r.name == TELEGRAM_LOG and "polling" in r.getMessage()]
+    assert [r.levelno for r in logged] == [logging.WARNING, logging.INFO]
+    assert "the database is out of reach" in logged[0].getMessage()
+    assert "reachable again" in logged[1].getMessage()
+    assert not any(r.exc_info for r in logged)
+
+
+class Sweeps:
+    """The inbox sweep's waits, each held until the test lets the next sweep run."""
+
+    def __init__(self) -> None:
+        self._waiting: asyncio.Queue[float] = asyncio.Queue()
+        self._go: asyncio.Queue[None] = asyncio.Queue()
+
+    async def sleep(self, seconds: float) -> None:
+        self._waiting.put_nowait(seconds)
+        await self._go.get()
+
+    async def run(self, count: int) -> None:
+        """Let ``count`` sweeps run, one after the other; back once the last is over (the next wait began)."""
+        for _ in range(count):
+            self._go.put_nowait(None)
+            assert await self._waiting.get() == SWEEP_SECONDS
+
+    async def started(self) -> None:
+        """Back once the sweep waits for its first turn."""
+        assert await self._waiting.get() == SWEEP_SECONDS
+
+
+async def test_an_outage_is_one_line_from_the_inbox_sweep_when_it_begins_and_one_when_it_ends(
+        start_bot: StartBot, server: PrivatePostgres, caplog: pytest.LogCaptureFixture) -> None:
+    # The sweep logged a warning every SWEEP_SECONDS for as long as the database was down.
+    caplog.set_level(logging.INFO, logger=TELEGRAM_LOG)
+    bot = await start_bot()
+    running = bot.channel
+    sweeps = Sweeps()
+    channel = TelegramChannel(running.application, running.conversation, bot.app[SESSIONS], running.metrics,
+                              rate_limited=False, sleep=sweeps.sleep)
+    sweeping = asyncio.create_task(channel._sweep())
+    try:
+        await sweeps.started()
+        server.stop()
+        await sweeps.run(3)  # refused
+        server.start()
+        await sweeps.run(3)  # answered
+    finally:
+        sweeping.cancel()
+    logged = [r for r in caplog.records if r.name == TELEGRAM_LOG and "sweep" in r.getMessage()]
     assert [r.levelno for r in logged] == [logging.WARNING, logging.INFO]
     assert "the database is out of reach" in logged[0].getMessage()
     assert "reachable again" in logged[1].getMessage()
