@@ -3,16 +3,15 @@
 What goes is decided by the parts of storage/citizen_data.py and storage/feature_data.py (messages,
 conversation state, channel updates, question and feedback texts, the web chat transcript, cases' copies of
 the chat, events delivered to departments, the excerpts of those still waiting, and notices sent to
-citizens); the cases themselves and aggregate counts stay. The audit log is kept:
-it holds no contact data and is the proof of what was shared. A purge that removed something is itself
-recorded in the audit log.
+citizens); the cases themselves and aggregate counts stay. The audit log is kept: it holds no contact data
+and is the proof of what was shared. A purge that removed something is itself recorded in the audit log.
 
 A purge goes in batches of BATCH rows (a batch goes on into the next table when one runs out), each its own
 short transaction with its own audit record, so a purge killed outright has recorded all it removed. In one
 transaction, a citizen whose conversation it deleted waited for all of it, as a turn locks the
 conversation's row (storage/citizens.py): half a second and more on a database with two million old
-conversations. A purge cut short leaves nothing
-half done that the next one would miss: what it did not reach still meets the conditions.
+conversations. A purge cut short leaves nothing half done that the next one would miss: what it did not
+reach still meets the conditions.
 """
 
 from __future__ import annotations
