@@ -14,6 +14,8 @@ from knowledge.entry import Category, DepartmentRef, Entry, KnowledgeBase
 from storage.models import Department, KbEntry, KbEntryRevision, KbMeta, KbSequence, utcnow
 
 ChangeKind = Literal["created", "updated", "deleted", "unchanged"]
+RevisionMark = tuple[int, datetime]
+"""A revision's key and time: both, as a restored database may hold another revision under the same key."""
 _IDS_PER_QUERY = 10_000
 """Entry ids named in one query: PostgreSQL (asyncpg) takes at most 32767 parameters in a statement."""
 
@@ -70,16 +72,6 @@ class KnowledgeChanges:
         return not (self.entries or self.deleted or self.meta_changed)
 
 
-@dataclass(frozen=True)
-class HistoryMark:
-    """How far a reader knows the change history: the change number and the newest revision (its key and
-    time). A database restored from an older backup has a lower number, or lacks that revision or holds
-    another under its key, even once new edits have taken the number past it again."""
-
-    seq: int
-    revision: tuple[int, datetime] | None
-
-
 class KnowledgeRepository:
     """Reads and writes the knowledge base within one unit of work (session)."""
 
@@ -115,19 +107,16 @@ class KnowledgeRepository:
     async def current_seq(self) -> int:
         return int(await self.session.scalar(select(KbSequence.value).where(KbSequence.id == 1)) or 0)
 
-    async def newest_revision(self) -> tuple[int, datetime] | None:
-        """The key and time of the newest revision, for a ``HistoryMark``."""
+    async def newest_revision(self) -> RevisionMark | None:
+        """The key and time of the newest revision: how far a reader knows the history of edits."""
         newest = select(KbEntryRevision.pk, KbEntryRevision.created_at).order_by(KbEntryRevision.pk.desc())
         row = (await self.session.execute(newest.limit(1))).first()
         return None if row is None else (row.pk, row.created_at)
 
-    async def holds(self, mark: HistoryMark) -> bool:
-        """Whether the history still reaches ``mark``: not after a restore from a backup taken before it."""
-        if await self.current_seq() < mark.seq:
-            return False
-        if mark.revision is None:
-            return True
-        pk, created_at = mark.revision
+    async def has_revision(self, revision: RevisionMark) -> bool:
+        """Whether the history still holds ``revision``: not after a restore from a backup taken before it,
+        even once new edits have taken the change number past it again (another revision under its key)."""
+        pk, created_at = revision
         found = await self.session.scalar(select(KbEntryRevision.created_at).where(KbEntryRevision.pk == pk))
         return found == created_at
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from knowledge.entry import Category, Entry, KnowledgeBase
 from knowledge.matcher import RECENT_MATCHES, Matcher, MatcherConfig
 from storage import db
-from storage.knowledge import HistoryMark, KnowledgeRepository
+from storage.knowledge import KnowledgeRepository, RevisionMark
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +30,8 @@ class LiveKnowledge:
         self.matcher = Matcher(self.kb, config, recent=recent)
         self.seq = -1
         self.loaded = False
-        self._revision: tuple[int, datetime] | None = None
-        """The newest revision known (see ``HistoryMark``)."""
+        self._revision: RevisionMark | None = None
+        """The newest revision known: with ``seq``, how far this process knows the history."""
 
     async def load(self) -> None:
         """Read the whole knowledge base and build the index."""
@@ -45,12 +44,12 @@ class LiveKnowledge:
         After a restore from a backup the change numbers go back: the whole knowledge base is read again."""
         async with self._sessions() as session:
             repo = KnowledgeRepository(session)
-            if await repo.holds(HistoryMark(self.seq, self._revision)):
-                newest = await repo.newest_revision()  # before the changes: it is one of them or older
-                changes = await repo.changes_since(self.seq)
-            else:
-                changes = None
-        if changes is None:
+            newest = await repo.newest_revision()  # before the changes: it is one of them or older
+            changes = await repo.changes_since(self.seq)
+            # A restore from an older backup puts the change number back, or loses the newest revision known.
+            restored = changes.seq < self.seq or (
+                self._revision not in (None, newest) and not await repo.has_revision(self._revision))
+        if restored:
             known = self.seq
             await self._read()
             log.warning("knowledge base: change %d is no longer in the database (restored from a backup?); "
