@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.keys import SESSIONS, WAKE
+from bot.keys import SESSIONS, wake_workers
 from bot.openapi import KEY_PATTERN, MAX_LIMIT, MAX_OFFSET, OPENAPI
 from bot.web.guard import RETRY_AFTER_SECONDS
 from bot.web.transparency import stats
@@ -207,8 +207,7 @@ async def _write(request: web.Request, operation: Operation) -> web.Response:
         body = await govern_for_department(session, case.id, department.code, body, now=now, channel="api")
         if key is not None:
             await IdempotencyRepository(session).complete(department.code, key, status, body)
-    for wake in request.config_dict.get(WAKE, ()):
-        wake()
+    wake_workers(request.config_dict)
     return web.json_response(body, status=status)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,5 +25,11 @@ SENDERS = web.AppKey("senders", dict[str, Sender])
 """Channels that can message a citizen unprompted (department replies): ``app[SENDERS]["telegram"] = …``."""
 WAKE = web.AppKey("wake", list[Callable[[], None]])
 """Called after a commit that queued events or notices, so the dispatcher and notifier look at once."""
+
+
+def wake_workers(config: Mapping[Any, Any]) -> None:
+    """Call every ``WAKE`` callback of ``config`` (an app, or a request's ``config_dict``), if it has any."""
+    for wake in config.get(WAKE, ()):
+        wake()
 READINESS = web.AppKey("readiness", Outage)
 """/readyz's view of a database outage, so that probes log its start and end once."""

@@ -44,7 +44,7 @@ from bot.channels.telegram_render import fits_caption, keyboard, keyboard_json, 
 from bot.channels.telegram_updates import CHANNEL, read_update
 from bot.channels.turns import ChatTurns
 from bot.config import ConfigError, Settings
-from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS, WAKE
+from bot.keys import CONVERSATION, METRICS, SENDERS, SESSIONS, SETTINGS, wake_workers
 from bot.log_masking import keep_libraries_quiet
 from bot.metrics import Metrics
 from bot.notify import Unreachable
@@ -715,13 +715,10 @@ async def telegram_context(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     keep_libraries_quiet()  # also where govbot's CLI did not set up logging: a Bot API URL holds the token
-    def wake() -> None:  # the notifier and dispatcher register here after this channel starts
-        for wake_worker in app.get(WAKE, ()):
-            wake_worker()
-
     channel = TelegramChannel(
         build_application(settings), app[CONVERSATION], app[SESSIONS], app[METRICS],
-        rate_limited=settings.telegram_rate_limit, wake=wake,
+        rate_limited=settings.telegram_rate_limit,
+        wake=lambda: wake_workers(app),  # the notifier registers there after this channel starts
     )
 
     def started() -> None:
