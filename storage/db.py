@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiosqlite
 import asyncpg
 from alembic import command
 from alembic.config import Config
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT = 30.0
+"""Seconds a SQLite statement waits for another process's write lock before "database is locked"."""
 MIGRATION_LOCK = 0x676F76626F74  # "govbot": the PostgreSQL advisory lock that migrations hold
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 """What JSON or a form may spell but no database here stores: NUL (PostgreSQL refuses it) and half a
@@ -108,7 +113,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         if file is not None:
             _make_folder(file)
             parsed = parsed.set(database=str(file))  # SQLite itself would take a "~" for a folder's name
-        engine = create_async_engine(parsed, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # No pool_pre_ping: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) per checkout, several
@@ -357,11 +362,23 @@ def _dangling(connection: Connection) -> Counter[tuple[str, str]]:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+    dbapi_connection.run_async(_prepare_sqlite)
+
+
+async def _prepare_sqlite(connection: aiosqlite.Connection) -> None:
+    await connection.execute("PRAGMA foreign_keys=ON")
+    # Turning a new file to WAL while another process holds its write lock (two processes starting on
+    # a new file) fails at once with "database is locked": SQLite does not wait its busy timeout there.
+    deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            await connection.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+    await connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _parsed(url: str) -> URL:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,27 @@ async def test_a_sqlite_path_under_the_home_folder_is_created_there(
         assert await db.current_revision(engine) == db.head_revision()
     assert (tmp_path / "govbot" / "govbot.db").is_file()
     assert not (tmp_path / "~").exists()
+
+
+async def test_a_new_sqlite_file_another_process_is_writing_is_waited_for_not_locked(tmp_path: Path) -> None:
+    # Two processes starting on a new file: the second to turn it to WAL while the first held the write
+    # lock got "database is locked" at once, as SQLite does not wait its busy timeout for that switch.
+    file = tmp_path / "govbot.db"
+    writer = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+
+    def commit_later() -> None:
+        time.sleep(0.3)
+        writer.execute("COMMIT")
+
+    committed = asyncio.get_running_loop().run_in_executor(None, commit_later)
+    try:
+        async with db.reachable(f"sqlite+aiosqlite:///{file}") as engine, engine.connect() as connection:
+            mode = await connection.scalar(text("PRAGMA journal_mode"))
+        assert mode == "wal"
+    finally:
+        await committed
+        writer.close()
 
 
 def _json_default_differs(_context: Any, inspected: Any, _column: Any, found: str | None, _model: Any,
