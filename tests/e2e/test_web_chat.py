@@ -491,3 +491,18 @@ async def test_without_javascript_a_refused_message_is_explained_on_the_chat_in_
     assert await page.locator("html").get_attribute("lang") == "zh-Hans"
     await send_form(page, "你好")  # the page it came back to has a new identity and token: this one is sent
     assert await page.locator(".msg-citizen .bubble").last.text_content() == "您： 你好"
+
+
+async def test_a_message_whose_answer_was_lost_shows_once_after_a_reload(page: Page) -> None:
+    async def lose_the_answer(route: Route) -> None:
+        await route.fetch()  # the server takes and answers the message; the answer never reaches the page
+        await route.abort()
+
+    await page.route("**/api/chat/messages", lose_the_answer, times=1)
+    await ask(page, "pay property tax")
+    await page.get_by_text(str(t("en", "web_offline"))).wait_for()
+    await page.reload()  # the citizen reloads: the history has the message, the outbox still holds it
+    await page.wait_for_function("sessionStorage.getItem('govbot-outbox') === '[]'")
+    await page.get_by_text("Pay property tax online").wait_for()
+    assert await page.locator(".pending").count() == 0, "no message left 'Sending…' for ever"
+    assert await page.locator(".msg-citizen", has_text="pay property tax").count() == 1

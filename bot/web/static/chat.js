@@ -247,14 +247,21 @@
   function apply(entries) {
     var news = false;
     (entries || []).forEach(function (entry) {
-      if (!entry || typeof entry.seq !== "number" || entry.seq <= lastSeq) {
+      if (!entry || typeof entry.seq !== "number") {
+        return;
+      }
+      var pending = entry.client_id
+        ? log.querySelector('[data-client-id="' + CSS.escape(entry.client_id) + '"]')
+        : null;
+      if (entry.seq <= lastSeq) {
+        /* shown already (the page loaded with it while its answer was lost): its pending bubble is a copy */
+        if (pending) {
+          pending.remove();
+        }
         return;
       }
       lastSeq = entry.seq;
       news = true;
-      var pending = entry.client_id
-        ? log.querySelector('[data-client-id="' + CSS.escape(entry.client_id) + '"]')
-        : null;
       var node = renderEntry(entry);
       if (pending && node) {
         settle(pending, node);
