@@ -159,6 +159,21 @@ def test_addresses_with_letters_of_any_script_are_masked(text: str, expected: st
     assert mask(expected) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("邮箱123456@qq。com", "邮***@qq。com"),
+        ("write to zhang@example。gov。cn today", "write to z***@example。gov。cn today"),
+        ("邮箱：li@例子｡中国，谢谢", "邮箱：l***@例子｡中国，谢谢"),
+        ("mail wang＠example。cn now", "mail w***@example。cn now"),
+    ],
+)
+def test_addresses_with_ideographic_full_stops_for_dots_are_masked(text: str, expected: str) -> None:
+    # A Chinese input method types "。" for "."; IDNA reads "。" and "｡" as the dot between a domain's labels.
+    assert mask(text) == expected
+    assert mask(expected) == expected
+
+
 @given(FILLER, SEPARATOR, cn_mobiles(), SEPARATOR, FILLER)
 def test_no_valid_mobile_number_survives_masking(
     before: str, left: str, phone: tuple[str, str], right: str, after: str
