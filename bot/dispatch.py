@@ -373,24 +373,36 @@ class Dispatcher:
         if not results:
             return
         now = self.clock()
+        disabled: set[int] = set()
+        """Deliveries whose 410 disabled the endpoint (not one from an address replaced since)."""
 
         async def store() -> None:
+            disabled.clear()
             async with self.sessions.begin() as session:
                 await OutboxRepository(session).record(self.name, results, now)
                 for result in results:
-                    if result.outcome is Outcome.GONE:
-                        await DepartmentRepository(session).disable_webhook(
-                            result.delivery.department, f"410 Gone at {now:%Y-%m-%d %H:%M} UTC", now=now
-                        )
+                    if result.outcome is Outcome.GONE and await DepartmentRepository(session).disable_webhook(
+                        result.delivery.department,
+                        f"410 Gone at {now:%Y-%m-%d %H:%M} UTC",
+                        now=now,
+                        url=result.delivery.url,
+                    ):
+                        disabled.add(result.delivery.id)
 
         # Results lost to a restarted database would have their events delivered a second time.
         await reconnecting(store)
         for result in results:
-            self._report(result)
+            self._report(result, disabled=result.delivery.id in disabled)
 
-    def _report(self, result: AttemptResult) -> None:
+    def _report(self, result: AttemptResult, *, disabled: bool = False) -> None:
         delivery = result.delivery
-        if result.outcome is Outcome.GONE:
+        if result.outcome is Outcome.GONE and not disabled:
+            log.warning(
+                "department %s: its former endpoint answered 410 Gone; %s goes to the new one",
+                delivery.department,
+                delivery.webhook_id,
+            )
+        elif result.outcome is Outcome.GONE:
             log.error(
                 "department %s answered 410 Gone: its endpoint is disabled and its events wait; "
                 "re-enable with `govbot departments update %s --webhook-url URL`",

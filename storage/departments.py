@@ -204,12 +204,20 @@ class DepartmentRepository:
         row.token_hash = hash_token(token)
         row.updated_at = now or utcnow()
 
-    async def disable_webhook(self, code: str, reason: str, *, now: datetime | None = None) -> None:
-        """Stop delivering to the endpoint (410 Gone); events wait until it is re-enabled."""
-        row = await self.session.get(Department, code)
-        if row is not None:
-            row.webhook_enabled, row.webhook_disabled_reason = False, reason[:500]
-            row.updated_at = now or utcnow()
+    async def disable_webhook(
+        self, code: str, reason: str, *, now: datetime | None = None, url: str | None = None
+    ) -> bool:
+        """Stop delivering to the endpoint (410 Gone); events wait until it is re-enabled. False if not.
+
+        ``url``: the endpoint that answered; a 410 from an address staff have replaced since (a delivery in
+        flight while they saved the new one) leaves the new endpoint alone.
+        """
+        row = await self.session.get(Department, code, with_for_update=True)
+        if row is None or (url is not None and row.webhook_url != url):
+            return False
+        row.webhook_enabled, row.webhook_disabled_reason = False, reason[:500]
+        row.updated_at = now or utcnow()
+        return True
 
     async def _row(self, code: str) -> Department:
         row = await self.session.get(Department, code)

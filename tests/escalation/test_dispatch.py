@@ -535,3 +535,23 @@ async def test_a_database_outage_is_one_warning_and_the_event_goes_out_again_onc
     assert "out of reach" in problems[0].getMessage()
     [back] = [r.getMessage() for r in caplog.records if "reachable again" in r.getMessage()]
     assert "1 result could not be recorded" in back
+
+
+async def test_a_410_from_the_old_endpoint_after_the_url_was_changed_leaves_the_new_one_enabled(
+    sessions: Sessions, departments: dict[str, Dept], receiver: Receiver, clock: Clock
+) -> None:
+    # The department moves its endpoint and retires the old one with 410 Gone, as Standard Webhooks asks;
+    # a delivery in flight to the old address when staff saved the new one must not disable the new one.
+    async with receiving(departments["TRANSPORT"].secret) as moved:
+        receiver.answers = [410]
+        receiver.before_answer = lambda: set_url(sessions, "TRANSPORT", moved.url)
+        await open_case(sessions, now=clock())
+        async with dispatcher(sessions, clock) as d:
+            assert await d.run_once() == 1
+            async with sessions() as session:
+                department = await DepartmentRepository(session).get("TRANSPORT")
+            assert department is not None
+            assert (department.webhook_url, department.webhook_enabled) == (moved.url, True)
+            assert await d.run_once() == 1
+        assert len(moved.received) == 1
+    assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 2, None)
