@@ -150,7 +150,8 @@ class WebChannel:
         )
         started = self._clock()
         replies = await app[CONVERSATION].handle(incoming)
-        app[METRICS].observe(CHANNEL, replies, self._clock() - started)
+        failed = any(reply.kind == "error" for reply in replies)  # the dialogue apologised for a failure
+        app[METRICS].observe(CHANNEL, replies, self._clock() - started, failed=failed)
         if refused(replies):  # over the flood limit: nothing is stored, the page shows why
             raise too_many(str(plain(replies[0].text)))
         if erased(replies):  # the log is gone with the rest; keeping this exchange would start it again

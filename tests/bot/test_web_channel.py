@@ -638,3 +638,18 @@ async def test_over_https_an_identity_planted_under_the_plain_name_is_not_taken(
     proxied.client.session.cookie_jar.update_cookies({COOKIE: planted}, proxied.client.make_url("/"))
     second = await proxied.client.get("/", headers=https)
     assert second.cookies[HOST_COOKIE].value != planted  # a fresh identity, not the planted one
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_web_message_the_dialogue_failed_on_is_counted_as_an_error(
+    browser: Browser, engine: AsyncEngine
+) -> None:
+    async with engine.begin() as conn:  # a question cannot be recorded: the dialogue fails and apologises
+        await conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_questions BEFORE INSERT ON questions BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    body = await browser.say("how do I renew my identity card")
+    assert [entry["kind"] for entry in body["entries"]][-1] == "error"
+    metrics = await (await browser.client.get("/metrics")).text()
+    assert 'govbot_updates_handled_total{channel="web",result="error"} 1.0' in metrics
+    assert 'govbot_updates_handled_total{channel="web",result="ok"}' not in metrics
