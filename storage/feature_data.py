@@ -68,6 +68,7 @@ async def _cases(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]
                 "status": case.status.value,
                 "description": case.description,
                 "contact": case.contact,
+                "excerpt": list(case.excerpt),
                 "opened": iso(case.created_at),
                 "closed": iso(case.closed_at),
                 "satisfaction": case.satisfaction,

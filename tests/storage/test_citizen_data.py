@@ -10,7 +10,9 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage import citizen_data
+from storage.cases import CaseRepository, NewCase
 from storage.citizens import CitizenRepository
+from storage.departments import DepartmentRepository
 from storage.inbox import InboxRepository
 from storage.models import InboxUpdate
 
@@ -77,3 +79,19 @@ async def test_export_and_erasure_read_only_the_updates_still_holding_their_cont
         assert (await citizen_data.erase(session, li.id, NOW))["channel_updates"] == 0
     async with sessions() as session:
         assert len(list(await session.scalars(select(InboxUpdate.update_id)))) == 30
+
+
+
+async def test_mydata_carries_the_chat_excerpt_each_case_keeps(sessions: Sessions) -> None:
+    # The case keeps its own copy of the chat before it, which departments read and which outlives the
+    # messages it was copied from (they go with the retention period, or are deleted one by one).
+    async with sessions.begin() as session:
+        await DepartmentRepository(session).add("TAX", {"en": "Tax"}, ticket_prefix="TX")
+        li = await CitizenRepository(session).get_or_create("telegram", "42", now=NOW)
+        await CitizenRepository(session).record_message(li.id, "in", "my tax office lost my papers", now=NOW)
+        new = NewCase(li.id, "telegram", "42", "en", "TAX", "Lost papers.")
+        case = await CaseRepository(session).open_case(new, NOW)
+    async with sessions() as session:
+        [exported] = (await citizen_data.collect(session, li.id, NOW))["cases"]
+    assert exported["excerpt"] == list(case.excerpt)
+    assert [item["text"] for item in exported["excerpt"]] == ["my tax office lost my papers"]
