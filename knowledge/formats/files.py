@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
+import secrets
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -72,7 +75,33 @@ def dump(kb: KnowledgeBase, out: str | Path, fmt: Format) -> None:
                                  f"character (U+{ord(text[exc.start]):04X}, half a surrogate pair), which "
                                  f"UTF-8 cannot hold; export as YAML, where it is written "
                                  f"\\u{ord(text[exc.start]):04X}, correct it and import the file") from exc
-    Path(out).write_bytes(data)
+    _write_whole(Path(out), data)
+
+
+def _write_whole(out: Path, data: bytes) -> None:
+    """Write ``data`` to ``out`` whole or not at all.
+
+    A write that fails part of the way (a full disk) must not leave an earlier export cut short, which
+    could still load as a smaller knowledge base: the data goes to a hidden file beside it first, which
+    then takes its place with the earlier file's permissions. A pipe or device (``/dev/stdout``) is
+    written as it is."""
+    if out.exists() and not out.is_file():
+        out.write_bytes(data)
+        return
+    target = out.resolve()
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if target.exists():
+            shutil.copymode(target, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _holding_half_characters(kb: KnowledgeBase) -> str:

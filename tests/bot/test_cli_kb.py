@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -172,6 +173,31 @@ def test_an_export_that_fails_leaves_the_file_it_would_replace_as_it_was(
     assert out.read_text(encoding="utf-8") == "last week's export\n"
     assert main(["kb", "export", str(tmp_path / "kb.yaml")]) == 0  # the way to correct it
     assert '"Pay online \\uD83D"' in (tmp_path / "kb.yaml").read_text(encoding="utf-8")
+
+
+def test_an_export_cut_short_by_a_full_disk_leaves_the_earlier_export_whole(
+    tmp_path: Path, database: Path
+) -> None:
+    """A file-size limit stands in for a full disk: the write fails part of the way through."""
+    assert main(["kb", "import", str(SAMPLE_KB)]) == 0
+    out = tmp_path / "kb.yaml"
+    out.write_text("last week's export\n", encoding="utf-8")
+    out.chmod(0o640)
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))  # the export is about 160 kB
+
+    export = [sys.executable, "-m", "bot.cli", "kb", "export", str(out)]
+    done = subprocess.run(export, capture_output=True, text=True, cwd=REPO, preexec_fn=small_files,  # noqa: S603
+                          timeout=120, check=False)
+    assert done.returncode == 1
+    assert f"cannot write {out}" in done.stderr
+    assert out.read_text(encoding="utf-8") == "last week's export\n"
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".kb.yaml")] == []
+    assert main(["kb", "export", str(out)]) == 0
+    assert out.stat().st_mode & 0o777 == 0o640  # replaced, keeping who may read it
+    assert "entries:" in out.read_text(encoding="utf-8")
 
 
 def test_import_dry_run_shows_changes_and_writes_nothing(
