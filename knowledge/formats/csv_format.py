@@ -48,6 +48,9 @@ def dumps_csv(kb: KnowledgeBase, *, path: str = "<csv>") -> str:
 
 
 def read_csv(reader: Reader, text: str) -> None:
+    # The csv module refuses a cell over 128 KiB by default, which the export writes for an entry with
+    # thousands of phrasings; the whole text is in memory already, so no cell can be longer than it.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     rows = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(rows, None)

@@ -466,6 +466,13 @@ def test_csv_answer_that_looks_like_a_formula_round_trips_unchanged(answer: str)
     assert loads(dumps_csv(kb), "csv") == kb
 
 
+def test_csv_export_of_an_entry_with_thousands_of_phrasings_reads_back() -> None:
+    """Python's csv module refuses a cell over 128 KiB unless told otherwise; exporting writes such cells."""
+    phrasings = [f"how do I renew the permit for case number {n}" for n in range(4000)]
+    kb = KnowledgeBase(entries=[Entry("a", question={"en": "x"}, alternatives={"en": phrasings})])
+    assert loads(dumps_csv(kb), "csv") == kb
+
+
 @pytest.mark.parametrize("text", ["-x", "+x", "=x", "@x", "\t=x", " =x", "'=x"])
 def test_csv_cells_a_spreadsheet_would_run_are_written_behind_a_quote(text: str) -> None:
     kb = KnowledgeBase(entries=[Entry("a", question={"en": text}, alternatives={"en": [text, "y"]},
