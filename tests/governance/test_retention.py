@@ -24,7 +24,7 @@ from storage.knowledge import KnowledgeRepository
 from storage.models import Conversation, InboxUpdate, Message, Question
 from storage.notices import CitizenNotice
 from storage.outbox import OutboxEvent
-from storage.questions import QuestionRepository
+from storage.questions import NewQuestion, QuestionRepository
 from storage.retention import RetentionJob, run_retention
 from storage.suggestions import SuggestionRepository
 from tests.escalation.conftest import Dept
@@ -43,9 +43,11 @@ async def seed(sessions: Sessions) -> None:
         for when, text in ((OLD, "an old question"), (NOW, "a new question")):
             await citizens.record_message(me.id, "in", text, now=when)
             await QuestionRepository(session).record_question(
-                me.id, text, normalised=text, language="en", decision="none", reason="r", candidates=[],
-                signals={}, now=when,
-            )  # fmt: skip
+                me.id, NewQuestion(
+                    text, normalised=text, language="en", decision="none", reason="r", candidates=[],
+                    signals={}
+                ), now=when,
+            )
         await citizens.save_state(me.id, DialogueState("esc_describe"))
     async with sessions.begin() as session:
         row = await session.get(Conversation, me.id)
