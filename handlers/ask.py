@@ -10,6 +10,7 @@ from handlers.smalltalk import small_talk
 from handlers.types import Button, Reply
 from knowledge.matcher import Decision, Match
 from storage.numbers import whole_number
+from storage.questions import NewQuestion
 from storage.suggestions import SuggestionRepository
 
 log = logging.getLogger(__name__)
@@ -27,21 +28,19 @@ async def ask(turn: Turn) -> list[Reply]:
     if friendly is not None:
         return friendly
     match = turn.knowledge.matcher.match(text, turn.lang, today=turn.today)
-    question_id = await _record(turn, text, match)
+    question = _question(turn, text, match)
+    best = match.best if match.decision is Decision.ANSWER else None
+    entry = turn.entry(best.entry_id) if best is not None else None
+    answer_id: int | None = None
+    if best is not None and entry is not None:
+        question_id, answer_id = await turn.questions.record_matched(
+            turn.citizen.id, question, entry.id, best.score, now=turn.now)
+    else:
+        question_id = await turn.questions.record_question(turn.citizen.id, question, now=turn.now)
     # DEBUG: the questions table keeps the same for every question; an INFO line each cost masking CPU.
     log.debug("question %d: %s (%s)", question_id, match.decision.value, match.reason)
-    if match.decision is Decision.ANSWER and match.best is not None:
-        entry = turn.entry(match.best.entry_id)
-        if entry is not None:
-            answer_id = await turn.questions.record_answer(
-                turn.citizen.id,
-                entry.id,
-                how="matched",
-                score=match.best.score,
-                question_id=question_id,
-                now=turn.now,
-            )
-            return [answer_reply(turn, entry, answer_id)]
+    if entry is not None and answer_id is not None:
+        return [answer_reply(turn, entry, answer_id)]
     if match.decision is not Decision.NONE:
         choices = _clarify_buttons(turn, match, question_id)
         if choices:
@@ -103,19 +102,16 @@ def _clarify_buttons(turn: Turn, match: Match, question_id: int) -> tuple[tuple[
     return tuple(rows)
 
 
-async def _record(turn: Turn, text: str, match: Match) -> int:
+def _question(turn: Turn, text: str, match: Match) -> NewQuestion:
     # "Did you mean" buttons refer to candidates by position: the offered ones come first.
     offered = match.clarify_candidates()
     ranked = list(offered) + [c for c in match.candidates[:5] if c not in offered]
-    candidates = [{"entry_id": c.entry_id, "score": round(c.score, 4)} for c in ranked]
-    return await turn.questions.record_question(
-        turn.citizen.id,
+    return NewQuestion(
         text,
         normalised=match.normalised,
         language=turn.lang,
         decision=match.decision.value,
         reason=match.reason,
-        candidates=candidates,
+        candidates=[{"entry_id": c.entry_id, "score": round(c.score, 4)} for c in ranked],
         signals={k: round(v, 4) for k, v in match.signals.items()},
-        now=turn.now,
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.citizens import for_storage
@@ -27,6 +27,24 @@ _ANSWERS = cast(Table, Answer.__table__)
 # Core statements, compiled once: an ORM add and flush per question cost several times the CPU.
 _INSERT_QUESTION = insert(_QUESTIONS).returning(_QUESTIONS.c.id)
 _INSERT_ANSWER = insert(_ANSWERS).returning(_ANSWERS.c.id)
+_ASKED = (
+    insert(_QUESTIONS)
+    .values({column: bindparam(column, type_=_QUESTIONS.c[column].type) for column in (
+        "user_id", "text", "normalised", "language", "decision", "reason", "candidates", "signals",
+        "created_at")})
+    .returning(_QUESTIONS.c.id).cte("asked")
+)
+_INSERT_MATCHED = (
+    insert(_ANSWERS)
+    .from_select(["user_id", "question_id", "entry_id", "how", "score", "created_at"], select(
+        bindparam("user_id", type_=_ANSWERS.c.user_id.type), _ASKED.c.id,
+        bindparam("entry_id", type_=_ANSWERS.c.entry_id.type), literal("matched"),
+        bindparam("score", type_=_ANSWERS.c.score.type),
+        bindparam("created_at", type_=_ANSWERS.c.created_at.type)))
+    .add_cte(_ASKED)
+    .returning(_ANSWERS.c.question_id, _ANSWERS.c.id)
+)
+"""PostgreSQL: a matched question and its answer, in one round trip."""
 _QUESTION = select(
     _QUESTIONS.c.id, _QUESTIONS.c.user_id, _QUESTIONS.c.text, _QUESTIONS.c.language, _QUESTIONS.c.decision,
     _QUESTIONS.c.candidates, _QUESTIONS.c.chosen_entry_id,
@@ -61,6 +79,33 @@ class RateResult(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class NewQuestion:
+    """A citizen's question as the matcher read and decided it, to be recorded."""
+
+    text: str
+    normalised: str
+    language: str
+    decision: str
+    reason: str
+    candidates: list[dict[str, Any]]
+    signals: dict[str, Any]
+
+
+def _question_values(citizen_id: int | None, question: NewQuestion, at: datetime) -> dict[str, Any]:
+    return {
+        "user_id": citizen_id,
+        "text": for_storage(question.text),
+        "normalised": for_storage(question.normalised),
+        "language": question.language,
+        "decision": question.decision,
+        "reason": question.reason,
+        "candidates": question.candidates,
+        "signals": question.signals,
+        "created_at": at,
+    }
+
+
+@dataclass(frozen=True)
 class AskedQuestion:
     """A recorded question with the candidates the citizen was offered."""
 
@@ -87,32 +132,28 @@ class QuestionRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._shared = session.get_bind().dialect.name == "postgresql"  # data-modifying WITH
 
     async def record_question(
-        self,
-        citizen_id: int | None,
-        text: str,
-        *,
-        normalised: str,
-        language: str,
-        decision: str,
-        reason: str,
-        candidates: list[dict[str, Any]],
-        signals: dict[str, Any],
-        now: datetime | None = None,
+        self, citizen_id: int | None, question: NewQuestion, *, now: datetime | None = None
     ) -> int:
-        values = {
-            "user_id": citizen_id,
-            "text": for_storage(text),
-            "normalised": for_storage(normalised),
-            "language": language,
-            "decision": decision,
-            "reason": reason,
-            "candidates": candidates,
-            "signals": signals,
-            "created_at": now or utcnow(),
-        }
+        values = _question_values(citizen_id, question, now or utcnow())
         return int((await self.session.execute(_INSERT_QUESTION, values)).scalar_one())
+
+    async def record_matched(
+        self, citizen_id: int | None, question: NewQuestion, entry_id: str, score: float, *,
+        now: datetime | None = None,
+    ) -> tuple[int, int]:
+        """A question the matcher answered and the answer shown: (question id, answer id); one statement on
+        PostgreSQL, where they were two round trips on most questions."""
+        at = now or utcnow()
+        if not self._shared:
+            question_id = await self.record_question(citizen_id, question, now=at)
+            return question_id, await self.record_answer(
+                citizen_id, entry_id, how="matched", score=score, question_id=question_id, now=at)
+        values = _question_values(citizen_id, question, at) | {"entry_id": entry_id, "score": score}
+        row = (await self.session.execute(_INSERT_MATCHED, values)).one()
+        return int(row.question_id), int(row.id)
 
     async def question(self, question_id: int) -> AskedQuestion | None:
         row = (await self.session.execute(_QUESTION, {"question_id": question_id})).first()

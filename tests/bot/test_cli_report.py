@@ -19,7 +19,7 @@ from storage.audit import AuditKind, AuditLog
 from storage.citizens import CitizenRepository
 from storage.feedback import FeedbackKind, FeedbackRepository
 from storage.knowledge import KnowledgeRepository
-from storage.questions import QuestionRepository
+from storage.questions import NewQuestion, QuestionRepository
 from storage.suggestions import SuggestionRepository
 from tests.handlers.conftest import small_kb
 from tests.storage.feedback_seed import MISSING, seed
@@ -53,9 +53,11 @@ def picked(url: str, text: str, entry_id: str) -> None:
     async def go() -> None:
         async with db.connected(url) as engine, db.sessionmaker(engine).begin() as session:
             await QuestionRepository(session).record_question(
-                None, text, normalised=normalise(text), language="en", decision="clarify", reason="test",
-                candidates=[], signals={},
-            )  # fmt: skip
+                None, NewQuestion(
+                    text, normalised=normalise(text), language="en", decision="clarify", reason="test",
+                    candidates=[], signals={}
+                ),
+            )
             await SuggestionRepository(session).record_pick(text, entry_id)
 
     asyncio.run(go())
@@ -67,9 +69,11 @@ def unanswered(url: str, text: str) -> None:
     async def go() -> None:
         async with db.connected(url) as engine, db.sessionmaker(engine).begin() as session:
             await QuestionRepository(session).record_question(
-                None, text, normalised=normalise(text), language="en", decision="none", reason="test",
-                candidates=[], signals={},
-            )  # fmt: skip
+                None, NewQuestion(
+                    text, normalised=normalise(text), language="en", decision="none", reason="test",
+                    candidates=[], signals={}
+                ),
+            )
 
     asyncio.run(go())
 

@@ -25,7 +25,7 @@ from storage.departments import DepartmentRepository
 from storage.governance import govern_for_department, set_clearance
 from storage.models import utcnow
 from storage.outbox import OutboxEvent
-from storage.questions import QuestionRepository
+from storage.questions import NewQuestion, QuestionRepository
 from tests.escalation.conftest import NOW, Client, Dept, open_case
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -226,9 +226,11 @@ async def test_the_stats_response_matches_the_document(client: Client, sessions:
         for n in range(6):
             me = await CitizenRepository(session).get_or_create("test", str(n), now=now)
             await QuestionRepository(session).record_question(
-                me.id, "q", normalised="q", language="en", decision="answer", reason="r",
-                candidates=[], signals={}, now=now,
-            )  # fmt: skip
+                me.id, NewQuestion(
+                    "q", normalised="q", language="en", decision="answer", reason="r", candidates=[],
+                    signals={}
+                ), now=now,
+            )
     async with sessions.begin() as session:
         await DepartmentRepository(session).add("TAX", {"en": "Tax"}, ticket_prefix="TX", now=now)
         cases = CaseRepository(session)

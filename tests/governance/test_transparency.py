@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.cases import CaseRepository, CaseStatus, NewCase
 from storage.citizens import CitizenRepository
-from storage.questions import QuestionRepository
+from storage.questions import NewQuestion, QuestionRepository
 from storage.transparency import CaseRow, case_figures, figure, public_stats
 from tests.escalation.conftest import Dept
 
@@ -72,9 +72,11 @@ async def test_public_stats_from_the_database(sessions: Sessions, departments: d
         for n in range(6):
             me = await CitizenRepository(session).get_or_create("test", str(n), now=NOW)
             await QuestionRepository(session).record_question(
-                me.id, "q", normalised="q", language="en", decision="answer" if n else "none", reason="r",
-                candidates=[], signals={}, now=NOW,
-            )  # fmt: skip
+                me.id, NewQuestion(
+                    "q", normalised="q", language="en", decision="answer" if n else "none", reason="r",
+                    candidates=[], signals={}
+                ), now=NOW,
+            )
             department = "TAX" if n < 5 else "TRANSPORT"
             case = await CaseRepository(session).open_case(
                 NewCase(me.id, "test", str(n), "en", department, "help"), NOW

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.cases import CaseRepository, CaseStatus, NewCase
 from storage.citizens import CitizenRepository
 from storage.models import Answer, Question, User
-from storage.questions import QuestionRepository
+from storage.questions import NewQuestion, QuestionRepository
 from storage.stats import month_starts
 from storage.transparency import public_stats
 from tests.escalation.conftest import Dept
@@ -130,9 +130,11 @@ async def test_the_figures_stay_the_same_while_a_month_is_open(
             me = await CitizenRepository(session).get_or_create("test", str(n), now=earlier)
             citizens.append(me.id)
             question = await QuestionRepository(session).record_question(
-                me.id, "q", normalised="q", language="en", decision="answer", reason="r", candidates=[],
-                signals={}, now=earlier,
-            )  # fmt: skip
+                me.id, NewQuestion(
+                    "q", normalised="q", language="en", decision="answer", reason="r", candidates=[],
+                    signals={}
+                ), now=earlier,
+            )
             session.add(Answer(user_id=me.id, question_id=question, entry_id="e1", how="matched",
                                rating="helpful", rated_at=earlier, created_at=earlier))  # fmt: skip
             case = await cases.open_case(NewCase(me.id, "test", str(n), "en", "TAX", "help"), earlier)
@@ -148,8 +150,11 @@ async def test_the_figures_stay_the_same_while_a_month_is_open(
     async with sessions.begin() as session:  # citizen 5 and 6 act, and so does TAX
         cases = CaseRepository(session)
         questions = QuestionRepository(session)
-        await questions.record_question(citizens[5], "q", normalised="q", language="en", decision="none",
-                                        reason="r", candidates=[], signals={}, now=acted)  # fmt: skip
+        await questions.record_question(
+            citizens[5], NewQuestion(
+                "q", normalised="q", language="en", decision="none", reason="r", candidates=[], signals={}
+            ), now=acted,
+        )
         await cases.rate(cases_ids[5], citizens[5], 1, acted)
         await cases.reply(cases_ids[6], "TAX", "ok", acted)
         await cases.transfer(cases_ids[6], "TAX", "TRANSPORT", None, acted)

@@ -11,7 +11,7 @@ from knowledge.normalise import normalise
 from storage.citizens import CitizenRepository
 from storage.feedback import FeedbackKind, FeedbackRepository
 from storage.knowledge import KnowledgeRepository
-from storage.questions import QuestionRepository, Rating
+from storage.questions import NewQuestion, QuestionRepository, Rating
 from tests.handlers.conftest import small_kb
 
 UNANSWERED = [
@@ -77,9 +77,11 @@ async def _question(
     candidates: list[dict[str, Any]] = [{"entry_id": nearest[0], "score": nearest[1]}] if nearest else []
     questions = QuestionRepository(session)
     question_id = await questions.record_question(
-        citizen, text, normalised=normalise(text), language="en", decision=decision, reason="test",
-        candidates=candidates, signals={}, now=when,
-    )  # fmt: skip
+        citizen, NewQuestion(
+            text, normalised=normalise(text), language="en", decision=decision, reason="test",
+            candidates=candidates, signals={}
+        ), now=when,
+    )
     if chosen is not None:
         await questions.choose(question_id, chosen or None)
 

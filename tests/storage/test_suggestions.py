@@ -14,7 +14,7 @@ from knowledge.normalise import normalise
 from storage import db
 from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
-from storage.questions import QuestionRepository
+from storage.questions import NewQuestion, QuestionRepository
 from storage.suggestions import (
     MAX_PHRASING_CHARS,
     Outcome,
@@ -46,9 +46,11 @@ async def pick(sessions: Sessions, text: str, entry_id: str, *, days: int = 0) -
     when = NOW + timedelta(days=days)
     async with sessions.begin() as session:
         await QuestionRepository(session).record_question(
-            None, text, normalised=normalise(text), language="en", decision="clarify", reason="test",
-            candidates=[{"entry_id": entry_id, "score": 0.5}], signals={}, now=when,
-        )  # fmt: skip
+            None, NewQuestion(
+                text, normalised=normalise(text), language="en", decision="clarify", reason="test",
+                candidates=[{"entry_id": entry_id, "score": 0.5}], signals={}
+            ), now=when,
+        )
         return await SuggestionRepository(session).record_pick(text, entry_id, now=when)
 
 
