@@ -174,10 +174,12 @@ class DepartmentRepository:
             row.secrets = list(changes["secrets"])[:MAX_SECRETS]
         now = now or utcnow()
         if "webhook_url" in changes:
-            row.webhook_url = changes["webhook_url"] or None
-            if row.webhook_enabled is False:
-                # The tries before the 410 were the old endpoint's: a failure after it must not dead-letter.
+            url = changes["webhook_url"] or None
+            if row.webhook_enabled is False or url != row.webhook_url:
+                # The tries before the 410, or at the address replaced, were the old endpoint's: the events go
+                # to the new one now, and a failure there must not dead-letter them.
                 await OutboxRepository(self.session).start_afresh(code, now)
+            row.webhook_url = url
             # A new (or the same, re-saved) endpoint is a deliberate act: it lifts a 410 Gone.
             row.webhook_enabled, row.webhook_disabled_reason = True, None
         row.updated_at = now

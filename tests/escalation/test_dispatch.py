@@ -555,3 +555,25 @@ async def test_a_410_from_the_old_endpoint_after_the_url_was_changed_leaves_the_
             assert await d.run_once() == 1
         assert len(moved.received) == 1
     assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 2, None)
+
+
+async def test_events_failing_at_an_old_endpoint_go_to_a_new_one_at_once_with_a_fresh_schedule(
+    sessions: Sessions, departments: dict[str, Dept], receiver: Receiver, clock: Clock
+) -> None:
+    # The old endpoint failed six times: the event waited 10 hours for its next try, and one hiccup of the
+    # new endpoint would have dead-lettered it (holding back every later event of its case).
+    receiver.answers = [500] * 6
+    await open_case(sessions, now=clock())
+    async with receiving(departments["TRANSPORT"].secret) as moved:
+        async with dispatcher(sessions, clock) as d:
+            for _ in range(6):
+                assert await d.run_once() == 1
+                clock.advance(timedelta(hours=6))
+            await set_url(sessions, "TRANSPORT", moved.url)
+            moved.answers = [503]
+            assert await d.run_once() == 1
+            assert await event_status(sessions) == (DeliveryStatus.PENDING, 7, "HTTP 503")
+            clock.advance(RETRY_DELAYS[0] * 1.3)
+            assert await d.run_once() == 1
+        assert len(moved.received) == 2
+    assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 8, None)
