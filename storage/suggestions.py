@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from knowledge.entry import Entry
+from knowledge.formats import phrase_fits_csv
 from knowledge.normalise import guess_language, normalise
 from storage.knowledge import KnowledgeRepository
 from storage.models import Base, Question, utcnow
@@ -89,12 +90,14 @@ class Decision:
 def phrasing(text: str) -> str | None:
     """The display form of a question as a phrasing, or None when it cannot be one.
 
-    Unicode NFKC, one space between words, no trailing sentence punctuation; at least
+    Unicode NFKC, one space between words, no pipe standing alone (the knowledge base's CSV separates
+    phrasings with " | ", and could not hold the entry), no trailing sentence punctuation; at least
     :data:`MIN_PHRASING_UNITS` letters, digits or ideographs and at most :data:`MAX_PHRASING_CHARS`.
     """
-    tidy = " ".join(unicodedata.normalize("NFKC", text).split()).rstrip("?？!！.。,，;；…~～ ")
+    words = (word for word in unicodedata.normalize("NFKC", text).split() if word != "|")
+    tidy = " ".join(words).rstrip("?？!！.。,，;；…~～ ")
     units = sum(1 for ch in tidy if ch.isalnum())
-    if units < MIN_PHRASING_UNITS or len(tidy) > MAX_PHRASING_CHARS:
+    if units < MIN_PHRASING_UNITS or len(tidy) > MAX_PHRASING_CHARS or not phrase_fits_csv(tidy):
         return None
     return tidy
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import resource
 import signal
@@ -15,6 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.cli import main
+from storage import db
+from storage.suggestions import SuggestionRepository, phrasing
 from tests.conftest import REPO, SAMPLE_KB, SHARED_EVAL, clear_govbot_settings
 
 ENTRY = """\
@@ -198,6 +201,26 @@ def test_an_export_cut_short_by_a_full_disk_leaves_the_earlier_export_whole(
     assert main(["kb", "export", str(out)]) == 0
     assert out.stat().st_mode & 0o777 == 0o640  # replaced, keeping who may read it
     assert "entries:" in out.read_text(encoding="utf-8")
+
+
+def test_an_accepted_phrasing_with_a_pipe_between_spaces_leaves_the_csv_export_working(
+    tmp_path: Path, database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CSV separates phrasings with " | ": a citizen's pipe must not make the knowledge base unexportable."""
+    assert main(["kb", "import", str(write_kb(tmp_path / "kb"))]) == 0
+
+    async def pick() -> int | None:
+        async with db.connected(f"sqlite+aiosqlite:///{database}") as engine, \
+                db.sessionmaker(engine).begin() as session:
+            return await SuggestionRepository(session).record_pick("pay my property tax | online", "tax-pay")
+
+    suggestion = asyncio.run(pick())
+    assert main(["kb", "suggestions", "accept", str(suggestion)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "kb.csv"
+    assert main(["kb", "export", str(out)]) == 0, capsys.readouterr().err
+    assert "house tax | pay my property tax online" in out.read_text(encoding="utf-8-sig")
+    assert phrasing("pay my property tax |? |") is None  # a pipe left alone once "?" goes: not a phrasing
 
 
 def test_import_dry_run_shows_changes_and_writes_nothing(
