@@ -346,7 +346,10 @@ class Dispatcher:
             allow_redirects=False,
             timeout=self._timeout,
         ) as response:
-            await response.content.read(READ_LIMIT)
+            # The status decides; the body is read only so the connection can be reused. A 2xx whose body
+            # is late (an endpoint that answers first and finishes after its work) was still taken.
+            with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+                await response.content.read(READ_LIMIT)
             return response.status
 
     def _result(

@@ -577,3 +577,30 @@ async def test_events_failing_at_an_old_endpoint_go_to_a_new_one_at_once_with_a_
             assert await d.run_once() == 1
         assert len(moved.received) == 2
     assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 8, None)
+
+
+async def test_a_2xx_whose_body_never_comes_is_delivered_not_retried(
+    sessions: Sessions, departments: dict[str, Dept], clock: Clock
+) -> None:
+    # An endpoint that sends its status at once and finishes its body after the work (Node's writeHead,
+    # a streaming framework) took the event; retrying it sent it again at every step of the schedule.
+    finished = asyncio.Event()
+
+    async def answer_first(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=202, headers={"Content-Length": "2"})
+        await response.prepare(request)
+        await finished.wait()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/hook", answer_first)
+    async with TestServer(app, host="127.0.0.1") as server:
+        await set_url(sessions, "TRANSPORT", str(server.make_url("/hook")))
+        await open_case(sessions, now=clock())
+        try:
+            async with dispatcher(sessions, clock, timeout=0.3) as d:
+                assert await d.run_once() == 1
+        finally:
+            finished.set()
+    assert await event_status(sessions) == (DeliveryStatus.DELIVERED, 1, None)
