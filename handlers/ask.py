@@ -21,6 +21,7 @@ DEPARTMENT_PAYLOAD = "human"
 
 
 @router.on_text
+@router.reads_no_messages
 async def ask(turn: Turn) -> list[Reply]:
     """Answer, ask "did you mean", or admit there is no answer and offer a department."""
     text = turn.incoming.text or ""

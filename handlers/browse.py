@@ -22,6 +22,7 @@ MAX_PAGE = 9_999
 
 
 @router.command("menu")
+@router.reads_no_messages
 async def menu(turn: Turn) -> list[Reply]:
     """The first page of topics, as a new message."""
     return [_topics(turn, 1, replace=False)]

@@ -116,9 +116,9 @@ class Dialogue:
             )
             flow = self._flow(turn)
             heard = [("in", incoming.text)] if incoming.text and not incoming.payload else []
-            if heard and flow is not ask.ask:
-                # Written first, as the flow may read it (a case's excerpt) or erase it (/forget); the
-                # free-text flow reads no messages, so its question goes with the replies, one statement.
+            if heard and flow not in self.router.blind:
+                # Written first, as the flow may read it (a case's excerpt) or erase it (/forget); a flow
+                # that reads no messages (a question, /menu) has it go with the replies, one statement.
                 await citizens.record_messages(citizen.id, heard, now=now)
                 heard = []
             replies = await flow(turn)

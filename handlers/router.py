@@ -108,6 +108,8 @@ class Router:
         self.buttons: dict[str, Flow] = {}
         self.states: dict[str, Flow] = {}
         self.text: Flow | None = None
+        self.blind: set[Flow] = set()
+        """Flows that neither read nor erase the conversation's messages (see :meth:`reads_no_messages`)."""
         self.features: dict[str, Router] = {}
         """Which included router (feature) each button prefix and state name came from."""
 
@@ -127,8 +129,16 @@ class Router:
         self.text = flow
         return flow
 
+    def reads_no_messages(self, flow: Flow) -> Flow:
+        """Mark a flow that neither reads nor erases the conversation's messages: its turn writes the
+        incoming message with the replies, one statement, where the others have it written before they run
+        (a case quotes it, /forget erases it)."""
+        self.blind.add(flow)
+        return flow
+
     def include(self, *routers: Router) -> None:
         for router in routers:
+            self.blind |= router.blind
             for own, other in (
                 (self.commands, router.commands),
                 (self.buttons, router.buttons),

@@ -22,6 +22,7 @@ def language_buttons() -> tuple[tuple[Button, ...], ...]:
 
 
 @router.command("start")
+@router.reads_no_messages
 async def start(turn: Turn) -> list[Reply]:
     """Greet, show the privacy notice, offer the languages and the menu; then what a deep link opens."""
     menu = (Button(turn.t("btn_menu"), payload="menu:1"),)
@@ -63,12 +64,14 @@ def command_menu(lang: str) -> list[tuple[str, str]]:
 
 
 @router.command("help")
+@router.reads_no_messages
 async def help_(turn: Turn) -> list[Reply]:
     """What the account can do."""
     return [Reply(help_text(turn.lang), kind="help")]
 
 
 @router.command("language", "lang")
+@router.reads_no_messages
 async def choose_language(turn: Turn) -> list[Reply]:
     """Offer the languages."""
     return turn.say("choose_language", kind="language", buttons=language_buttons())

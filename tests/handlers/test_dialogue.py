@@ -25,7 +25,7 @@ from storage.knowledge import KnowledgeRepository
 from storage.knowledge_sync import LiveKnowledge
 from storage.models import Answer, Message, Question
 from storage.suggestions import SuggestionRepository
-from tests.conftest import close_every_connection
+from tests.conftest import close_every_connection, statements
 from tests.handlers.conftest import NOW, payloads, said, small_kb
 from tests.handlers.test_escalation import press
 
@@ -389,6 +389,22 @@ async def test_conversation_is_stored_in_and_out(dialogue: Dialogue, sessions: S
     assert messages[0] == ("in", "pay property tax")
     assert messages[1][0] == "out"
 
+
+
+@pytest.mark.parametrize("command", ["/menu", "/start", "/help", "/language"])
+async def test_a_command_that_reads_no_messages_is_written_with_its_replies_in_order(
+    dialogue: Dialogue, sessions: Sessions, engine: AsyncEngine, command: str
+) -> None:
+    # Its incoming message need not be there before the flow runs: one write for the turn's messages,
+    # where the command was a round trip of its own.
+    await dialogue.handle(said("hello"))
+    with statements(engine) as sent:
+        replies = await dialogue.handle(said(command))
+    async with sessions() as session:
+        kept = (await session.execute(select(Message.direction, Message.text).order_by(Message.id))).all()
+    said_out = [("out", reply.text) for reply in replies if reply.text]
+    assert [tuple(row) for row in kept[2:]] == [("in", command), *said_out]
+    assert len([s for s in sent if "INSERT INTO messages" in s]) == 1
 
 async def test_a_failing_flow_is_answered_with_an_apology(
     sessions: Sessions, knowledge: LiveKnowledge
