@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -41,6 +42,8 @@ LAUNCH_ARGS = [
     "--disable-gpu",
 ]
 TIMEOUT_MS = 10_000
+MAX_BACKOFF_MS = 15_000
+"""The page's longest pause between tries (chat.js MAX_BACKOFF)."""
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -494,15 +497,50 @@ async def test_without_javascript_a_refused_message_is_explained_on_the_chat_in_
 
 
 async def test_a_message_whose_answer_was_lost_shows_once_after_a_reload(page: Page) -> None:
+    lost = asyncio.Event()
+
     async def lose_the_answer(route: Route) -> None:
         await route.fetch()  # the server takes and answers the message; the answer never reaches the page
         await route.abort()
+        lost.set()
 
+    await page.clock.install()  # the page waits to send it again until the test moves its clock: never
     await page.route("**/api/chat/messages", lose_the_answer, times=1)
     await ask(page, "pay property tax")
-    await page.get_by_text(str(t("en", "web_offline"))).wait_for()
+    await asyncio.wait_for(lost.wait(), TIMEOUT_MS / 1000)
     await page.reload()  # the citizen reloads: the history has the message, the outbox still holds it
     await page.wait_for_function("sessionStorage.getItem('govbot-outbox') === '[]'")
     await page.get_by_text("Pay property tax online").wait_for()
     assert await page.locator(".pending").count() == 0, "no message left 'Sending…' for ever"
     assert await page.locator(".msg-citizen", has_text="pay property tax").count() == 1
+
+
+async def test_a_reply_reaches_a_page_whose_wait_for_news_hung_on_a_dead_connection(
+    chromium: Browser, govbot: Govbot
+) -> None:
+    context = await chromium.new_context(locale="en-GB")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    hung = asyncio.Event()
+
+    async def hang_the_first(route: Route) -> None:
+        if hung.is_set():
+            await route.continue_()
+        else:
+            hung.set()  # no answer and no error, as from a connection a phone's network change left dead
+
+    await page.route("**/api/chat/updates*", hang_the_first)
+    await page.clock.install()  # the page's timers run when the test moves its clock
+    await page.goto(govbot.url + "/")
+    await asyncio.wait_for(hung.wait(), TIMEOUT_MS / 1000)
+    await ask(page, "pay property tax")
+    await page.get_by_text("Pay property tax online").wait_for()
+    cookie = next(c for c in await context.cookies() if c["name"] == COOKIE)
+    identity = govbot.channel.signer.identity(cookie["value"])
+    assert identity is not None
+    await govbot.channel.send(identity, [Reply("Case TR-2026-000124 has a reply.")])
+    await page.clock.fast_forward(60_000)  # far longer than the server ever waits before answering
+    await page.get_by_text(str(t("en", "web_offline"))).wait_for()
+    await page.clock.fast_forward(MAX_BACKOFF_MS)
+    await page.get_by_text("Case TR-2026-000124 has a reply.").wait_for()
+    await context.close()

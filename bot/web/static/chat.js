@@ -8,6 +8,7 @@
   var OUTBOX_KEY = "govbot-outbox";
   var MESSAGES_URL = "/api/chat/messages";
   var MAX_BACKOFF = 15000;
+  var REQUEST_TIMEOUT = 45000; /* the server answers a wait for news within 25 s: longer is a dead connection */
   var SERVER_ERROR_TRIES = 3;
 
   var log = document.getElementById("log");
@@ -388,8 +389,25 @@
     return seconds > 0 ? seconds * 1000 : fallback;
   }
 
+  /* fetch, given up after REQUEST_TIMEOUT: a connection a network change left dead answers never and fails
+   * never, and would hold the outbox or the wait for news for good. Tries again are safe (client_id, after). */
+  function request(url, options) {
+    var controller = new AbortController();
+    var timer = setTimeout(function () { controller.abort(); }, REQUEST_TIMEOUT);
+    options.signal = controller.signal;
+    return fetch(url, options).then(function (response) {
+      return response.text().then(function (text) {
+        clearTimeout(timer);
+        return { status: response.status, ok: response.ok, headers: response.headers, body: text };
+      });
+    }, function (error) {
+      clearTimeout(timer);
+      throw error;
+    });
+  }
+
   function post(body) {
-    return fetch(MESSAGES_URL, {
+    return request(MESSAGES_URL, {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
       body: JSON.stringify(body),
@@ -413,7 +431,7 @@
         var data = null;
         try {
           response = await post(item.body);
-          data = response.ok ? await response.json() : null;
+          data = response.ok ? JSON.parse(response.body) : null;
         } catch (e) {
           response = null;
         }
@@ -469,7 +487,7 @@
     while (!stopped) {
       var started = Date.now();
       try {
-        var response = await fetch("/api/chat/updates?after=" + lastSeq + "&wait=25", {
+        var response = await request("/api/chat/updates?after=" + lastSeq + "&wait=25", {
           credentials: "same-origin",
           cache: "no-store"
         });
@@ -486,7 +504,7 @@
           backoff = Math.min(backoff * 2, MAX_BACKOFF);
           continue;
         }
-        var data = await response.json();
+        var data = JSON.parse(response.body);
         if (typeof data.last_seq === "number" && data.last_seq < lastSeq) {
           clearLog(true); /* the log was emptied (the citizen erased their data, maybe in another tab) */
           continue;
