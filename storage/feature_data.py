@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, delete, func, select, update
+from sqlalchemy import JSON, Integer, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -205,15 +205,28 @@ def _purge_cases(cutoff: datetime) -> list[Sweep]:
 
     An event still waiting (its endpoint down or gone) keeps the rest of its payload, so the department
     still learns of the case once its endpoint is back; the excerpt goes from it as from the case. The
-    payload is governed and signed when it is sent, so what goes out is the payload as stored then."""
-    quoting = (CaseRecord.created_at < cutoff, func.json_array_length(CaseRecord.excerpt) > 0)
+    payload is governed and signed when it is sent, so what goes out is the payload as stored then.
+
+    An excerpt quotes the messages before its case, which may be far older than the case (a citizen back
+    after months): it goes, from the case and from every event carrying it, once its oldest message is
+    older than the period, as that message does."""
+    quoted_before = iso(cutoff)  # the excerpt's times are ISO text in UTC, so they compare as text
+    old_case_words = or_(
+        CaseRecord.created_at < cutoff, CaseRecord.excerpt[(0, "at")].as_string() < quoted_before
+    )
+    old_event_words = or_(
+        OutboxEvent.created_at < cutoff,
+        OutboxEvent.payload[("data", "excerpt", 0, "at")].as_string() < quoted_before,
+    )
+    quoting = (old_case_words, func.json_array_length(CaseRecord.excerpt) > 0)
     finished = (OutboxEvent.created_at < cutoff, OutboxEvent.status != DeliveryStatus.PENDING.value)
-    waiting = (OutboxEvent.created_at < cutoff, OutboxEvent.status == DeliveryStatus.PENDING.value,
-               _StoredExcerpt(OutboxEvent.payload) > 0)
+    # Those the sweep before does not delete (still waiting, or sent within the period) lose the excerpt.
+    kept = or_(OutboxEvent.created_at >= cutoff, OutboxEvent.status == DeliveryStatus.PENDING.value)
+    quoting_events = (kept, old_event_words, _StoredExcerpt(OutboxEvent.payload) > 0)
     return [Sweep(CaseRecord, quoting, {"excerpt": []}),
             Sweep(IdempotencyRecord, (IdempotencyRecord.created_at < cutoff,)),
             Sweep(OutboxEvent, finished),
-            Sweep(OutboxEvent, waiting, {"payload": _WithoutExcerpt(OutboxEvent.payload)})]
+            Sweep(OutboxEvent, quoting_events, {"payload": _WithoutExcerpt(OutboxEvent.payload)})]
 
 
 def _purge_notices(cutoff: datetime) -> list[Sweep]:

@@ -114,6 +114,36 @@ async def test_copies_of_old_words_go_with_the_conversation_and_the_case_stays(
         assert await feedback.items(OLD, (FeedbackKind.COMMENT,)) == []
 
 
+async def test_words_older_than_the_period_go_from_the_excerpt_of_a_case_opened_since(
+    sessions: Sessions, departments: dict[str, Dept]
+) -> None:
+    # A citizen who comes back after months and asks for a department: the case quotes their last
+    # messages, written long before it. Those words go when the messages do, not a period after the case.
+    words = "my neighbour Wang Fang at 12 Elm Street"
+    opened = NOW - timedelta(days=100)
+    async with sessions.begin() as session:
+        me = await CitizenRepository(session).get_or_create("test", "42", now=OLD)
+        await CitizenRepository(session).record_message(me.id, "in", f"noise from {words}", now=OLD)
+        await CitizenRepository(session).record_message(me.id, "in", "still noisy", now=opened)
+        new = NewCase(me.id, "test", "42", "en", "TRANSPORT", "noise at night")
+        case = await CaseRepository(session).open_case(new, opened)
+    async with sessions.begin() as session:  # the one delivered, the other still waiting for its endpoint
+        await CaseRepository(session).add_information(case.id, me.id, "it is every night", opened)
+        first = await session.scalar(select(func.min(OutboxEvent.id)))
+        await session.execute(update(OutboxEvent).where(OutboxEvent.id == first)
+                              .values(status="delivered", finished_at=opened))
+    await run_retention(sessions, days=365, now=NOW)
+    async with sessions() as session:
+        messages = list(await session.scalars(select(Message.text)))
+        excerpts = [c.excerpt for c in await session.scalars(select(CaseRecord))]
+        events = [e.payload for e in await session.scalars(select(OutboxEvent))]
+    assert messages == ["still noisy"]
+    assert len(events) == 2, "events of a case opened within the period stay"
+    assert "Wang Fang" not in json.dumps([excerpts, events], ensure_ascii=False, default=str)
+    again = await run_retention(sessions, days=365, now=NOW, dry_run=True)
+    assert again.counts["cases"] == 0
+
+
 async def test_a_dry_run_only_counts(sessions: Sessions) -> None:
     await seed(sessions)
     result = await run_retention(sessions, days=365, now=NOW, dry_run=True)
