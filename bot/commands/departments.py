@@ -303,10 +303,23 @@ async def _apply_spec(
     return f"updated {code}: {', '.join(sorted(changes)) or 'nothing'}"
 
 
+class _TextLoader(yaml.SafeLoader):
+    """Safe YAML that reads numbers as the text typed: nothing in the file is a number, and YAML 1.1 turns
+    ``code: 0110`` into the octal 72 and ``code: 1_2`` into 12."""
+
+
+_TextLoader.yaml_implicit_resolvers = {
+    first: [rule for rule in rules if rule[0] not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _load_import(path: Path, config: Settings) -> tuple[list[dict[str, Any]], list[str]]:
     """Every department of the file, validated; DepartmentError names each problem."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextLoader)  # noqa: S506 - a SafeLoader
+    except RecursionError:
+        raise DepartmentError(f"cannot read {path}: nested deeper than a departments file can be") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise DepartmentError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("departments"), list):

@@ -206,6 +206,7 @@ def test_import_adds_departments_and_issues_tokens_once(
         (IMPORT.replace("code: TAX", "code: TRANSPORT") % SECRET, "appears twice"),
         ("departments: {TAX: 1}", "'departments' list"),
         ("departments: [", "cannot read"),
+        ("departments: " + "[" * 5000 + "]" * 5000, "cannot read"),  # deeper than PyYAML can recurse
     ],
 )
 def test_an_import_with_any_problem_changes_nothing(
@@ -217,6 +218,17 @@ def test_an_import_with_any_problem_changes_nothing(
     assert problem in capsys.readouterr().err
     assert stored(database, "TAX") is None
     assert stored(database, "TRANSPORT") is None
+
+
+def test_an_imported_code_or_name_of_digits_is_kept_as_typed(database: str, tmp_path: Path) -> None:
+    """YAML 1.1 reads 0110 as the octal number 72: the import said "code is required" of a code
+    `departments add 0110` takes, and refused the name of the 12345 hotline."""
+    path = tmp_path / "departments.yaml"
+    path.write_text("departments:\n  - {code: 0110, name: {en: 12345}}\n", encoding="utf-8")
+    assert main(["departments", "import", str(path)]) == 0
+    department = stored(database, "0110")
+    assert department is not None
+    assert department.name == {"en": "12345"}
 
 
 def test_a_new_webhook_url_re_enables_an_endpoint_disabled_by_410(
