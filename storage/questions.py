@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.citizens import for_storage
@@ -63,6 +75,15 @@ _RATE = (
     .values(rating=bindparam("new_rating", type_=_ANSWERS.c.rating.type),
             rated_at=bindparam("new_rated_at", type_=_ANSWERS.c.rated_at.type))
 )
+_RATE_LOCKED = text(
+    "WITH old AS (SELECT id, user_id, rating FROM answers WHERE id = :answer_id FOR UPDATE), "
+    "rated AS (UPDATE answers SET rating = :new_rating, rated_at = :new_rated_at FROM old "
+    "WHERE answers.id = old.id AND old.user_id = :citizen_id AND old.rating IS DISTINCT FROM :new_rating) "
+    "SELECT user_id, rating FROM old"
+).bindparams(bindparam("answer_id", type_=Integer()), bindparam("citizen_id", type_=Integer()),
+             bindparam("new_rating", type_=_ANSWERS.c.rating.type),
+             bindparam("new_rated_at", type_=_ANSWERS.c.rated_at.type))
+"""PostgreSQL: _ANSWER_TO_RATE and _RATE in one round trip; what the row was before, for the result."""
 
 
 class Rating(enum.StrEnum):
@@ -199,14 +220,23 @@ class QuestionRepository:
         self, answer_id: int, citizen_id: int, rating: Rating, *, now: datetime | None = None
     ) -> RateResult:
         """Set the rating of an answer shown to this citizen; a second press changes it, never adds one."""
-        row = (await self.session.execute(_ANSWER_TO_RATE, {"answer_id": answer_id})).first()
-        if row is None:
-            return RateResult.NOT_FOUND
-        if row.user_id != citizen_id:
-            return RateResult.NOT_YOURS
-        if row.rating == rating.value:
-            return RateResult.UNCHANGED
-        result = RateResult.RECORDED if row.rating is None else RateResult.CHANGED
         values = {"answer_id": answer_id, "new_rating": rating.value, "new_rated_at": now or utcnow()}
-        await self.session.execute(_RATE, values)
+        if self._shared:  # read, locked, and written if it is to change: one round trip
+            row = (await self.session.execute(_RATE_LOCKED, values | {"citizen_id": citizen_id})).first()
+            return _rated(row, citizen_id, rating)
+        row = (await self.session.execute(_ANSWER_TO_RATE, {"answer_id": answer_id})).first()
+        result = _rated(row, citizen_id, rating)
+        if result in (RateResult.RECORDED, RateResult.CHANGED):
+            await self.session.execute(_RATE, values)
         return result
+
+
+def _rated(row: Row[Any] | None, citizen_id: int, rating: Rating) -> RateResult:
+    """What rating the answer (its ``user_id`` and ``rating`` before the press) comes to."""
+    if row is None:
+        return RateResult.NOT_FOUND
+    if row.user_id != citizen_id:
+        return RateResult.NOT_YOURS
+    if row.rating == rating.value:
+        return RateResult.UNCHANGED
+    return RateResult.RECORDED if row.rating is None else RateResult.CHANGED
