@@ -4,7 +4,8 @@ The columns are ``id, category, department, question_<lang>, alternatives_<lang>
 keywords_<lang>, links, valid_from, valid_until, auto_answer``; any language may have columns. List cells
 separate phrases with " | " (a pipe between spaces), so a phrase cannot itself contain " | " or start or
 end with a pipe next to a space. ``links`` is JSON (``[{"url": ..., "title": {"en": ...}}]``) or empty.
-Files must be UTF-8 (a BOM is fine).
+Files must be UTF-8 (a BOM is fine). A column with no name in the header (the empty columns a spreadsheet
+saves past the last one used) is skipped while its cells are blank.
 
 Cells are written as text a spreadsheet does not run (:mod:`knowledge.formats.formulas`): quoted, and behind
 a ``'`` when they would begin a formula, such as an answer that begins with ``-`` or ``+``. Reading drops that
@@ -72,6 +73,9 @@ def _csv_columns(reader: Reader, header: list[str]) -> list[tuple[str, str | Non
     columns: list[tuple[str, str | None]] = []
     for name in (cell.strip() for cell in header):
         prefix, _, lang = name.partition("_")
+        if not name:  # spreadsheets save the empty columns past the last one used: only blanks may be in it
+            columns.append(("", None))
+            continue
         if name.lower() in PLAIN_COLUMNS:
             columns.append((name.lower(), None))
         elif prefix.lower() in LOCALIZED_COLUMNS and LANGUAGE_PATTERN.fullmatch(lang):
@@ -92,8 +96,11 @@ def _read_csv_row(reader: Reader, columns: list[tuple[str, str | None]], row: li
         return
     before = len(reader.errors)
     data: dict[str, Any] = {}
-    for (name, lang), cell in zip(columns, map(restore, row), strict=True):
-        if lang is None:
+    for number, ((name, lang), cell) in enumerate(zip(columns, map(restore, row), strict=True), start=1):
+        if not name:
+            if cell.strip():
+                reader.error(line, f"column {number}", "a cell in a column with no name in the header")
+        elif lang is None:
             data[name] = _csv_cell(reader, name, cell.strip(), line)
         elif name in ("alternatives", "keywords"):
             data.setdefault(name, {})[lang] = _PHRASE_SEPARATOR.split(cell.strip())

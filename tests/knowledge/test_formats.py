@@ -563,6 +563,9 @@ def test_csv_extra_language_columns_and_blank_rows() -> None:
 
 @pytest.mark.parametrize(("header", "row", "field", "message"), [
     ("id,question_en", "a,x", None, None),
+    ("id,question_en,,", "a,x,, ", None, None),  # a spreadsheet's empty columns past the last one used
+    ("id,,question_en", "a,,x", None, None),
+    ("id,,question_en", "a,oops,x", "column 2", "no name in the header"),
     ("question_en", "x", "id", "no id column"),
     ("id,title_en", "a,x", "title_en", "unknown column"),
     ("id,id", "a,a", "id", "appears twice"),
