@@ -45,13 +45,15 @@ _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\u00c0-\u024f-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 )
 _EMAIL_ANY = re.compile(
-    r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:[.\u3002\uff61][\w-]+)*[.\u3002\uff61](?:[A-Za-z]{2,}|[^\W\d_]{2,})"
+    r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:[.\u3002\uff61][\w-]+)*"
+    r"(?:\.(?:[A-Za-z]{2,}|[^\W\d_]{2,})|[\u3002\uff61][A-Za-z]{2,})"
 )
 """Addresses with letters of any script (``张三@example.com``, ``li@例子.中国``). Chinese text runs on without
 spaces, so such a local part reaches back to the last space or punctuation: sought only where _EMAIL found
 no address at the same ``@``, and more masked than too little. _EMAIL itself does not start after a Latin
 letter with a diacritic, so that ``josé.garcía@…`` is one address, not ``a@…``. The dots of the domain may be
-ideographic full stops (``qq。com``), as a Chinese input method types them and IDNA reads them."""
+ideographic full stops (``qq。com``), as a Chinese input method types them and IDNA reads them; then the
+last label is in Latin letters, so that ``@客服。谢谢`` (a mention ending a sentence) is left alone."""
 _NATIONAL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 _NATIONAL_ID_GROUPED = re.compile(r"(?<![0-9])[0-9]{6}([ -])[0-9]{8}\1[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
 """An ID number written in its three parts (``110101 19900307 4258``), as on forms."""

@@ -164,8 +164,11 @@ def test_addresses_with_letters_of_any_script_are_masked(text: str, expected: st
     [
         ("邮箱123456@qq。com", "邮***@qq。com"),
         ("write to zhang@example。gov。cn today", "write to z***@example。gov。cn today"),
-        ("邮箱：li@例子｡中国，谢谢", "邮箱：l***@例子｡中国，谢谢"),
+        ("邮箱：li@例子｡cn，谢谢", "邮箱：l***@例子｡cn，谢谢"),
         ("mail wang＠example。cn now", "mail w***@example。cn now"),
+        ("邮箱123456@qq。com。谢谢", "邮***@qq。com。谢谢"),
+        # A mention ending a sentence is not an address: the words before it stay.
+        ("今天我在群里@客服。没人回", "今天我在群里@客服。没人回"),
     ],
 )
 def test_addresses_with_ideographic_full_stops_for_dots_are_masked(text: str, expected: str) -> None:
