@@ -122,6 +122,8 @@ def _case(line: str, where: str) -> Case:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         raise CaseFileError(f"{where}: not JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise CaseFileError(f"{where}: not JSON: nested too deep") from None
     if not isinstance(data, dict) or not isinstance(data.get("query"), str):
         raise CaseFileError(f'{where}: expected an object with a string "query"')
     relevant = data.get("relevant", [])

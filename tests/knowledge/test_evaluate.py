@@ -94,6 +94,7 @@ def test_load_cases_reads_what_the_knowledge_files_read(tmp_path: Path) -> None:
     ("line", "message"),
     [
         ("{not json", "not JSON"),
+        ("[" * 100_000 + "]" * 100_000, "not JSON: nested too deep"),
         ('["a list"]', 'string "query"'),
         ('{"query": 5}', 'string "query"'),
         ('{"query": "q", "relevant": "so-1"}', "list of entry ids"),
