@@ -28,7 +28,7 @@ from knowledge.formats.reader import LANGUAGE_PATTERN, Reader
 
 LOCALIZED_COLUMNS = ("question", "alternatives", "answer", "keywords")
 PLAIN_COLUMNS = ("id", "category", "department", "links", "valid_from", "valid_until", "auto_answer")
-_PHRASE_SEPARATOR = re.compile(r"\s+\|\s+")
+_PHRASE_SEPARATOR = re.compile(r"(?<!\S)\|(?!\S)")  # a pipe standing alone, also at either end of the cell
 _LONE_PIPE = re.compile(r"(?:^|\s)\|(?:\s|$)")
 
 
@@ -103,7 +103,7 @@ def _read_csv_row(reader: Reader, columns: list[tuple[str, str | None]], row: li
         elif lang is None:
             data[name] = _csv_cell(reader, name, cell.strip(), line)
         elif name in ("alternatives", "keywords"):
-            data.setdefault(name, {})[lang] = _PHRASE_SEPARATOR.split(cell.strip())
+            data.setdefault(name, {})[lang] = [phrase.strip() for phrase in _PHRASE_SEPARATOR.split(cell)]
         else:
             data.setdefault(name, {})[lang] = cell
     if len(reader.errors) == before:

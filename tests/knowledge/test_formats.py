@@ -466,6 +466,14 @@ def test_csv_answer_that_looks_like_a_formula_round_trips_unchanged(answer: str)
     assert loads(dumps_csv(kb), "csv") == kb
 
 
+@pytest.mark.parametrize("cell", ["renew ID | ID card |", "| renew ID | ID card", "renew ID | | ID card"])
+def test_csv_pipes_left_at_either_end_of_a_list_cell_read_as_separators(cell: str) -> None:
+    """What a CSV import reads must export as CSV again, where a phrase cannot begin or end with " |"."""
+    kb = loads(f"id,question_en,alternatives_en\na,Renew?,{cell}\n", "csv")
+    assert kb.entries[0].alternatives == {"en": ["renew ID", "ID card"]}
+    assert loads(dumps_csv(kb), "csv") == kb
+
+
 def test_csv_export_of_an_entry_with_thousands_of_phrasings_reads_back() -> None:
     """Python's csv module refuses a cell over 128 KiB unless told otherwise; exporting writes such cells."""
     phrasings = [f"how do I renew the permit for case number {n}" for n in range(4000)]
