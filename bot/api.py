@@ -147,7 +147,7 @@ async def post_reply(request: web.Request) -> web.Response:
         assert fresh is not None
         return 201, {"case": fresh.for_department(), "reply": change.to_json()}
 
-    return await _write(request, reply)
+    return await _write(request, body, reply)
 
 
 async def post_status(request: web.Request) -> web.Response:
@@ -168,7 +168,7 @@ async def post_status(request: web.Request) -> web.Response:
         updated = await repo.set_status(case.id, case.department, status, note, now)
         return 200, {"case": updated.for_department()}
 
-    return await _write(request, change)
+    return await _write(request, body, change)
 
 
 async def post_transfer(request: web.Request) -> web.Response:
@@ -183,22 +183,21 @@ async def post_transfer(request: web.Request) -> web.Response:
         moved = await repo.transfer(case.id, case.department, target.strip(), note, now)
         return 200, {"case": moved.for_department()}
 
-    return await _write(request, transfer)
+    return await _write(request, body, transfer)
 
 
-async def _write(request: web.Request, operation: Operation) -> web.Response:
+async def _write(request: web.Request, body: dict[str, Any], operation: Operation) -> web.Response:
     """Run a change in one transaction, honouring ``Idempotency-Key``; nothing is written if it fails."""
     department = request[DEPARTMENT]
     key = _idempotency_key(request)
-    fingerprint = hashlib.sha256(
-        f"{request.method} {request.path}\n".encode() + await request.read()
-    ).hexdigest()
+    fingerprint = _fingerprint(request, body)
     now = request.config_dict[CLOCK]()
     async with request.config_dict[SESSIONS].begin() as session:
         if key is not None:
             stored = await IdempotencyRepository(session).reserve(department.code, key, fingerprint, now)
             if stored is not None:
-                _check_replay(stored.fingerprint == fingerprint, stored.status)
+                same = stored.fingerprint in (fingerprint, await _raw_fingerprint(request))
+                _check_replay(same, stored.status)
                 body = await _governed_replay(session, request, department, stored.body, now)
                 return web.json_response(body, status=stored.status, headers={"Idempotent-Replayed": "true"})
         repo = CaseRepository(session)
@@ -209,6 +208,27 @@ async def _write(request: web.Request, operation: Operation) -> web.Response:
             await IdempotencyRepository(session).complete(department.code, key, status, body)
     wake_workers(request.config_dict)
     return web.json_response(body, status=status)
+
+
+def _fingerprint(request: web.Request, body: dict[str, Any]) -> str:
+    """SHA-256 of what a write asks for: method, ticket as normalised, operation and the parsed body.
+
+    A client that re-serialises on retry (spacing, key order, escapes) or writes the ticket in lower case
+    sends the same request and gets it replayed. The text hashed is a JSON array, which no raw fingerprint's
+    text (``POST /api/…``) can equal.
+    """
+    raw = request.match_info["ticket"]
+    operation = request.path.rsplit("/", 1)[-1]
+    asked = [request.method, normalise_ticket(raw) or raw, operation, body]
+    return hashlib.sha256(json.dumps(asked, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+async def _raw_fingerprint(request: web.Request) -> str:
+    """The fingerprint keys stored before ``_fingerprint`` hold: method, path and body bytes as sent.
+
+    Such a key still replays its byte-identical retry; they go with the retention period.
+    """
+    return hashlib.sha256(f"{request.method} {request.path}\n".encode() + await request.read()).hexdigest()
 
 
 def _check_replay(same_request: bool, status: int) -> None:

@@ -43,8 +43,9 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "Repeat a write safely: the same key with the same request returns the first response "
-    "(with `Idempotent-Replayed: true`); the same key with another request is refused (422). A key is "
+    "description": "Repeat a write safely: the same key with the same request (the same ticket and JSON, "
+    "however spaced or ordered) returns the first response (with `Idempotent-Replayed: true`); the same key "
+    "with another request is refused (422). A key is "
     "kept for govbot's retention period (`GOVBOT_RETENTION_DAYS`, a year by default).",
     "schema": {"type": "string", "pattern": KEY_PATTERN},
 }

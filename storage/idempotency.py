@@ -26,7 +26,8 @@ class IdempotencyRecord(Base):
     department: Mapped[str] = mapped_column(String(50), primary_key=True)
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
-    """SHA-256 of method, path and body: the same key with another request is refused."""
+    """SHA-256 of the request (method, ticket, operation, parsed body; in keys stored before, of method, path
+    and body bytes): the same key with another request is refused."""
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
 from jsonschema import Draft202012Validator
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.api import create_api
@@ -23,6 +24,7 @@ from tests.conftest import close_every_connection
 from tests.escalation.conftest import NOW, Client, Dept, open_case
 
 PROBLEM = "application/problem+json"
+PLAIN_JSON = "application/json"
 
 
 async def problem(response: ClientResponse, status: int) -> dict[str, Any]:
@@ -216,6 +218,54 @@ async def test_a_repeated_idempotency_key_replays_the_first_response_without_a_s
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(CitizenNotice)) == 1
     reused = await api.post(url, json={"text": "Something else."}, headers=headers)
+    assert "different request" in (await problem(reused, 422))["detail"]
+
+
+async def test_a_retry_serialised_differently_or_with_the_ticket_in_lower_case_replays_the_first_response(
+    api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    case = await open_case(sessions)
+    headers = departments["TRANSPORT"].auth | {"Idempotency-Key": "status-1", "Content-Type": PLAIN_JSON}
+    sent = b'{"status": "resolved", "note": "Done."}'
+    first = await api.post(f"/api/v1/cases/{case.ticket}/status", data=sent, headers=headers)
+    assert first.status == 200
+    for ticket, body in (
+        (case.ticket, b'{"note":"Done.","status":"resolved"}'),
+        (case.ticket.lower(), sent),
+        (case.ticket, b'{\n  "status": "resolved",\n  "note": "\\u0044one."\n}'),
+    ):
+        retry = await api.post(f"/api/v1/cases/{ticket}/status", data=body, headers=headers)
+        assert (retry.status, retry.headers.get("Idempotent-Replayed")) == (200, "true"), await retry.text()
+        assert await retry.json() == await first.json()
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(CitizenNotice)) == 1
+    for ticket, body in (
+        (case.ticket, b'{"status": "resolved", "note": "Done!"}'),
+        (case.ticket, b'{"status": "closed", "note": "Done."}'),
+        (case.ticket, b'{"status": "resolved"}'),
+    ):
+        reused = await api.post(f"/api/v1/cases/{ticket}/status", data=body, headers=headers)
+        assert "different request" in (await problem(reused, 422))["detail"]
+    await problem(await api.post(f"/api/v1/cases/{case.ticket}/transfer", data=sent, headers=headers), 422)
+
+
+async def test_a_key_stored_with_the_fingerprint_of_the_raw_bytes_still_replays_the_same_bytes(
+    api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Keys stored before the fingerprint was taken over the parsed request: the byte-identical retry
+    replays, another request is refused."""
+    case = await open_case(sessions)
+    headers = departments["TRANSPORT"].auth | {"Idempotency-Key": "old-1", "Content-Type": PLAIN_JSON}
+    url, body = f"/api/v1/cases/{case.ticket}/replies", b'{"text": "On it."}'
+    first = await api.post(url, data=body, headers=headers)
+    assert first.status == 201
+    legacy = hashlib.sha256(f"POST {url}\n".encode() + body).hexdigest()
+    async with sessions.begin() as session:
+        await session.execute(update(IdempotencyRecord).values(fingerprint=legacy))
+    retry = await api.post(url, data=body, headers=headers)
+    assert (retry.status, retry.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert await retry.json() == await first.json()
+    reused = await api.post(url, data=b'{"text": "Something else."}', headers=headers)
     assert "different request" in (await problem(reused, 422))["detail"]
 
 
