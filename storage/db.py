@@ -252,8 +252,12 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def describe(engine: AsyncEngine) -> str:
-    """The engine's URL with any password hidden, for messages and logs."""
-    return engine.url.render_as_string(hide_password=True)
+    """The engine's URL with any password hidden, for messages and logs: also one given as asyncpg's
+    ``?password=`` parameter."""
+    url, hidden = engine.url, "HIDDEN"
+    if "password" in url.query:
+        url = url.update_query_dict({"password": hidden})
+    return url.render_as_string(hide_password=True).replace(f"password={hidden}", "password=***")
 
 
 class MigrationBroke(Exception):
