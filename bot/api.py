@@ -22,6 +22,7 @@ from bot.keys import SESSIONS, wake_workers
 from bot.openapi import KEY_PATTERN, MAX_LIMIT, MAX_OFFSET, OPENAPI
 from bot.web.guard import RETRY_AFTER_SECONDS
 from bot.web.transparency import stats
+from knowledge.normalise import visible
 from storage.case_events import citizen_fields
 from storage.cases import Case, CaseError, CaseNotFound, CaseRepository, CaseStatus, normalise_ticket
 from storage.db import UNSTORABLE, error_reason, out_of_reach, reconnecting
@@ -38,6 +39,7 @@ PUBLIC_PATHS = frozenset({f"{PREFIX}/openapi.json", f"{PREFIX}/stats"})
 """Paths anyone may read without a token: the API's description and the public transparency figures."""
 MAX_TEXT = 4096
 """A reply or note longer than one Telegram message is refused rather than cut."""
+_NOT_VISIBLE = "must be a non-empty string with a visible character"
 PROBLEM = "application/problem+json"
 DEPARTMENT = web.RequestKey("department", DepartmentProfile)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("api_clock")
@@ -298,29 +300,33 @@ async def _json_object(request: web.Request, *, required: set[str], optional: se
             422, "missing-field", "Missing field", f"missing field(s): {', '.join(sorted(missing))}"
         )
     if unknown:
-        shown = ", ".join(sorted(str(k)[:40] for k in unknown))
+        shown = ", ".join(sorted(repr(k[:40]) for k in unknown))  # quoted, so an empty name shows as ''
         raise Problem(422, "unknown-field", "Unknown field", f"unknown field(s): {shown}")
     return body
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
+    """The text of a reply or note, stripped: something the citizen can see, and no more than one message."""
     value = body.get(name)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value.strip():
-        raise Problem(422, "invalid-text", "Invalid text", f"{name} must be a non-empty string")
+    if not isinstance(value, str):
+        raise Problem(422, "invalid-text", "Invalid text", f"{name} {_NOT_VISIBLE}")
     if UNSTORABLE.search(value):
         raise Problem(
             422, "invalid-text", "Invalid text", f"{name} holds a NUL character or half of a surrogate pair"
         )
-    if len(value) > MAX_TEXT:
+    text = value.strip()
+    if not visible(text):  # only spaces, zero-width or direction marks: the citizen would get a blank message
+        raise Problem(422, "invalid-text", "Invalid text", f"{name} {_NOT_VISIBLE}")
+    if len(text) > MAX_TEXT:
         raise Problem(
             422,
             "text-too-long",
             "Text too long",
-            f"{name} has {len(value)} characters; at most {MAX_TEXT} fit in one message",
+            f"{name} has {len(text)} characters; at most {MAX_TEXT} fit in one message",
         )
-    return value.strip()
+    return text
 
 
 def _status_filter(raw: str | None) -> CaseStatus | None:

@@ -50,7 +50,13 @@ IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "pattern": KEY_PATTERN},
 }
 STATUS = {"type": "string", "enum": ["open", "in_progress", "resolved", "closed"]}
-TEXT = {"type": "string", "minLength": 1, "maxLength": 4096}
+TEXT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 4096,
+    "description": "Leading and trailing spaces are stripped; what is left must show (not only zero-width or "
+    "direction marks) and fit in 4096 characters",
+}
 TIME = {"type": "string", "format": "date-time"}
 RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
@@ -16,7 +15,7 @@ from handlers import ask, browse, escalation, feedback, privacy, start
 from handlers.i18n import DEFAULT_LANGUAGE, language_of, t
 from handlers.router import Flow, Router, Turn
 from handlers.types import FLOOD, FLOOD_QUIET, Incoming, Reply
-from knowledge.normalise import guess_language
+from knowledge.normalise import guess_language, visible
 from storage import db
 from storage.citizens import Citizen, CitizenRepository
 from storage.flood import Verdict
@@ -160,7 +159,7 @@ class Dialogue:
         state_flow = router.states.get(pending or "") if private else None
         if state_flow is not None:
             return state_flow
-        if not _visible(incoming.text or ""):  # only zero-width or direction marks: not a question
+        if not visible(incoming.text or ""):  # only zero-width or direction marks: not a question
             return _saying("empty_text", kind="empty")
         if router.text is None:
             return _saying("unknown_command", kind="unknown_command", command="")
@@ -205,14 +204,9 @@ def sanitise(incoming: Incoming) -> tuple[Incoming, bool]:
     return replace(incoming, text=text[:MAX_TEXT]), cut
 
 
-def _visible(text: str) -> bool:
-    """Whether any character shows: not only spaces, controls, or format marks (zero-width, direction)."""
-    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
-
-
 def _captioned(incoming: Incoming) -> bool:
     """Whether an attachment we cannot read came with words to answer (a photo's caption)."""
-    return incoming.unsupported is not None and _visible(incoming.text or "")
+    return incoming.unsupported is not None and visible(incoming.text or "")
 
 
 def _language_guess(incoming: Incoming) -> str:

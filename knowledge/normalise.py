@@ -190,6 +190,11 @@ def _names_with_ampersand(words: list[str]) -> list[str]:
     return kept
 
 
+def visible(text: str) -> bool:
+    """Whether any character shows: not only spaces, controls, or format marks (zero-width, direction)."""
+    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+
+
 def is_cjk(char: str) -> bool:
     """Whether ``char`` (its first character) is a CJK ideograph."""
     code = ord(char[0]) if char else 0

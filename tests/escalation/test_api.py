@@ -350,9 +350,14 @@ BAD_INPUT = [
     ("replies", b"\xff\xfe", 400, "not valid JSON"),
     ("replies", b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
     ("replies", b"{}", 422, "missing field(s): text"),
-    ("replies", b'{"text": "hi", "urgent": true}', 422, "unknown field(s): urgent"),
+    ("replies", b'{"text": "hi", "urgent": true}', 422, "unknown field(s): 'urgent'"),
+    ("replies", b'{"text": "hi", "": true}', 422, "unknown field(s): ''"),
     ("replies", b'{"text": 42}', 422, "text must be a non-empty string"),
     ("replies", b'{"text": "   "}', 422, "text must be a non-empty string"),
+    # Nothing the citizen would see: a zero-width space, spaces around a zero-width joiner, direction marks.
+    ("replies", b'{"text": "\\u200b"}', 422, "text must be a non-empty string with a visible character"),
+    ("replies", b'{"text": "  \\u200d  "}', 422, "text must be a non-empty string with a visible character"),
+    ("status", b'{"status": "resolved", "note": "\\u200e\\u2060"}', 422, "note must be a non-empty string"),
     ("replies", ('{"text": "' + "a" * 4097 + '"}').encode(), 422, "4097 characters"),
     ("status", b'{"status": "lost"}', 422, "status must be one of in_progress, resolved, closed"),
     ("status", b'{"status": "open"}', 422, "status must be one of"),
@@ -387,6 +392,20 @@ async def test_bad_input_gets_a_clear_problem_and_changes_nothing(
         assert detail in (await problem(response, status))["detail"], (path, body[:40])
         assert await snapshot(sessions) == before, (path, body[:40])
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_text_that_fits_once_its_surrounding_spaces_go_is_taken_stripped(
+    api: Client, departments: dict[str, Dept], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    case = await open_case(sessions)
+    text = "a" * 4096
+    response = await api.post(
+        f"/api/v1/cases/{case.ticket}/replies",
+        json={"text": f"  \n{text}\n  "},
+        headers=departments["TRANSPORT"].auth,
+    )
+    assert response.status == 201, await response.text()
+    assert (await response.json())["reply"]["text"] == text
 
 
 async def test_an_unknown_or_malformed_ticket_is_404(
