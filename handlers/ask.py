@@ -80,13 +80,12 @@ async def pick(turn: Turn) -> list[Reply]:
     entry = turn.entry(entry_id)
     if entry is None:
         return turn.say("entry_gone", kind="expired")
-    if first:
-        await turn.questions.choose(asked.id, entry.id)
-        # The question becomes a suggested phrasing of the chosen entry (`govbot kb suggestions`).
-        await SuggestionRepository(turn.session).record_pick(asked.text, entry.id, now=turn.now)
-    answer_id = await turn.questions.record_answer(
-        turn.citizen.id, entry.id, how="picked", question_id=asked.id, now=turn.now
-    )
+    if first:  # the question also becomes a suggested phrasing of the entry (`govbot kb suggestions`)
+        answer_id = await SuggestionRepository(turn.session).record_first_pick(
+            asked.id, asked.text, entry.id, citizen_id=turn.citizen.id, now=turn.now)
+    else:
+        answer_id = await turn.questions.record_answer(
+            turn.citizen.id, entry.id, how="picked", question_id=asked.id, now=turn.now)
     return [answer_reply(turn, entry, answer_id)]
 
 

@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Integer, String, UniqueConstraint, bindparam, select, text
+from sqlalchemy import Integer, String, TextClause, UniqueConstraint, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,7 +20,7 @@ from knowledge.formats import phrase_fits_csv
 from knowledge.normalise import guess_language, normalise
 from storage.knowledge import KnowledgeRepository
 from storage.models import Base, Question, utcnow
-from storage.questions import chose_an_entry
+from storage.questions import QuestionRepository, chose_an_entry
 
 MAX_PHRASING_CHARS = 200
 """Longer questions are not taken as phrasings: an alternative phrasing is a short question."""
@@ -113,11 +113,27 @@ class SuggestionRepository:
         keyed = _keyed(question)
         if keyed is None:
             return None
-        language, key, tidy = keyed
-        values = {"entry_id": entry_id, "language": language, "text": tidy, "key": key,
-                  "pending": SuggestionStatus.PENDING.value, "now": now or utcnow()}
+        values = _pick_values(keyed) | {"entry_id": entry_id, "now": now or utcnow()}
         # One statement whoever else records the same phrasing at once: the unique constraint decides.
         return int((await self.session.execute(_COUNT_PICK, values)).scalar_one())
+
+    async def record_first_pick(self, question_id: int, question: str, entry_id: str, *, citizen_id: int,
+                                now: datetime | None = None) -> int:
+        """A citizen's first pick from "did you mean": the question's choice, ``question`` counted as a
+        phrasing of ``entry_id``, and the answer shown (its id); one statement on PostgreSQL, where they
+        were three round trips."""
+        at = now or utcnow()
+        if self.session.get_bind().dialect.name != "postgresql":
+            questions = QuestionRepository(self.session)
+            await questions.choose(question_id, entry_id)
+            await self.record_pick(question, entry_id, now=at)
+            return await questions.record_answer(citizen_id, entry_id, how="picked", question_id=question_id,
+                                                 now=at)
+        keyed = _keyed(question)
+        values = {"entry_id": entry_id, "question_id": question_id, "user_id": citizen_id, "now": at}
+        if keyed is not None:
+            values |= _pick_values(keyed)
+        return int((await self.session.execute(_FIRST_PICK[keyed is not None], values)).scalar_one())
 
     async def withdraw_picks(self, citizen_id: int) -> int:
         """Take a citizen's picks back from suggestions (erasure): a phrasing only they chose goes, pending or
@@ -194,15 +210,34 @@ class SuggestionRepository:
         return rows.first()
 
 
-_COUNT_PICK = text(
+_UPSERT_PICK = (
     "INSERT INTO suggestions "
     "(entry_id, language, text, key, times_chosen, status, first_seen_at, last_seen_at) "
     "VALUES (:entry_id, :language, :text, :key, 1, :pending, :now, :now) "
     "ON CONFLICT (entry_id, language, key) "
-    "DO UPDATE SET times_chosen = suggestions.times_chosen + 1, last_seen_at = excluded.last_seen_at "
-    "RETURNING id"
-).bindparams(bindparam("now", type_=SuggestionRow.__table__.c.last_seen_at.type))
+    "DO UPDATE SET times_chosen = suggestions.times_chosen + 1, last_seen_at = excluded.last_seen_at"
+)
+_NOW = bindparam("now", type_=SuggestionRow.__table__.c.last_seen_at.type)
+_COUNT_PICK = text(f"{_UPSERT_PICK} RETURNING id").bindparams(_NOW)
 """Written out, as the citizens' insert: SQLAlchemy does not cache its dialects' upserts."""
+_CHOOSE = "chose AS (UPDATE questions SET chosen_entry_id = :entry_id WHERE id = :question_id)"
+_SHOWN = ("INSERT INTO answers (user_id, question_id, entry_id, how, created_at) "
+          "VALUES (:user_id, :question_id, :entry_id, 'picked', :now) RETURNING id")
+
+
+def _first_pick(counted: bool) -> TextClause:
+    ctes = [_CHOOSE, f"counted AS ({_UPSERT_PICK})"] if counted else [_CHOOSE]
+    return text(f"WITH {', '.join(ctes)} {_SHOWN}").bindparams(
+        _NOW, bindparam("question_id", type_=Integer()), bindparam("user_id", type_=Integer()))
+
+
+_FIRST_PICK = {counted: _first_pick(counted) for counted in (False, True)}
+"""PostgreSQL: a first pick's choice, phrasing (when the question is one) and answer, in one round trip."""
+
+
+def _pick_values(keyed: tuple[str, str, str]) -> dict[str, str]:
+    language, key, tidy = keyed
+    return {"language": language, "text": tidy, "key": key, "pending": SuggestionStatus.PENDING.value}
 
 
 def _keyed(question: str) -> tuple[str, str, str] | None:

@@ -13,6 +13,7 @@ from storage import db
 from storage.citizens import CitizenRepository
 from storage.models import Answer, Question
 from storage.questions import NewQuestion, QuestionRepository, RateResult, Rating
+from storage.suggestions import SuggestionRepository
 from tests.conftest import statements
 
 NOW = datetime(2026, 12, 8, 9, 30, tzinfo=UTC)
@@ -85,3 +86,28 @@ async def test_two_presses_at_once_in_two_processes_record_one_rating(postgres_u
     finally:
         await engine.dispose()
     assert sorted(results) == sorted([RateResult.RECORDED] + [RateResult.UNCHANGED] * 3)
+
+
+@pytest.mark.parametrize("text", ["where do I renew a passport", "x?"])  # a phrasing, and too short for one
+async def test_a_first_pick_records_the_choice_the_phrasing_and_the_answer_together(
+        engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], text: str) -> None:
+    asked = NewQuestion(text, normalised=text, language="en", decision="clarify", reason="close",
+                        candidates=[{"entry_id": "passport", "score": 0.6}], signals={})
+    async with sessions.begin() as session:
+        me = await CitizenRepository(session).get_or_create("test", "1", now=NOW)
+        question_id = await QuestionRepository(session).record_question(me.id, asked, now=NOW)
+        with statements(engine) as sent:
+            answer_id = await SuggestionRepository(session).record_first_pick(
+                question_id, text, "passport", citizen_id=me.id, now=NOW)
+    async with sessions() as session:
+        question = await session.get(Question, question_id)
+        answer = await session.get(Answer, answer_id)
+        listed = await SuggestionRepository(session).listing()
+    suggested = [(suggestion.entry_id, suggestion.text, suggestion.times_chosen) for suggestion in listed]
+    assert question is not None
+    assert answer is not None
+    assert question.chosen_entry_id == "passport"
+    assert (answer.user_id, answer.question_id, answer.entry_id, answer.how, answer.created_at) == (
+        me.id, question_id, "passport", "picked", NOW)
+    assert suggested == ([("passport", text, 1)] if text != "x?" else [])
+    assert len(sent) == (1 if engine.dialect.name == "postgresql" else 3 if text != "x?" else 2)
