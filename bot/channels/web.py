@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import ip_network
 from typing import Any
@@ -69,6 +70,15 @@ def reply_entry(reply: Reply) -> NewEntry | None:
             "content_b64": base64.b64encode(reply.document.content).decode("ascii"),
         }
     return NewEntry(role="bot", text=reply.text, kind=reply.kind, buttons=rows, document=document)
+
+
+@dataclass(frozen=True)
+class News:
+    """What a waiting page gets: the entries, the last number stored, the citizen's chosen language."""
+
+    entries: list[ChatEntry]
+    last_seq: int
+    language: str | None
 
 
 class WebChannel:
@@ -163,27 +173,27 @@ class WebChannel:
         self.hub.notify(identity)
         return appended, [plain(r.notice) for r in replies if r.notice and not r.text]
 
-    async def wait_for(self, identity: str, after: int, wait: float) -> tuple[list[ChatEntry], int]:
+    async def wait_for(self, identity: str, after: int, wait: float) -> News:
         """Entries after ``after`` as soon as there are any, or none once ``wait`` seconds have passed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
             with self.hub.listen(identity) as event:
-                entries, last = await self._after(identity, after)
+                news = await self._after(identity, after)
                 remaining = deadline - loop.time()
-                if entries or remaining <= 0 or self.hub.closed or after > last:
-                    return entries, last
+                if news.entries or remaining <= 0 or self.hub.closed or after > news.last_seq:
+                    return news
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(POLL_SECONDS, remaining)):
                         await event.wait()
 
-    async def _after(self, identity: str, after: int) -> tuple[list[ChatEntry], int]:
+    async def _after(self, identity: str, after: int) -> News:
         async with self.sessions() as session:
             chat = web_chat.WebChatRepository(session)
             citizen = await chat.citizen(identity)
             if citizen is None:
-                return [], 0
-            return await chat.after(citizen[0], after), await chat.last_seq(citizen[0])
+                return News([], 0, None)
+            return News(await chat.after(citizen[0], after), await chat.last_seq(citizen[0]), citizen[1])
 
     async def _citizen_entry(self, identity: str, message: ChatMessage, incoming: Incoming) -> NewEntry:
         if message.payload is None:
@@ -358,9 +368,9 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     appended, notices = await channel.converse(request.app, identity, message, hint)
     if is_form:  # to the answer: the log scrolls only with the script, the browser scrolls to this
         return web.Response(status=303, headers={"Location": "/#" + _landing(appended.entries)})
-    lang = appended.language if appended.language in LANGUAGES else hint
+    lang = _shown_in(appended.language, hint)
     body: dict[str, Any] = {
-        "entries": [pages.entry_json(e) for e in appended.entries],
+        "entries": [pages.entry_json(e, lang=lang) for e in appended.entries],
         "last_seq": max((e.seq for e in appended.entries), default=0),
         "lang": lang,
         "notices": notices,
@@ -378,12 +388,30 @@ def _landing(entries: Sequence[ChatEntry]) -> str:
     return f"e{replies[0].seq}" if replies else "composer"
 
 
+def _shown_in(chosen: str | None, hint: str) -> str:
+    """The language new entries are shown in: the citizen's choice (as the turn left it), else the page's."""
+    return chosen if chosen in LANGUAGES else hint
+
+
 async def updates(request: web.Request) -> web.Response:
-    """GET entries after ``after``, waiting up to ``wait`` seconds for the first of them (long polling)."""
+    """GET entries after ``after``, waiting up to ``wait`` seconds for the first of them (long polling).
+
+    News may bring the replies to a message before its own response does (the press of 中文): like that
+    response, it says their language, and the page's words in it when the page (``lang``) shows another.
+    """
     identity = _known_identity(request)
     after, wait = _number(request, "after", 2**31 - 1), _number(request, "wait", MAX_WAIT_SECONDS)
-    entries, last = await request.app[WEB].wait_for(identity, after, wait)
-    return web.json_response({"entries": [pages.entry_json(e) for e in entries], "last_seq": last})
+    shown = language_of(request.query.get("lang"))
+    news = await request.app[WEB].wait_for(identity, after, wait)
+    lang = _shown_in(news.language, shown or page_language(request, None))
+    body: dict[str, Any] = {
+        "entries": [pages.entry_json(e, lang=lang) for e in news.entries],
+        "last_seq": news.last_seq,
+        "lang": lang,
+    }
+    if lang != shown:
+        body["ui"] = pages.ui_strings(lang)
+    return web.json_response(body)
 
 
 def _number(request: web.Request, name: str, high: int) -> int:

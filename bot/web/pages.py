@@ -89,8 +89,11 @@ def accepted_language(header: str | None) -> str | None:
     return best[1] if best else None
 
 
-def entry_json(entry: ChatEntry) -> dict[str, Any]:
-    """An entry for the page's script: text as a tree of allowed elements, never raw HTML."""
+def entry_json(entry: ChatEntry, *, lang: str) -> dict[str, Any]:
+    """An entry for the page's script: text as a tree of allowed elements, never raw HTML.
+
+    ``lang``: the language it is shown in (its label, and the voice a screen reader reads it in).
+    """
     nodes = to_json(parse(entry.text)) if entry.role == "bot" else ([entry.text] if entry.text else [])
     document = None
     if entry.document:
@@ -103,6 +106,7 @@ def entry_json(entry: ChatEntry) -> dict[str, Any]:
         "buttons": [[_button_json(b) for b in row] for row in entry.buttons],
         "document": document,
         "client_id": entry.client_id,
+        "lang": lang,
     }
 
 

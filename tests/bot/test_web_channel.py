@@ -365,8 +365,21 @@ async def test_a_page_that_lost_its_connection_gets_everything_after_its_last_en
     body = await response.json()
     assert [e["seq"] for e in body["entries"]] == [3, 4]
     assert body["last_seq"] == 4
-    caught_up = await (await browser.client.get("/api/chat/updates", params={"after": "4"})).json()
-    assert caught_up == {"entries": [], "last_seq": 4}
+    params = {"after": "4", "lang": "en"}
+    caught_up = await (await browser.client.get("/api/chat/updates", params=params)).json()
+    assert caught_up == {"entries": [], "last_seq": 4, "lang": "en"}
+
+
+async def test_news_says_the_language_its_entries_are_shown_in_with_the_pages_words_in_it(
+    browser: Browser,
+) -> None:
+    await browser.say("pay property tax")
+    await browser.press("lang:zh")
+    params = {"after": "2", "lang": "en"}  # a page that has not had the answer to its press of 中文
+    news = await (await browser.client.get("/api/chat/updates", params=params)).json()
+    assert news["lang"] == "zh"
+    assert {entry["lang"] for entry in news["entries"]} == {"zh"}
+    assert news["ui"]["web_bot"] == t("zh", "web_bot")
 
 
 async def test_a_message_sent_again_is_answered_from_the_log_not_handled_twice(

@@ -103,7 +103,7 @@ def entry(role: str, text: str, **fields: object) -> ChatEntry:
 def test_a_citizens_text_is_always_text_even_if_it_looks_like_allowed_markup() -> None:
     html = entry_html(entry("citizen", "<b>hi</b><script>x</script>"), lang="en", csrf="t")
     assert "&lt;b&gt;hi&lt;/b&gt;&lt;script&gt;" in html
-    assert entry_json(entry("citizen", "<b>hi</b>"))["nodes"] == ["<b>hi</b>"]
+    assert entry_json(entry("citizen", "<b>hi</b>"), lang="en")["nodes"] == ["<b>hi</b>"]
 
 
 def test_buttons_become_submit_buttons_and_links_and_bad_urls_do_not() -> None:
@@ -120,7 +120,7 @@ def test_buttons_become_submit_buttons_and_links_and_bad_urls_do_not() -> None:
     assert "javascript:" not in html
     assert 'value="rate:1:1&quot; onclick=&quot;x"' in html
     assert '<input type="hidden" name="reply" value="7">' in html
-    assert entry_json(entry("bot", "a", buttons=buttons))["buttons"][1] == [
+    assert entry_json(entry("bot", "a", buttons=buttons), lang="en")["buttons"][1] == [
         {"label": "Evil"},
         {"label": "👍", "payload": 'rate:1:1" onclick="x'},
     ]

@@ -214,6 +214,26 @@ async def test_each_entry_is_read_in_the_language_it_was_shown_in(page: Page) ->
     assert set(await page.locator("#log .msg").evaluate_all(shown_in)) == {"zh-Hans"}
 
 
+async def test_a_reply_that_news_brings_before_the_switch_is_answered_is_in_the_new_language(
+    page: Page,
+) -> None:
+    await ask(page, "pay property tax")
+    await page.get_by_text("Pay property tax online").wait_for()
+    reply = page.locator(".msg-bot", has_text="已切换为简体中文。")
+
+    async def answer_after_the_news(route: Route) -> None:
+        answered = await route.fetch()  # handled by the server, whose news then brings the reply first
+        await reply.wait_for()
+        await route.fulfill(response=answered)
+
+    await page.route("**/api/chat/messages", answer_after_the_news, times=1)
+    await page.get_by_role("button", name="中文").click()
+    await page.locator(".pending").wait_for(state="detached")
+    assert await reply.get_attribute("lang") == "zh-Hans"
+    assert await reply.locator(".sr-only").text_content() == f"{t('zh', 'web_bot')} "
+    assert await page.get_attribute("html", "lang") == "zh-Hans"
+
+
 async def test_escalating_and_a_case_update_arriving_later(page: Page, govbot: Govbot) -> None:
     await ask(page, "What time does the moon festival fireworks show start?")
     department = page.get_by_role("button", name=str(t("en", "btn_talk_department")))

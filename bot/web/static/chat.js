@@ -170,11 +170,11 @@
     return form;
   }
 
-  /* An entry in the page's language now, as its label is: after a switch, a screen reader still reads the
-   * earlier entries in their own language's voice. */
-  function entryBox(className) {
+  /* An entry in the language the server says it is shown in (the page's now, for one sent from here), as its
+   * label is: after a switch, a screen reader still reads the earlier entries in their own language's voice. */
+  function entryBox(className, lang) {
     var box = el("div", className);
-    box.lang = document.documentElement.lang;
+    box.lang = lang ? languageTag(lang) : document.documentElement.lang;
     return box;
   }
 
@@ -184,7 +184,7 @@
     if (!hasBody && !buttons.length && !entry.document) {
       return null;
     }
-    var box = entryBox("msg msg-" + (entry.role === "bot" ? "bot" : "citizen"));
+    var box = entryBox("msg msg-" + (entry.role === "bot" ? "bot" : "citizen"), entry.lang);
     box.id = "e" + entry.seq;
     box.setAttribute("data-seq", String(entry.seq));
     if (hasBody) {
@@ -349,26 +349,37 @@
   }
 
   /* The markup says the language as its switch button does (zh-Hans); messages keep the code. */
+  function languageTag(lang) {
+    var tag = lang;
+    document.querySelectorAll("button.lang").forEach(function (button) {
+      tag = button.value === "lang:" + lang && button.lang ? button.lang : tag;
+    });
+    return tag;
+  }
+
   function setLanguage(lang) {
     if (typeof lang !== "string" || language() === lang) {
       return;
     }
     composer.elements.namedItem("lang").value = lang;
-    var tag = lang;
     document.querySelectorAll("button.lang").forEach(function (button) {
-      var chosen = button.value === "lang:" + lang;
-      button.setAttribute("aria-pressed", chosen ? "true" : "false");
-      tag = chosen && button.lang ? button.lang : tag;
+      button.setAttribute("aria-pressed", button.value === "lang:" + lang ? "true" : "false");
     });
-    document.documentElement.lang = tag;
+    document.documentElement.lang = languageTag(lang);
   }
 
-  function receive(data) {
+  /* The page takes the language the server shows new entries in, from whichever answer brings it first:
+   * news may bring the reply to the press of 中文 before that press's own response. */
+  function follow(data) {
     if (data.ui && typeof data.ui === "object") {
       strings = data.ui;
       applyStrings();
     }
     setLanguage(data.lang);
+  }
+
+  function receive(data) {
+    follow(data);
     if (data.erased === true) {
       clearLog(false);
     }
@@ -487,7 +498,8 @@
     while (!stopped) {
       var started = Date.now();
       try {
-        var response = await request("/api/chat/updates?after=" + lastSeq + "&wait=25", {
+        var query = "?after=" + lastSeq + "&wait=25&lang=" + encodeURIComponent(language());
+        var response = await request("/api/chat/updates" + query, {
           credentials: "same-origin",
           cache: "no-store"
         });
@@ -509,6 +521,7 @@
           clearLog(true); /* the log was emptied (the citizen erased their data, maybe in another tab) */
           continue;
         }
+        follow(data);
         apply(data.entries);
         if (statusLine.textContent === say("web_offline")) {
           setStatus("");
