@@ -157,6 +157,15 @@ def update_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
 
     A department left with an endpoint and no signing secret gets one, printed once.
     """
+    given = (args.name, args.webhook_url, args.no_webhook, args.category is not None,
+             args.ticket_prefix is not None, args.enable, args.disable)
+    if not any(given):
+        print(
+            "govbot: nothing to change; give --name, --webhook-url or --no-webhook, --category, "
+            "--ticket-prefix, --enable or --disable",
+            file=sys.stderr,
+        )
+        return 2
     config = settings()
     changes: dict[str, Any] = {}
     try:
@@ -173,8 +182,6 @@ def update_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
         changes["ticket_prefix"] = args.ticket_prefix
     if args.enable or args.disable:
         changes["enabled"] = bool(args.enable)
-    if not changes:
-        return _fail(DepartmentError("nothing to change; see `govbot departments update --help`"))
     secret = new_secret()
 
     async def update(session: AsyncSession) -> bool:

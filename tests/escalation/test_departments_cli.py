@@ -175,6 +175,14 @@ def test_unknown_department_is_a_clear_error(database: str, capsys: pytest.Captu
     assert main(["departments", "update", "MOON", "--disable"]) == 1
 
 
+def test_update_with_nothing_to_change_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["departments", "update", "TAX"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    for option in ("--name", "--webhook-url", "--no-webhook", "--category", "--ticket-prefix", "--enable"):
+        assert option in err
+
+
 def test_import_adds_departments_and_issues_tokens_once(
     database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
