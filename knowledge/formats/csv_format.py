@@ -5,7 +5,9 @@ keywords_<lang>, links, valid_from, valid_until, auto_answer``; any language may
 separate phrases with " | " (a pipe between spaces), so a phrase cannot itself contain " | " or start or
 end with a pipe next to a space. ``links`` is JSON (``[{"url": ..., "title": {"en": ...}}]``) or empty.
 Files must be UTF-8 (a BOM is fine). A column with no name in the header (the empty columns a spreadsheet
-saves past the last one used) is skipped while its cells are blank.
+saves past the last one used) is skipped while its cells are blank. Cells are separated by commas, or by
+semicolons or tabs when the header line has no comma (Excel's CSV in many European locales); export writes
+commas.
 
 Cells are written as text a spreadsheet does not run (:mod:`knowledge.formats.formulas`): quoted, and behind
 a ``'`` when they would begin a formula, such as an answer that begins with ``-`` or ``+``. Reading drops that
@@ -30,6 +32,7 @@ LOCALIZED_COLUMNS = ("question", "alternatives", "answer", "keywords")
 PLAIN_COLUMNS = ("id", "category", "department", "links", "valid_from", "valid_until", "auto_answer")
 _PHRASE_SEPARATOR = re.compile(r"(?<!\S)\|(?!\S)")  # a pipe standing alone, also at either end of the cell
 _LONE_PIPE = re.compile(r"(?:^|\s)\|(?:\s|$)")
+_LINE_END = re.compile(r"[\r\n]")  # each ends a row for the csv module
 
 
 def phrase_fits_csv(phrase: str) -> bool:
@@ -52,7 +55,7 @@ def read_csv(reader: Reader, text: str) -> None:
     # The csv module refuses a cell over 128 KiB by default, which the export writes for an entry with
     # thousands of phrasings; the whole text is in memory already, so no cell can be longer than it.
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     try:
         header = next(rows, None)
         columns = _csv_columns(reader, header) if header is not None else None
@@ -65,6 +68,21 @@ def read_csv(reader: Reader, text: str) -> None:
             start = rows.line_num + 1
     except csv.Error as exc:
         reader.error(rows.line_num, None, f"malformed CSV: {exc}")
+
+
+def _delimiter(text: str) -> str:
+    """The header line's separator: a comma, else a semicolon or tab that splits it into several names.
+
+    Read with commas, such a header line is one cell, and no column's name holds a semicolon or tab between
+    two words: every file that could be read before is read as before.
+    """
+    line = _LINE_END.split(text, maxsplit=1)[0]
+    if "," not in line:
+        for delimiter in (";", "\t"):
+            names = next(csv.reader([line], delimiter=delimiter), [])
+            if sum(1 for name in names if name.strip()) > 1:
+                return delimiter
+    return ","
 
 
 def _csv_columns(reader: Reader, header: list[str]) -> list[tuple[str, str | None]] | None:

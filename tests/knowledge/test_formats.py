@@ -589,6 +589,42 @@ def test_csv_header_and_cell_problems(header: str, row: str, field: str | None, 
     assert message in error.message
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_csv_separated_by_semicolons_or_tabs_reads_as_with_commas(delimiter: str) -> None:
+    """Excel in many European locales saves CSV with semicolons; quoted cells may hold any separator."""
+    rows = [["id", "question_en", "answer_en", "keywords_en"],
+            ["a", "Fees; costs?", "10, or 5\tfor children", "fee | cost"],
+            ["b", "Hours?", "9-5", ""]]
+
+    def written(separator: str) -> str:
+        out = io.StringIO()
+        csv.writer(out, delimiter=separator, lineterminator="\n").writerows(rows)
+        return out.getvalue()
+
+    assert loads(written(delimiter), "csv") == loads(written(","), "csv")
+    assert loads(written(delimiter), "csv").entries[0].answer == {"en": "10, or 5\tfor children"}
+
+
+def test_csv_header_quoted_and_separated_by_semicolons_reads() -> None:
+    [entry] = loads('"id";"question_en"\r\n"a";"Fees, costs?"\r\n', "csv").entries
+    assert entry == Entry("a", question={"en": "Fees, costs?"})
+
+
+@pytest.mark.parametrize(("text", "answer"), [
+    ("id,answer_en\na,one; two\tthree\n", {"en": "one; two\tthree"}),
+    ("id,\tanswer_en\na,x;y\n", {"en": "x;y"}),  # header cells are stripped: a tab there was harmless
+    (" id \t\na\n", {}),  # a header of one column, with a tab after it
+])
+def test_csv_with_a_comma_header_reads_as_before(text: str, answer: dict[str, str]) -> None:
+    [entry] = loads(text, "csv").entries
+    assert (entry.id, entry.answer) == ("a", answer)
+
+
+def test_csv_export_stays_comma_separated() -> None:
+    kb = KnowledgeBase(entries=[Entry("a", question={"en": "x; y"}, answer={"en": "z\tw"})])
+    assert dumps_csv(kb).splitlines()[0].startswith("id,category,department,")
+
+
 # ---------------------------------------------------------------------------- JSON Lines
 
 
