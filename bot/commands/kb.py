@@ -124,6 +124,12 @@ def export_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
         print("govbot: cannot tell the format from the file name; give --format yaml|csv|jsonl",
               file=sys.stderr)
         return 2
+    named = _named_format(Path(args.out))
+    if named not in (None, fmt):
+        # `kb import` goes by the extension, so such a file would not import again.
+        print(f"govbot: --format {fmt} contradicts the name {args.out} ({named}); name it .{fmt} "
+              f"or leave out --format", file=sys.stderr)
+        return 2
 
     kb = asyncio.run(_kb_from_database(settings()))
     try:
@@ -266,3 +272,10 @@ async def _kb_from_database(settings: Settings) -> KnowledgeBase:
 
 def _format_from_suffix(path: Path) -> str | None:
     return {".yaml": "yaml", ".yml": "yaml", ".csv": "csv", ".jsonl": "jsonl"}.get(path.suffix.lower())
+
+
+def _named_format(out: Path) -> str | None:
+    """The format OUT's extension names (json for .json); None for no known one, or for stdout or a device."""
+    if out.exists() and not out.is_file():
+        return None
+    return _format_from_suffix(out) or ("json" if out.suffix.lower() == ".json" else None)

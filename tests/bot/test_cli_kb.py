@@ -160,6 +160,33 @@ def test_an_export_that_cannot_be_written_says_why_and_fails(
     assert "--format yaml|csv|jsonl" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("name", "fmt"), [
+    ("out.csv", "yaml"), ("out.yaml", "csv"), ("OUT.YML", "jsonl"), ("out.jsonl", "csv"),
+    ("out.json", "yaml"),
+    ("out.json", "jsonl"),  # a JSON Lines file named .json is neither read as JSON nor imported
+])
+def test_an_export_whose_format_contradicts_the_file_name_is_refused(
+    tmp_path: Path, database: Path, capsys: pytest.CaptureFixture[str], name: str, fmt: str
+) -> None:
+    """The file would not import again: the importer goes by the extension."""
+    assert main(["kb", "export", "--format", fmt, str(tmp_path / name)]) == 2
+    [message] = capsys.readouterr().err.splitlines()
+    assert f"--format {fmt}" in message
+    assert not (tmp_path / name).exists()
+    assert not database.exists()
+
+
+def test_an_export_format_is_taken_for_a_name_without_extension_or_stdout(tmp_path: Path) -> None:
+    assert main(["kb", "import", str(write_kb(tmp_path / "kb"))]) == 0
+    assert main(["kb", "export", "--format", "csv", str(tmp_path / "kb-export")]) == 0
+    assert (tmp_path / "kb-export").read_text(encoding="utf-8-sig").startswith("id,")
+    assert main(["kb", "export", "--format", "csv", str(tmp_path / "kb.CSV")]) == 0
+    export = [sys.executable, "-m", "bot.cli", "kb", "export", "--format", "jsonl", "/dev/stdout"]
+    done = subprocess.run(export, capture_output=True, text=True, cwd=REPO, timeout=120, check=False)  # noqa: S603
+    assert done.returncode == 0, done.stderr
+    assert '"tax-pay"' in done.stdout
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_an_export_that_fails_leaves_the_file_it_would_replace_as_it_was(
     tmp_path: Path, database: Path, capsys: pytest.CaptureFixture[str], fmt: str
