@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -168,14 +168,22 @@ async def append(
     entries: Sequence[NewEntry],
     *,
     now: datetime,
+    since: int | None = None,
 ) -> Appended:
-    """Store entries for a web citizen (created on first contact), retrying when numbers collide."""
+    """Store entries for a web citizen (created on first contact), retrying when numbers collide.
+
+    ``since``: the number of the citizen's message, stored when it was claimed; the entries from it on are
+    returned, with any that came in between (a department's notice), so that a page misses none.
+    """
     client_id = next((e.client_id for e in entries if e.client_id), None)
     for attempt in range(1, ATTEMPTS + 1):
         try:
             async with sessions.begin() as session:
                 citizen = await CitizenRepository(session).get_or_create(CHANNEL, identity, now=now)
-                stored = await WebChatRepository(session).add(citizen.id, entries, now)
+                chat = WebChatRepository(session)
+                stored = await chat.add(citizen.id, entries, now)
+                if since is not None:
+                    stored = await chat.after(citizen.id, since - 1)
                 return Appended(stored, citizen.language)
         except IntegrityError:
             log.info("web chat append collided (attempt %d)", attempt)
@@ -183,6 +191,28 @@ async def append(
             if earlier is not None:
                 return earlier
     raise RuntimeError(f"could not append to a web chat after {ATTEMPTS} attempts")
+
+
+async def claim(
+    sessions: async_sessionmaker[AsyncSession], identity: str, sent: NewEntry, *, now: datetime
+) -> Appended:
+    """Store the citizen's message before it is handled; if its client id was stored before, that instead.
+
+    Processes sharing a database (PostgreSQL) each keep their own turns apart, not each other's: a message
+    the page sends again, reaching another process while the first handles it, is told apart here, by the
+    unique client id, and handled once. The entries returned for a message sent before (``duplicate``) may
+    lack its replies still; the page gets them as news.
+    """
+    return await append(sessions, identity, [sent], now=now)
+
+
+async def withdraw(sessions: async_sessionmaker[AsyncSession], identity: str, seq: int) -> None:
+    """Take back a claimed message the dialogue refused (the flood limit): as refused, it was never said."""
+    async with sessions.begin() as session:
+        chat = WebChatRepository(session)
+        citizen = await chat.citizen(identity)
+        if citizen is not None:
+            await session.execute(delete(WebEntry).where(WebEntry.user_id == citizen[0], WebEntry.seq == seq))
 
 
 async def since_sent(

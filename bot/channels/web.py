@@ -98,6 +98,7 @@ class WebChannel:
         self._signer: Signer | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._turns = ChatTurns()
+        self._shared = False  # several processes may share the database (PostgreSQL)
 
     @property
     def signer(self) -> Signer:
@@ -120,6 +121,8 @@ class WebChannel:
             else await stored_secret(sessions, "web-identity", make_secret)
         )
         self._signer, self._sessions = Signer(secret), sessions
+        async with sessions() as session:  # no connection is taken for this
+            self._shared = session.get_bind().dialect.name == "postgresql"
 
     async def send(self, chat_id: str, replies: Sequence[Reply], *, thread: str | None = None) -> None:
         """Deliver replies that were not asked for just now (a department's answer, a case's new status).
@@ -142,7 +145,8 @@ class WebChannel:
         """Hand the message to the dialogue once, store it with the replies; return them and any notices.
 
         One message of a citizen at a time (a double press, or the page sending again while the first is
-        handled): on SQLite nothing else keeps two turns apart, and each would open its own case.
+        handled): on SQLite nothing else keeps two turns apart, and each would open its own case. Processes
+        sharing PostgreSQL tell a message sent again apart by claiming its client id first (``_claim``).
         """
         async with self._turns.turn(identity):
             return await self._converse(app, identity, message, lang)
@@ -150,28 +154,44 @@ class WebChannel:
     async def _converse(
         self, app: web.Application, identity: str, message: ChatMessage, lang: str
     ) -> tuple[Appended, list[str]]:
-        if message.client_id:
-            earlier = await web_chat.since_sent(self.sessions, identity, message.client_id)
-            if earlier is not None:
-                return earlier, []
         incoming = Incoming(
             channel=CHANNEL, chat_id=identity, user_id=identity, text=message.text, payload=message.payload,
             language=lang, message_id=None if message.reply is None else str(message.reply),
         )
+        own = await self._citizen_entry(identity, message, incoming)
+        claimed = await self._claim(identity, own)
+        if claimed is not None and claimed.duplicate:
+            return claimed, []
         started = self._clock()
         replies = await app[CONVERSATION].handle(incoming)
         failed = any(reply.kind == "error" for reply in replies)  # the dialogue apologised for a failure
         app[METRICS].observe(CHANNEL, replies, self._clock() - started, failed=failed)
         if refused(replies):  # over the flood limit: nothing is stored, the page shows why
+            if claimed is not None:
+                await web_chat.withdraw(self.sessions, identity, claimed.entries[0].seq)
             raise too_many(str(plain(replies[0].text)))
         if erased(replies):  # the log is gone with the rest; keeping this exchange would start it again
             self.hub.notify(identity)
             return Appended([], None, erased=True), [plain(r.text) for r in replies if r.text]
-        own = await self._citizen_entry(identity, message, incoming)
-        entries = [own, *(entry for entry in map(reply_entry, replies) if entry is not None)]
-        appended = await web_chat.append(self.sessions, identity, entries, now=self.now())
+        entries = [entry for entry in map(reply_entry, replies) if entry is not None]
+        since = None if claimed is None else claimed.entries[0].seq
+        stored = [own, *entries] if since is None else entries
+        appended = await web_chat.append(self.sessions, identity, stored, now=self.now(), since=since)
         self.hub.notify(identity)
         return appended, [plain(r.notice) for r in replies if r.notice and not r.text]
+
+    async def _claim(self, identity: str, own: NewEntry) -> Appended | None:
+        """The message as sent before under its client id (``duplicate``), else None; on PostgreSQL, else the
+        citizen's entry, stored now, before the turn.
+
+        One process keeps a citizen's turns apart (``converse``), so a read tells a message sent again. Other
+        processes may be handling it at this moment: the unique client id tells it, as the entry is stored.
+        """
+        if not own.client_id:
+            return None
+        if self._shared:
+            return await web_chat.claim(self.sessions, identity, own, now=self.now())
+        return await web_chat.since_sent(self.sessions, identity, own.client_id)
 
     async def wait_for(self, identity: str, after: int, wait: float) -> News:
         """Entries after ``after`` as soon as there are any, or none once ``wait`` seconds have passed."""

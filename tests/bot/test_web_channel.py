@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.app import create_app
 from bot.channels.web import WEB
 from bot.config import load_settings
-from bot.keys import SENDERS
+from bot.keys import CONVERSATION, SENDERS
 from bot.notify import Unreachable
 from bot.web.guard import CSP, MAX_BODY
 from bot.web.hub import Hub
 from bot.web.identity import COOKIE, HOST_COOKIE, Signer
 from handlers.dialogue import MAX_TEXT
 from handlers.i18n import t
-from handlers.types import Document, Reply
+from handlers.types import Document, Incoming, Reply
 from storage.cases import CaseRecord
 from storage.knowledge import KnowledgeRepository
 from storage.models import Question
@@ -298,6 +298,21 @@ async def test_a_flood_from_one_citizen_gets_429_in_their_language(start: Start)
     assert body["detail"] == "您发送消息过于频繁，请稍等片刻再发送。"
 
 
+async def test_a_message_refused_by_the_flood_limit_is_not_in_the_log_and_is_refused_again(
+    start: Start,
+) -> None:
+    browser = await start(flood_limit_per_minute=2)
+    await browser.open()
+    await browser.say("hello")
+    await browser.say("hello again")
+    for _ in range(2):  # the page sends it again later under the same id: not an answered message yet
+        status, _body = await browser.post({"text": "and again", "lang": "en", "client_id": "m-0003-flood"})
+        assert status == 429
+    news = await (await browser.client.get("/api/chat/updates", params={"after": "0", "lang": "en"})).json()
+    assert "and again" not in texts(news)
+    assert news["last_seq"] == 4
+
+
 async def test_a_flood_from_one_address_gets_429_with_retry_after(start: Start) -> None:
     browser = await start(web_requests_per_minute=3)
     statuses = [(await browser.client.get("/")).status for _ in range(4)]
@@ -389,6 +404,39 @@ async def test_a_message_sent_again_is_answered_from_the_log_not_handled_twice(
     again = await browser.say("pay property tax", client_id="m-0001-retry")
     assert again["entries"] == first["entries"]
     assert again["duplicate"] is True
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(Question.id))) == 1
+
+
+async def test_a_message_sent_again_to_another_process_while_the_first_handles_it_is_handled_once(
+    start: Start, database_url: str, sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL is shared by several processes (govbot run --workers)")
+    first, second = await start(), await start()  # two processes' servers on one database
+    await first.open()
+    second.set_cookie(first.client.session.cookie_jar.filter_cookies(first.client.make_url("/"))[COOKIE].value)
+    second.token = first.token
+    dialogue = first.client.app[CONVERSATION]
+    handling, answer = asyncio.Event(), asyncio.Event()
+    handle = dialogue.handle
+
+    async def held(incoming: Incoming) -> list[Reply]:
+        handling.set()
+        await answer.wait()
+        return await handle(incoming)
+
+    monkeypatch.setattr(dialogue, "handle", held)
+    sent = asyncio.create_task(first.say("pay property tax", client_id="m-0002-retry"))
+    await asyncio.wait_for(handling.wait(), 10)
+    again = await asyncio.wait_for(second.say("pay property tax", client_id="m-0002-retry"), 10)
+    answer.set()
+    answered = await sent
+    assert again["duplicate"] is True
+    assert [e["client_id"] for e in again["entries"]] == ["m-0002-retry"]
+    assert again["entries"][0] == answered["entries"][0]
+    assert "Pay property tax online" in " ".join(texts(answered))
     async with sessions() as session:
         assert await session.scalar(select(func.count(Question.id))) == 1
 
