@@ -70,10 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"govbot: database error: {error_reason(exc)}", file=sys.stderr)
         return 1
     except KnowledgeLoadError as exc:
-        print(
-            f"govbot: {len(exc.errors)} problem(s) in the knowledge-base files, nothing was changed:",
-            file=sys.stderr,
-        )
+        # Reassuring only where the command writes (read-only ones set writes=False); of `kb lint` it would
+        # suggest that it might have.
+        unchanged = ", nothing was changed" if getattr(args, "writes", True) else ""
+        print(f"govbot: {len(exc.errors)} problem(s) in the knowledge-base files{unchanged}:",
+              file=sys.stderr)
         for error in exc.errors:
             print(f"  {error}", file=sys.stderr)
         return 1

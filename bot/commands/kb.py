@@ -56,7 +56,7 @@ def register(
 
     p = sub.add_parser("lint", help="check knowledge-base files", parents=[common])
     p.add_argument("paths", nargs="+", type=path_argument, metavar="PATH")
-    p.set_defaults(handler=lint_command)
+    p.set_defaults(handler=lint_command, writes=False)
 
     p = sub.add_parser("ask", help="show how the matcher decides on a question", parents=[common])
     p.add_argument("question")
@@ -64,13 +64,13 @@ def register(
     p.add_argument("--kb", nargs="+", type=path_argument, metavar="PATH",
                    help="files to load instead of the database")
     p.add_argument("--json", action="store_true", help="print the match as JSON")
-    p.set_defaults(handler=ask_command)
+    p.set_defaults(handler=ask_command, writes=False)
 
     p = sub.add_parser("eval", help="measure the matcher on labelled questions", parents=[common])
     p.add_argument("--kb", nargs="+", type=path_argument, metavar="PATH", required=True)
     p.add_argument("--cases", type=path_argument, metavar="FILE.jsonl", required=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=eval_command)
+    p.set_defaults(handler=eval_command, writes=False)
 
     suggestions.register(sub, common)
 

@@ -282,6 +282,22 @@ def test_malformed_yaml_names_the_file_and_line_and_changes_nothing(
     assert "~ tax-pay (answer)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [
+    ["kb", "lint"], ["kb", "ask", "How do I pay?", "--kb"], ["kb", "eval", "--cases", "cases.jsonl", "--kb"],
+])
+def test_a_read_only_command_refusing_files_does_not_speak_of_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """Saying "nothing was changed" of a command that never writes suggests it might have."""
+    kb = write_kb(tmp_path / "kb")
+    (kb / "broken.yaml").write_text("entries:\n  - id: x\n    question: {en: [unclosed\n", encoding="utf-8")
+    assert main([*command, str(kb)]) == 1
+    err = capsys.readouterr().err
+    assert "broken.yaml:" in err
+    assert "problem(s) in the knowledge-base files" in err
+    assert "changed" not in err
+
+
 def test_duplicate_ids_across_files_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kb = write_kb(tmp_path / "kb")
     (kb / "copy.yaml").write_text(ENTRY.format(id="tax-pay", answer="Other."), encoding="utf-8")
