@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.knowledge_import import department_codes, import_knowledge, load_for_import
 from knowledge.entry import KnowledgeBase, local_date
 from knowledge.evaluate import CaseFileError, evaluate, load_cases, render_table
-from knowledge.formats import KnowledgeFileError, dump, load_paths, load_paths_with_sources
+from knowledge.formats import KnowledgeFileError, dump, load_paths, load_paths_with_sources, open_descriptor
 from knowledge.lint import lint
 from knowledge.matcher import Match, Matcher
 from storage import db
@@ -140,7 +140,9 @@ def export_command(args: argparse.Namespace, settings: Callable[[], Settings]) -
     except OSError as exc:
         print(f"govbot: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"wrote {len(kb.entries)} entries to {args.out} ({fmt})")
+    # Not into the export itself when that is standard output: a JSONL file would not import again.
+    summary = sys.stderr if open_descriptor(args.out) is not None else sys.stdout
+    print(f"wrote {len(kb.entries)} entries to {args.out} ({fmt})", file=summary)
     return 0
 
 

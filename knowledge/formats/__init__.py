@@ -17,6 +17,7 @@ from knowledge.formats.files import (
     load_paths,
     load_paths_with_sources,
     loads,
+    open_descriptor,
 )
 from knowledge.formats.jsonl_format import dumps_jsonl
 from knowledge.formats.reader import ENTRY_FIELDS, ID_PATTERN, LANGUAGE_PATTERN, MAX_ID_LENGTH, clean_text
@@ -45,5 +46,6 @@ __all__ = [
     "load_paths",
     "load_paths_with_sources",
     "loads",
+    "open_descriptor",
     "phrase_fits_csv",
 ]

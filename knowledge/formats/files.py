@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -83,8 +84,15 @@ def _write_whole(out: Path, data: bytes) -> None:
 
     A write that fails part of the way (a full disk) must not leave an earlier export cut short, which
     could still load as a smaller knowledge base: the data goes to a hidden file beside it first, which
-    then takes its place with the earlier file's permissions. A pipe or device (``/dev/stdout``) is
-    written as it is."""
+    then takes its place with the earlier file's permissions. A pipe or device is written as it is, and
+    standard output (``/dev/stdout``) through the descriptor the shell opened: a file it names was
+    replaced, or emptied where ``>>`` was to add to it."""
+    descriptor = open_descriptor(out)
+    if descriptor is not None:
+        sys.stdout.flush()
+        with open(descriptor, "wb", closefd=False) as stream:
+            stream.write(data)
+        return
     if out.exists() and not out.is_file():
         out.write_bytes(data)
         return
@@ -102,6 +110,20 @@ def _write_whole(out: Path, data: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def open_descriptor(out: str | Path) -> int | None:
+    """The descriptor of this process that ``out`` names (``/dev/stdout``, ``/dev/fd/N``,
+    ``/proc/self/fd/N``), or None for a file of its own."""
+    name = os.path.abspath(out)
+    standard = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}.get(name)
+    if standard is not None:
+        return standard
+    for folder in ("/dev/fd/", "/proc/self/fd/"):
+        number = name.removeprefix(folder)
+        if number != name and number.isdigit():
+            return int(number)
+    return None
 
 
 def _holding_half_characters(kb: KnowledgeBase) -> str:

@@ -230,6 +230,29 @@ def test_an_export_cut_short_by_a_full_disk_leaves_the_earlier_export_whole(
     assert "entries:" in out.read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("redirect", ["w", "a"])
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_an_export_to_standard_output_redirected_to_a_file_goes_into_that_file(
+    tmp_path: Path, database: Path, name: str, redirect: str
+) -> None:
+    # `govbot kb export --format jsonl /dev/stdout >> kb.jsonl`: the file the shell opened is written
+    # through, after what it holds (>>); the summary goes to standard error, out of the export.
+    assert main(["kb", "import", str(SAMPLE_KB)]) == 0
+    out = tmp_path / "kb.jsonl"
+    out.write_text("an earlier line\n", encoding="utf-8")
+    with out.open(redirect, encoding="utf-8") as shell:
+        export = [sys.executable, "-m", "bot.cli", "kb", "export", "--format", "jsonl", name]
+        done = subprocess.run(export, stdout=shell, stderr=subprocess.PIPE, text=True, cwd=REPO,  # noqa: S603
+                              timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    exported = lines[1:] if redirect == "a" else lines
+    assert lines[0] == "an earlier line" if redirect == "a" else lines[0] != "an earlier line"
+    assert len(exported) > 10
+    assert all(json.loads(line) for line in exported)
+    assert done.stderr.startswith("wrote ")
+
+
 def test_an_accepted_phrasing_with_a_pipe_between_spaces_leaves_the_csv_export_working(
     tmp_path: Path, database: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
