@@ -49,7 +49,8 @@ async def test_a_group_members_reply_to_the_citizen_is_neither_exported_nor_eras
     async with sessions.begin() as session:
         await citizen_data.erase(session, li.id, NOW)
     async with sessions() as session:
-        assert list(await session.scalars(select(InboxUpdate.update_id))) == ["2"]
+        kept = {row.update_id: row.payload for row in await session.scalars(select(InboxUpdate))}
+    assert kept == {"1": {}, "2": updates[1], "3": {}}
 
 
 async def test_export_and_erasure_read_only_the_updates_still_holding_their_content(
@@ -80,6 +81,22 @@ async def test_export_and_erasure_read_only_the_updates_still_holding_their_cont
     async with sessions() as session:
         assert len(list(await session.scalars(select(InboxUpdate.update_id)))) == 30
 
+
+async def test_a_resend_of_the_update_that_erased_the_citizen_is_dropped(sessions: Sessions) -> None:
+    # The /forget press is erased while it is being handled; Telegram delivers at least once, and a
+    # re-send that ran again would start afresh as a new citizen.
+    pressed = {"update_id": 5, "callback_query": {"id": "q", "from": LI, "data": "forget:yes"}}
+    async with sessions.begin() as session:
+        li = await CitizenRepository(session).get_or_create("telegram", "42", now=NOW)
+        assert await InboxRepository(session).accept("telegram", "5", pressed, received_at=NOW)
+    async with sessions.begin() as session:
+        assert (await citizen_data.erase(session, li.id, NOW))["channel_updates"] == 1
+    async with sessions.begin() as session:
+        await InboxRepository(session).mark_processed("telegram", "5")
+        assert not await InboxRepository(session).accept("telegram", "5", pressed, received_at=NOW)
+    async with sessions() as session:
+        [row] = await session.scalars(select(InboxUpdate))
+    assert (row.payload, row.error, row.processed_at is not None) == ({}, None, True)
 
 
 async def test_mydata_carries_the_chat_excerpt_each_case_keeps(sessions: Sessions) -> None:
