@@ -16,11 +16,10 @@ from handlers.router import Router, Turn, parse_id, private
 from handlers.types import FORGOTTEN, Button, Document, Reply
 from storage import citizen_data
 from storage.audit import AuditKind, AuditLog, citizen_ref
-from storage.cases import CaseRepository
 from storage.classification import FIELD_CLASSES
 from storage.consent import Answered, ConsentRepository
 from storage.departments import DepartmentRepository
-from storage.governance import grants, original_department, share_after_consent
+from storage.governance import granted_by_cases, share_after_consent
 from storage.numbers import whole_number
 
 router = Router()
@@ -155,14 +154,8 @@ def field_names(lang: str, fields: Iterable[Any]) -> str:
 
 async def _shared(turn: Turn) -> dict[str, set[str]]:
     """Department → fields it may receive now: consents implied by cases, then explicit decisions."""
-    shared: dict[str, set[str]] = {}
-    for case in await CaseRepository(turn.session).of_citizen(turn.citizen.id, limit=100):
-        department = await original_department(turn.session, case)
-        granted = {
-            name for name, grant in (await grants(turn.session, case, department)).items() if grant.granted
-        }
-        shared.setdefault(department, set()).update(granted)
-    # Departments of the citizen's cases are settled by grants(); the others only by explicit decisions.
+    shared = await granted_by_cases(turn.session, turn.citizen.id)
+    # Departments of the citizen's cases are settled by their cases; the others only by explicit decisions.
     decisions = await ConsentRepository(turn.session).all_decisions(turn.citizen.id)
     for department, fields in decisions.items():
         if department not in shared:

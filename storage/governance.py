@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import case_events
@@ -116,19 +116,10 @@ async def set_clearance(
     return old, new
 
 
-async def grants(session: AsyncSession, case: Case, department: str) -> dict[str, Grant]:
-    """Consent for each field of this case towards ``department``: implied, then explicit if later."""
-    decisions: dict[str, Decision] = {}
-    if case.citizen_id is not None:
-        decisions = await ConsentRepository(session).decisions(case.citizen_id, department)
-    original = (await _originals(session, [case.id])).get(case.id, case.department)
-    return field_grants(case, department, original, decisions)
-
-
 def field_grants(
     case: Case, department: str, original: str, decisions: dict[str, Decision]
 ) -> dict[str, Grant]:
-    """The rule of :func:`grants`, without the database."""
+    """Consent for each field of this case towards ``department``: implied, then explicit if later."""
     implied: dict[str, datetime] = {}
     if department == original:
         implied[Field.FREE_TEXT] = case.created_at
@@ -141,9 +132,30 @@ def field_grants(
     return result
 
 
-async def original_department(session: AsyncSession, case: Case) -> str:
-    """The department the citizen sent the case to (before any transfer)."""
-    return (await _originals(session, [case.id])).get(case.id, case.department)
+async def granted_by_cases(session: AsyncSession, citizen_id: int) -> dict[str, set[str]]:
+    """Department → fields it may receive now, for every department the citizen's cases were sent to.
+
+    However many cases there are: a field is settled by the newest case implying it (its text, and contact
+    details given with it), which an explicit decision overrides only if made after.
+    """
+    original = _original_department_column()
+    found: dict[str, set[str]] = {}
+    departments = await session.scalars(select(original).where(CaseRecord.user_id == citizen_id).distinct())
+    for department in list(departments):
+        decisions = await ConsentRepository(session).decisions(citizen_id, department)
+        fields = found.setdefault(department, set())
+        of_department = (CaseRecord.user_id == citizen_id, original == department)
+        with_contact = (*of_department, CaseRecord.contact.is_not(None), CaseRecord.contact != "",
+                        CaseRecord.contact_consent_at.is_not(None))
+        for conditions, newest in ((of_department, CaseRecord.created_at),
+                                   (with_contact, CaseRecord.contact_consent_at)):
+            row = await session.scalar(
+                select(CaseRecord).where(*conditions).order_by(newest.desc(), CaseRecord.id.desc()).limit(1)
+            )
+            if row is not None:
+                granted = field_grants(case_of(row), department, department, decisions).items()
+                fields.update(name for name, grant in granted if grant.granted)
+    return found
 
 
 async def governed_deliveries(
@@ -342,6 +354,18 @@ async def _originals(session: AsyncSession, case_ids: Collection[int]) -> dict[i
         if isinstance(data, dict) and data.get("department"):
             found[case_id] = str(data["department"])
     return found
+
+
+def _original_department_column() -> ColumnElement[str]:
+    """A case's original department in SQL, read as :func:`_originals` reads it."""
+    created = (
+        select(func.nullif(CaseChangeRecord.data["department"].as_string(), ""))
+        .where(CaseChangeRecord.case_id == CaseRecord.id, CaseChangeRecord.kind == "created")
+        .order_by(CaseChangeRecord.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(created, CaseRecord.department)
 
 
 async def _clearances(session: AsyncSession, codes: Collection[str]) -> dict[str, DataClass]:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.dialogue import Dialogue
 from handlers.escalation import notice_replies
 from storage.audit import AuditKind, AuditLog
-from storage.cases import CaseRecord, CaseStatus
+from storage.cases import CaseRecord, CaseRepository, CaseStatus, NewCase
 from storage.citizen_data import TOMBSTONE
 from storage.consent import ConsentRepository
 from storage.models import Message, Question, User
@@ -179,6 +179,28 @@ async def test_privacy_lists_departments_and_withdraws(dialogue: Dialogue, sessi
     assert replies[0].kind == "privacy_withdrawn"
     assert "No department" in (await dialogue.handle(said("/privacy")))[0].text
     assert (await dialogue.handle(said(payload="revoke:NOPE")))[0].kind == "expired"
+
+
+async def test_privacy_offers_to_withdraw_from_a_department_whose_cases_are_all_old(
+    dialogue: Dialogue, sessions: Sessions
+) -> None:
+    await open_case_by_dialogue(dialogue)  # TAX, its text shared by escalating
+    async with sessions.begin() as session:
+        citizen = (await session.scalars(select(User))).one()
+        cases = CaseRepository(session)
+        await cases.open_case(NewCase(citizen.id, "telegram", "42", "en", "TAX", "call me", contact=PHONE,
+                                      contact_consent_at=NOW), NOW)
+        await cases.open_case(NewCase(citizen.id, "telegram", "42", "en", "TAX", "again"), NOW)
+        for n in range(1, 101):
+            new = NewCase(citizen.id, "telegram", "42", "en", "REGISTRY", f"case {n}")
+            await cases.open_case(new, NOW + timedelta(minutes=n))
+    replies = await dialogue.handle(said("/privacy"))
+    assert {"revoke:TAX", "revoke:REGISTRY"} <= set(payloads(replies))
+    [line] = [line for line in replies[0].text.splitlines() if "Tax Bureau" in line]
+    assert "what you wrote" in line
+    assert "contact details" in line  # from an older TAX case
+    await dialogue.handle(said(payload="revoke:TAX"))
+    assert "revoke:TAX" not in payloads(await dialogue.handle(said("/privacy")))
 
 
 async def test_consent_prompts_render_with_share_and_keep_buttons() -> None:
