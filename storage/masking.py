@@ -54,9 +54,13 @@ no address at the same ``@``, and more masked than too little. _EMAIL itself doe
 letter with a diacritic, so that ``josé.garcía@…`` is one address, not ``a@…``. The dots of the domain may be
 ideographic full stops (``qq。com``), as a Chinese input method types them and IDNA reads them; then the
 last label is in Latin letters, so that ``@客服。谢谢`` (a mention ending a sentence) is left alone."""
-_NATIONAL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
-_NATIONAL_ID_GROUPED = re.compile(r"(?<![0-9])[0-9]{6}([ -])[0-9]{8}\1[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
-"""An ID number written in its three parts (``110101 19900307 4258``), as on forms."""
+_NATIONAL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+_NATIONAL_ID_GROUPED = re.compile(
+    r"(?<![0-9])[0-9]{6}([ -])(?:[0-9]{8}|[0-9]{4}\1[0-9]{4})\1[0-9]{3}[0-9Xx](?![0-9])"
+)
+"""An ID number written in its three parts (``110101 19900307 4258``), as on forms, or with the birth date
+split (``110101 1990 0307 4258``), as it is read out. Letters may follow straight on (``…4258abc``), as
+digits may not: the check (a real birth date and the MOD 11-2 check character) keeps ordinary numbers out."""
 _CARD = re.compile(r"(?<![0-9])(?:[0-9]{13,19}|[0-9]{4}(?:[ -][0-9]{4}){2,3}(?:[ -][0-9]{1,3})?)(?![0-9Xx])")
 _CN_MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9][ .-]?[0-9]{4}[ .-]?[0-9]{4}(?![0-9])")
 """Caught even when glued to letters (``tel13812345678``), which libphonenumber's matcher skips."""

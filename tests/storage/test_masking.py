@@ -142,6 +142,53 @@ def test_a_resident_id_written_in_its_three_parts_is_masked(
     assert [f.kind for f in find(before + left + written + right + after)].count(Kind.NATIONAL_ID) == 1
 
 
+@given(FILLER, SEPARATOR, resident_ids(), st.sampled_from([" ", "-"]), SEPARATOR, FILLER)
+def test_a_resident_id_written_in_four_groups_is_masked(
+    before: str, left: str, number: str, between: str, right: str, after: str
+) -> None:
+    # 110101 1990 0307 4258: the birth date split into year and month-day, as people read it out.
+    written = between.join((number[:6], number[6:10], number[10:14], number[14:]))
+    result = mask(before + left + written + right + after)
+    assert number[6:14] not in digits_of(result)
+    assert [f.kind for f in find(before + left + written + right + after)].count(Kind.NATIONAL_ID) == 1
+
+
+@given(
+    FILLER,
+    SEPARATOR,
+    resident_ids(),
+    st.sampled_from([(18,), (6, 8, 4), (6, 4, 4, 4)]),
+    st.sampled_from([" ", "-"]),
+    st.from_regex(r"[A-Za-z]{1,8}", fullmatch=True),
+)
+def test_a_resident_id_followed_straight_by_latin_letters_is_masked(
+    before: str, left: str, number: str, groups: tuple[int, ...], between: str, letters: str
+) -> None:
+    parts, start = [], 0
+    for size in groups:
+        parts.append(number[start : start + size])
+        start += size
+    result = mask(before + left + between.join(parts) + letters)
+    assert number[6:14] not in digits_of(result)
+    assert result.endswith(letters)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("身份证 110101 1990 0307 4258 谢谢", "身份证 110****4258 谢谢"),
+        ("身份证110101-1990-0307-4258。", "身份证110****4258。"),
+        ("ID 110101199003074258please call", "ID 110****4258please call"),
+        ("ID 110101 19900307 4258abc", "ID 110****4258abc"),
+        # Four digit groups that are no ID number (no valid birth date and check) are left alone.
+        ("codes 123456 2026 1123 0930 and 2026-11-23", "codes 123456 2026 1123 0930 and 2026-11-23"),
+    ],
+)
+def test_resident_ids_in_four_groups_or_before_letters_are_masked(text: str, expected: str) -> None:
+    assert mask(text) == expected
+    assert mask(expected) == expected
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
