@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from dataclasses import fields, replace
 from datetime import UTC, tzinfo
@@ -28,6 +30,8 @@ from knowledge.matcher import RECENT_MATCHES, MatcherConfig, Thresholds
 
 THRESHOLD_NAMES = {f.name for f in fields(Thresholds)}
 ENV_PREFIX = "GOVBOT_"
+NOT_SETTINGS = ("GOVBOT_TEST_", "GOVBOT_BENCH_")
+"""Prefixes of the test suite's and the benchmarks' own variables, which are not govbot's settings."""
 SAMPLE_KB = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/govbot.db"
 MAX_WORKERS = 64
@@ -237,6 +241,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": path})
 
         settings_cls = FileSettings
+    unknown = _unknown_in_environment()
+    if unknown:
+        raise ConfigError("; ".join(unknown))
     try:
         loaded = settings_cls(**overrides)
     except ValidationError as exc:
@@ -256,6 +263,20 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     # The values as plain Settings: `--workers` pickles them for each worker, and the file's class above,
     # made in this function, cannot be pickled. They were validated; model_construct only copies them.
     return Settings.model_construct(_fields_set=loaded.model_fields_set, **dict(loaded))
+
+
+def _unknown_in_environment() -> list[str]:
+    """A problem for each ``GOVBOT_`` variable that is no setting (a misspelt one was ignored, leaving the
+    default: SQLite for a misspelt database URL), with the setting it is closest to; the value, which may
+    be a secret, is never repeated."""
+    known = [f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields]
+    problems = []
+    for variable in sorted(os.environ):
+        name = variable.upper()
+        if name.startswith(ENV_PREFIX) and name not in known and not name.startswith(NOT_SETTINGS):
+            meant = "".join(f" ({close}?)" for close in difflib.get_close_matches(name, known, n=1))
+            problems.append(f"unknown setting {variable} in the environment{meant}")
+    return problems
 
 
 def _zone(name: str) -> tzinfo:

@@ -144,6 +144,25 @@ def test_a_misspelt_setting_in_the_config_file_is_named_without_its_value(tmp_pa
     assert "hunter2" not in str(raised.value)
 
 
+def test_a_misspelt_setting_in_the_environment_stops_govbot_and_says_which_was_meant(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ignored, GOVBOT_DATABSE_URL left production on the default SQLite file, and nobody was told.
+    monkeypatch.setenv("GOVBOT_DATABSE_URL", "postgresql+asyncpg://govbot:hunter2@db/govbot")
+    assert main(["db", "upgrade"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == ("govbot: configuration error: unknown setting GOVBOT_DATABSE_URL in the environment "
+                    "(GOVBOT_DATABASE_URL?)")
+
+
+def test_the_test_suites_and_benchmarks_own_variables_are_not_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GOVBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1/test")
+    monkeypatch.setenv("GOVBOT_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1/test")
+    assert load_settings().http_port == 8080
+
+
 @pytest.mark.parametrize("content", ["5\n", "- http_port\n", "just words\n"])
 def test_a_config_file_that_is_not_a_mapping_of_settings_is_a_clear_error(
         tmp_path: Path, content: str) -> None:
