@@ -188,11 +188,13 @@ async def post_transfer(request: web.Request) -> web.Response:
     return await _write(request, body, transfer)
 
 
-async def _write(request: web.Request, body: dict[str, Any], operation: Operation) -> web.Response:
-    """Run a change in one transaction, honouring ``Idempotency-Key``; nothing is written if it fails."""
+async def _write(request: web.Request, asked: dict[str, Any], operation: Operation) -> web.Response:
+    """Run a change in one transaction, honouring ``Idempotency-Key``; nothing is written if it fails.
+
+    ``asked``: the request's parsed body, which the key's fingerprint covers."""
     department = request[DEPARTMENT]
     key = _idempotency_key(request)
-    fingerprint = _fingerprint(request, body)
+    fingerprint = _fingerprint(request, asked)
     now = request.config_dict[CLOCK]()
     async with request.config_dict[SESSIONS].begin() as session:
         if key is not None:

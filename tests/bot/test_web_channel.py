@@ -408,12 +408,14 @@ async def test_a_message_sent_again_is_answered_from_the_log_not_handled_twice(
         assert await session.scalar(select(func.count(Question.id))) == 1
 
 
+ON_POSTGRESQL = [pytest.param("postgresql", marks=pytest.mark.postgres)]
+"""Only PostgreSQL is shared by several processes (govbot run --workers): such tests do not run on SQLite."""
+
+
+@pytest.mark.parametrize("database_url", ON_POSTGRESQL, indirect=True)
 async def test_a_message_sent_again_to_another_process_while_the_first_handles_it_is_handled_once(
-    start: Start, database_url: str, sessions: async_sessionmaker[AsyncSession],
-    monkeypatch: pytest.MonkeyPatch,
+    start: Start, sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("only PostgreSQL is shared by several processes (govbot run --workers)")
     first, second = await start(), await start()  # two processes' servers on one database
     await first.open()
     second.set_cookie(first.client.session.cookie_jar.filter_cookies(first.client.make_url("/"))[COOKIE].value)
