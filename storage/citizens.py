@@ -13,6 +13,7 @@ from sqlalchemy import Integer, Row, String, Table, TextClause, bindparam, inser
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import db
 from storage.flood import FloodCount, Verdict, count_message
 from storage.masking import mask
 from storage.models import Conversation, Message, User, utcnow
@@ -176,7 +177,7 @@ class CitizenRepository:
         self._flood: dict[int, FloodCount] = {}  # as read by begin_turn
         self._uncounted: dict[str, Any] | None = None  # _FLOOD's values, written with the next messages
         # Processes share a PostgreSQL database; SQLite has one writer at a time anyway.
-        self._shared = session.get_bind().dialect.name == "postgresql"
+        self._shared = db.shared(session)
 
     async def get_or_create(self, channel: str, external_id: str, *, now: datetime | None = None) -> Citizen:
         """The citizen for a channel identity, created on first contact."""

@@ -251,6 +251,12 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def shared(session: AsyncSession) -> bool:
+    """Whether the session's database is PostgreSQL: shared by several processes, and the one whose
+    data-modifying ``WITH`` joins several writes into one round trip."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def describe(engine: AsyncEngine) -> str:
     """The engine's URL with any password hidden, for messages and logs: also one given as asyncpg's
     ``?password=`` parameter."""

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage import db
 from storage.models import Base, Department
 from storage.numbers import whole_number
 
@@ -119,7 +120,7 @@ async def plan_afresh(session: AsyncSession) -> None:
     A connection keeps prepared statements; PostgreSQL may settle on a generic plan made when the outbox
     was empty, whose anti-join then scans the whole table per candidate once a backlog builds up.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if db.shared(session):
         await session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 

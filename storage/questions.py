@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import db
 from storage.citizens import for_storage
 from storage.models import Answer, Question, utcnow
 
@@ -153,7 +154,7 @@ class QuestionRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._shared = session.get_bind().dialect.name == "postgresql"  # data-modifying WITH
+        self._shared = db.shared(session)
 
     async def record_question(
         self, citizen_id: int | None, question: NewQuestion, *, now: datetime | None = None

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from knowledge.entry import Entry
 from knowledge.formats import phrase_fits_csv
 from knowledge.normalise import guess_language, normalise
+from storage import db
 from storage.knowledge import KnowledgeRepository
 from storage.models import Base, Question, utcnow
 from storage.questions import QuestionRepository, chose_an_entry
@@ -123,7 +124,7 @@ class SuggestionRepository:
         phrasing of ``entry_id``, and the answer shown (its id); one statement on PostgreSQL, where they
         were three round trips."""
         at = now or utcnow()
-        if self.session.get_bind().dialect.name != "postgresql":
+        if not db.shared(self.session):
             questions = QuestionRepository(self.session)
             await questions.choose(question_id, entry_id)
             await self.record_pick(question, entry_id, now=at)

@@ -37,7 +37,7 @@ from bot.web.incoming import ChatMessage, parse_message
 from handlers.dialogue import sanitise as clean_incoming
 from handlers.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_of, t
 from handlers.types import Incoming, Reply, erased, refused
-from storage import web_chat
+from storage import db, web_chat
 from storage.citizens import for_storage
 from storage.models import utcnow
 from storage.numbers import whole_number
@@ -122,7 +122,7 @@ class WebChannel:
         )
         self._signer, self._sessions = Signer(secret), sessions
         async with sessions() as session:  # no connection is taken for this
-            self._shared = session.get_bind().dialect.name == "postgresql"
+            self._shared = db.shared(session)
 
     async def send(self, chat_id: str, replies: Sequence[Reply], *, thread: str | None = None) -> None:
         """Deliver replies that were not asked for just now (a department's answer, a case's new status).
